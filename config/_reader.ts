@@ -1,0 +1,387 @@
+/**
+ * Typed reading of YAML nodes that remembers where every value came from. Each read either
+ * returns a value or records an issue (with file, line, column and key path) and returns
+ * `undefined`, so one pass over a config reports every problem instead of stopping at the first.
+ *
+ * @module
+ */
+
+import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
+import type { Document } from "yaml";
+import type { ConfigIssue, SourcePosition } from "./errors.ts";
+import { DURATION_HINT, parseDuration, parseSize, SIZE_HINT } from "./units.ts";
+
+/** One config file's text and its line index. */
+export class Source {
+  readonly lines = new LineCounter();
+  constructor(readonly file: string, readonly text: string) {}
+
+  position(offset: number): SourcePosition {
+    const { line, col } = this.lines.linePos(offset);
+    return { file: this.file, line, column: col };
+  }
+}
+
+/** The issues found so far; shared by every reader of one config. */
+export class Issues {
+  readonly list: ConfigIssue[] = [];
+
+  add(
+    severity: "error" | "warning",
+    position: SourcePosition | null,
+    path: string,
+    message: string,
+    fix: string,
+  ): void {
+    this.list.push({ severity, position, path, message, fix });
+  }
+
+  get hasErrors(): boolean {
+    return this.list.some((i) => i.severity === "error");
+  }
+}
+
+/** Appends a key to a key path, quoting keys that would be ambiguous in dotted form. */
+export function childPath(path: string, key: string | number): string {
+  if (typeof key === "number") return `${path}[${key}]`;
+  const plain = /^[A-Za-z0-9_-]+$/.test(key);
+  if (!plain) return `${path}[${JSON.stringify(key)}]`;
+  return path === "" ? key : `${path}.${key}`;
+}
+
+/** The closest candidate to `word` by edit distance, when it is close enough to be a likely typo. */
+export function closest(word: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = c;
+    }
+  }
+  const limit = Math.max(1, Math.floor(word.length / 3));
+  return bestDistance <= limit ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+function describeJs(value: unknown): string {
+  if (value === null || value === undefined) return "nothing (null)";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return "a value";
+}
+
+/**
+ * A value at a key path in a config file. `node` is `null` when the key is absent, in which case
+ * the position is the enclosing map's, so "missing key" errors still point somewhere useful.
+ */
+export class Value {
+  constructor(
+    readonly node: Node | null,
+    readonly path: string,
+    readonly source: Source,
+    readonly issues: Issues,
+    readonly doc: Document,
+    readonly fallbackOffset = 0,
+  ) {}
+
+  get missing(): boolean {
+    return this.node === null || (isScalar(this.node) && this.node.value === null);
+  }
+
+  get position(): SourcePosition {
+    const offset = this.node?.range?.[0] ?? this.fallbackOffset;
+    return this.source.position(offset);
+  }
+
+  /** How the value reads in a message: `"backnd"`, `42`, `a list`, `a map`. */
+  describe(): string {
+    const node = this.resolved();
+    if (node === null) return "nothing";
+    if (isMap(node)) return "a map";
+    if (isSeq(node)) return "a list";
+    if (isScalar(node)) return describeJs(node.value);
+    return "a value";
+  }
+
+  error(message: string, fix: string): undefined {
+    this.issues.add("error", this.position, this.path, message, fix);
+    return undefined;
+  }
+
+  warn(message: string, fix: string): void {
+    this.issues.add("warning", this.position, this.path, message, fix);
+  }
+
+  /** Follows a YAML alias (`*name`) to the node it stands for. */
+  resolved(): Node | null {
+    if (this.node !== null && isAlias(this.node)) {
+      const target = this.node.resolve(this.doc);
+      return (target as Node | undefined) ?? null;
+    }
+    return this.node;
+  }
+
+  private scalar(): unknown {
+    const node = this.resolved();
+    return node !== null && isScalar(node) ? node.value : undefined;
+  }
+
+  private expected(what: string, example: string): undefined {
+    return this.error(`expected ${what}, found ${this.describe()}`, `write ${example}`);
+  }
+
+  string(example = "a string"): string | undefined {
+    const v = this.scalar();
+    if (typeof v === "string") {
+      if (v.trim() === "") return this.error("the value is empty", `write ${example}`);
+      return v;
+    }
+    return this.expected("a string", example);
+  }
+
+  boolean(): boolean | undefined {
+    const v = this.scalar();
+    if (typeof v === "boolean") return v;
+    return this.expected("true or false", "true or false (without quotes)");
+  }
+
+  integer(min: number, max: number): number | undefined {
+    const v = this.scalar();
+    if (typeof v === "number" && Number.isInteger(v)) {
+      if (v < min || v > max) {
+        return this.error(`${v} is out of range`, `use a whole number from ${min} to ${max}`);
+      }
+      return v;
+    }
+    return this.expected("a whole number", `a whole number from ${min} to ${max}`);
+  }
+
+  oneOf<T extends string>(choices: readonly T[]): T | undefined {
+    const v = this.scalar();
+    const list = choices.map((c) => JSON.stringify(c)).join(", ");
+    if (typeof v === "string" && (choices as readonly string[]).includes(v)) return v as T;
+    const hint = typeof v === "string" ? closest(v, choices) : null;
+    return this.error(
+      `${this.describe()} is not one of ${list}`,
+      hint ? `did you mean "${hint}"?` : `use one of ${list}`,
+    );
+  }
+
+  /** A duration in milliseconds, at least `minMs`. */
+  duration(minMs = 0): number | undefined {
+    const v = this.scalar();
+    if (typeof v !== "string" && typeof v !== "number") {
+      return this.expected("a duration", DURATION_HINT);
+    }
+    const ms = typeof v === "number" ? (v === 0 ? 0 : null) : parseDuration(v);
+    if (ms === null) {
+      return this.error(`${this.describe()} is not a duration`, `write ${DURATION_HINT}`);
+    }
+    if (ms < minMs) {
+      return this.error(`${this.describe()} is too short`, `use at least ${minMs}ms`);
+    }
+    return ms;
+  }
+
+  /** A size in bytes within `[min, max]`. */
+  size(min: number, max: number): number | undefined {
+    const v = this.scalar();
+    if (typeof v !== "string" && typeof v !== "number") return this.expected("a size", SIZE_HINT);
+    const bytes = typeof v === "number" ? (v === 0 ? 0 : null) : parseSize(v);
+    if (bytes === null) return this.error(`${this.describe()} is not a size`, `write ${SIZE_HINT}`);
+    if (bytes < min || bytes > max) {
+      return this.error(
+        `${this.describe()} is out of range`,
+        `use a size from ${min} to ${max} bytes`,
+      );
+    }
+    return bytes;
+  }
+
+  /** The items of a list; a single non-list value counts as a list of one when `single` is set. */
+  list(opts: { single?: boolean; nonEmpty?: boolean } = {}): Value[] | undefined {
+    const node = this.resolved();
+    if (node !== null && isSeq(node)) {
+      const items = node.items.map((item, i) =>
+        new Value(
+          item as Node,
+          childPath(this.path, i),
+          this.source,
+          this.issues,
+          this.doc,
+          node.range?.[0],
+        )
+      );
+      if (opts.nonEmpty && items.length === 0) {
+        return this.error("the list is empty", "add at least one item");
+      }
+      return items;
+    }
+    if (opts.single && node !== null && !isMap(node) && !this.missing) return [this];
+    return this.expected("a list", opts.single ? "one value or a list of values" : "a list");
+  }
+
+  /**
+   * The value as a map whose keys must be among `known`. Unknown keys are reported with the
+   * closest known key as a suggestion.
+   */
+  map(known: readonly string[] | null): MapValue | undefined {
+    const node = this.resolved();
+    if (node === null || !isMap(node)) return this.expected("a map of keys", "key: value pairs");
+    const entries: [string, Value][] = [];
+    for (const pair of node.items) {
+      const keyNode = pair.key as Node | null;
+      const key = keyNode !== null && isScalar(keyNode) ? keyNode.value : undefined;
+      const keyValue = new Value(
+        keyNode,
+        this.path,
+        this.source,
+        this.issues,
+        this.doc,
+        node.range?.[0],
+      );
+      if (typeof key !== "string" && typeof key !== "number") {
+        keyValue.error("a key must be a plain name", "write the key as a word, e.g. `name:`");
+        continue;
+      }
+      const name = String(key);
+      if (known !== null && !known.includes(name)) {
+        const hint = closest(name, known);
+        keyValue.issues.add(
+          "error",
+          keyValue.position,
+          childPath(this.path, name),
+          `unknown key "${name}"`,
+          hint
+            ? `did you mean "${hint}"?`
+            : `remove it; the keys allowed here are ${known.map((k) => `"${k}"`).join(", ")}`,
+        );
+        continue;
+      }
+      entries.push([
+        name,
+        new Value(
+          pair.value as Node | null,
+          childPath(this.path, name),
+          this.source,
+          this.issues,
+          this.doc,
+          keyNode?.range?.[0] ?? node.range?.[0],
+        ),
+      ]);
+    }
+    return new MapValue(this, entries);
+  }
+}
+
+/** A YAML map read through {@link Value.map}: keys in file order, each with its value. */
+export class MapValue {
+  readonly #byKey: Map<string, Value>;
+
+  constructor(readonly self: Value, readonly entries: [string, Value][]) {
+    this.#byKey = new Map(entries);
+  }
+
+  has(key: string): boolean {
+    const v = this.#byKey.get(key);
+    return v !== undefined && !v.missing;
+  }
+
+  /** The value under `key`, or a missing value positioned at this map. */
+  get(key: string): Value {
+    return this.#byKey.get(key) ??
+      new Value(
+        null,
+        childPath(this.self.path, key),
+        this.self.source,
+        this.self.issues,
+        this.self.doc,
+        this.self.node?.range?.[0] ?? 0,
+      );
+  }
+
+  /** The value under `key`; records "missing" and returns undefined when absent. */
+  require(key: string, example: string): Value | undefined {
+    if (this.has(key)) return this.get(key);
+    this.self.issues.add(
+      "error",
+      this.self.position,
+      childPath(this.self.path, key),
+      `the key "${key}" is missing`,
+      `add ${key}: ${example}`,
+    );
+    return undefined;
+  }
+}
+
+/** Parses one YAML file into its top-level value, recording syntax errors as issues. */
+export function readYaml(source: Source, issues: Issues): Value | undefined {
+  const docs = parseAllDocuments(source.text, {
+    lineCounter: source.lines,
+    prettyErrors: false,
+    uniqueKeys: true,
+  });
+  if (!Array.isArray(docs)) {
+    issues.add(
+      "error",
+      { file: source.file, line: 1, column: 1 },
+      "",
+      "the file is empty",
+      "add `version: 1` and the config",
+    );
+    return undefined;
+  }
+  if (docs.length === 0) {
+    issues.add(
+      "error",
+      { file: source.file, line: 1, column: 1 },
+      "",
+      "the file is empty",
+      "start it with `version: 1`",
+    );
+    return undefined;
+  }
+  if (docs.length > 1) {
+    const second = docs[1].range?.[0] ?? 0;
+    issues.add(
+      "error",
+      source.position(second),
+      "",
+      "the file holds more than one YAML document",
+      "remove the `---` separator; split the config into several files in one directory instead",
+    );
+    return undefined;
+  }
+  const doc = docs[0];
+  let syntaxErrors = 0;
+  for (const e of doc.errors) {
+    syntaxErrors++;
+    const message = e.code === "DUPLICATE_KEY"
+      ? "a key appears twice in the same map"
+      : `YAML syntax: ${e.message.split("\n")[0]}`;
+    issues.add(
+      "error",
+      source.position(e.pos[0]),
+      "",
+      message,
+      e.code === "DUPLICATE_KEY" ? "keep one of the two entries" : "correct the YAML syntax",
+    );
+  }
+  if (syntaxErrors > 0) return undefined;
+  return new Value(doc.contents as Node | null, "", source, issues, doc, 0);
+}

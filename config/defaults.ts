@@ -1,0 +1,39 @@
+/**
+ * Every default the config fills in, in one place. `docs/config.md` lists the same values; a
+ * test checks that the two agree.
+ *
+ * @module
+ */
+
+export const DEFAULTS = {
+  log: { level: "info", format: "text", access: true },
+  shutdownTimeout: 30_000,
+  http: {
+    requestHeadTimeout: 10_000,
+    keepaliveTimeout: 60_000,
+    maxHeadSize: 32 * 1024,
+    maxHeaders: 100,
+  },
+  backend: {
+    connectTimeout: 5_000,
+    proxyProtocol: "off",
+  },
+  listener: {
+    sniff: {
+      timeout: 5_000,
+      silentAfter: 2_000,
+      maxHelloSize: 16 * 1024,
+    },
+    idleTimeout: 3_600_000,
+  },
+  redirect: { status: 308 },
+} as const;
+
+/** Bounds that keep a typo from turning into a resource problem. */
+export const BOUNDS = {
+  /** ClientHellos from current browsers are about 2 KiB; TLS caps a handshake message we accept. */
+  maxHelloSize: { min: 512, max: 64 * 1024 },
+  /** Deno's own HTTP server refuses heads over 64 KiB, so a larger limit would not hold anyway. */
+  maxHeadSize: { min: 1024, max: 64 * 1024 },
+  maxHeaders: { min: 8, max: 128 },
+} as const;

@@ -1,0 +1,57 @@
+/**
+ * What goes wrong in a config, said once per problem with where it is and how to fix it.
+ *
+ * @module
+ */
+
+/** Where in which file a value stands. Lines and columns count from 1. */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** One problem found in a config. */
+export interface ConfigIssue {
+  severity: "error" | "warning";
+  /** Where the offending value (or key) stands; `null` when the problem has no single place. */
+  position: SourcePosition | null;
+  /** The key path, such as `listeners.https.routes[2].sni`; empty for the whole file. */
+  path: string;
+  /** What is wrong, naming the value. */
+  message: string;
+  /** How to put it right. */
+  fix: string;
+}
+
+/** Formats one issue as `file:line:col: error: path: message (fix)`. */
+export function formatIssue(issue: ConfigIssue): string {
+  const where = issue.position
+    ? `${issue.position.file}:${issue.position.line}:${issue.position.column}: `
+    : "";
+  const path = issue.path ? `${issue.path}: ` : "";
+  return `${where}${issue.severity}: ${path}${issue.message}\n  fix: ${issue.fix}`;
+}
+
+/**
+ * Thrown when a config cannot be used. It carries every error found (not just the first) and
+ * the warnings seen on the way, so one `edgemux check` run shows the whole list.
+ */
+export class ConfigError extends Error {
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[]) {
+    const errors = issues.filter((i) => i.severity === "error");
+    super(
+      `${errors.length} error${errors.length === 1 ? "" : "s"} in the config:\n` +
+        errors.map(formatIssue).join("\n"),
+    );
+    this.name = "ConfigError";
+    this.issues = issues;
+  }
+
+  /** The errors only, without the warnings. */
+  get errors(): ConfigIssue[] {
+    return this.issues.filter((i) => i.severity === "error");
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * One accepted connection, from accept to the access log line:
+ * sniff → classify → route → connect → relay → log.
+ * Each phase is a function; {@link handleConnection} runs them in order, owns the cleanup and
+ * writes the one access record. Nothing thrown here reaches the accept loop.
+ *
+ * @module
+ */
+
+import type { Protocol, RouteConfig } from "../config/types.ts";
+import type { AccessRecord, ListenerContext } from "./context.ts";
+import { ALERT_DECODE_ERROR, ALERT_UNRECOGNIZED_NAME } from "./classify.ts";
+import { log } from "./log.ts";
+import {
+  closeQuietly,
+  formatPeer,
+  noDelay,
+  type PeerAddress,
+  peerAddress,
+  writeAll,
+} from "./net.ts";
+import { encodeProxyHeader } from "./proxy_protocol.ts";
+import { serveRedirect } from "./redirect.ts";
+import { type PendingRead, relay } from "./relay.ts";
+import { sniff, type SniffResult } from "./sniff.ts";
+import { connectUpstream } from "./upstream.ts";
+
+let connectionCounter = 0;
+
+/** Runs one connection to its end. Never throws. */
+export async function handleConnection(conn: Deno.TcpConn, ctx: ListenerContext): Promise<void> {
+  const started = performance.now();
+  const client = peerAddress(conn.remoteAddr);
+  const record: AccessRecord = {
+    conn: ++connectionCounter,
+    listener: ctx.listener.name,
+    client: formatPeer(client),
+    protocol: null,
+    sni: null,
+    alpn: [],
+    route: null,
+    backend: null,
+    server: null,
+    up: 0,
+    down: 0,
+    ms: 0,
+    end: "",
+    detail: null,
+    requests: null,
+  };
+  noDelay(conn);
+  try {
+    await run(conn, ctx, client, record);
+  } catch (e) {
+    // A bug or an unexpected socket error: log it once with context, never to the client.
+    record.end ||= "internal-error";
+    record.detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    log.error("connection failed", {
+      conn: record.conn,
+      listener: record.listener,
+      client: record.client,
+      route: record.route,
+      error: record.detail,
+    });
+  } finally {
+    closeQuietly(conn);
+    record.ms = Math.round(performance.now() - started);
+    ctx.onAccess(record);
+  }
+}
+
+async function run(
+  conn: Deno.TcpConn,
+  ctx: ListenerContext,
+  client: PeerAddress,
+  record: AccessRecord,
+): Promise<void> {
+  const table = ctx.table;
+  let first: Uint8Array = new Uint8Array(0);
+  let pending: PendingRead | undefined;
+  let protocol: Protocol;
+  if (!table.sniff) {
+    // Only a catch-all route: forward at once, so server-speaks-first protocols work.
+    protocol = "unknown";
+  } else {
+    const sniffed = await sniff(conn, ctx.listener.sniff);
+    const verdict = sniffOutcome(sniffed, record);
+    if (verdict === null) {
+      if (record.end === "malformed-hello") await sendQuietly(conn, ALERT_DECODE_ERROR);
+      return;
+    }
+    protocol = verdict.protocol;
+    first = verdict.first;
+    pending = verdict.pending;
+  }
+  record.protocol = protocol;
+  const decision = table.lookup({ protocol, sni: record.sni, alpn: record.alpn });
+  if (decision === null) {
+    record.end = "no-route";
+    if (protocol === "tls") await sendQuietly(conn, ALERT_UNRECOGNIZED_NAME);
+    return;
+  }
+  const route = decision.route;
+  record.route = route.name;
+  await act(conn, ctx, client, record, route, first, pending);
+}
+
+/** Turns a sniff result into what routing needs, or null (with `record.end` set) to stop. */
+function sniffOutcome(
+  sniffed: SniffResult,
+  record: AccessRecord,
+): { protocol: Protocol; first: Uint8Array; pending?: PendingRead } | null {
+  switch (sniffed.kind) {
+    case "silent":
+      return { protocol: "silent", first: new Uint8Array(0), pending: sniffed.pending };
+    case "closed":
+      record.up = sniffed.bytes.length;
+      record.end = sniffed.bytes.length === 0 ? "client-closed" : "client-closed-early";
+      return null;
+    case "timeout":
+      record.up = sniffed.bytes.length;
+      record.end = "sniff-timeout";
+      record.detail = `${sniffed.bytes.length} bytes without a verdict`;
+      return null;
+    case "too-large":
+      record.up = sniffed.bytes.length;
+      record.end = "malformed-hello";
+      record.detail = "client hello too large";
+      return null;
+    case "classified": {
+      const v = sniffed.verdict;
+      record.up = sniffed.bytes.length;
+      if (v.kind === "tls-malformed") {
+        record.protocol = "tls";
+        record.end = "malformed-hello";
+        record.detail = v.reason;
+        return null;
+      }
+      if (v.kind === "tls") {
+        record.sni = v.hello.sni;
+        record.alpn = v.hello.alpn;
+      }
+      return { protocol: v.kind, first: sniffed.bytes };
+    }
+  }
+}
+
+async function act(
+  conn: Deno.TcpConn,
+  ctx: ListenerContext,
+  client: PeerAddress,
+  record: AccessRecord,
+  route: RouteConfig,
+  first: Uint8Array,
+  pending: PendingRead | undefined,
+): Promise<void> {
+  const action = route.action;
+  switch (action.kind) {
+    case "reject":
+      record.end = "rejected";
+      if (record.protocol === "tls") await sendQuietly(conn, ALERT_UNRECOGNIZED_NAME);
+      return;
+    case "redirect":
+      await serveRedirect(conn, first, action, ctx, client, record);
+      return;
+    case "passthrough":
+    case "forward": {
+      const backend = ctx.backends.get(action.backend)!;
+      record.backend = action.backend;
+      const connected = await connectUpstream(backend, ctx.hardStop);
+      record.server = connected.server?.label ?? null;
+      if (!connected.ok) {
+        record.end = connected.failure;
+        record.detail = connected.detail;
+        return;
+      }
+      const upstream = connected.conn;
+      try {
+        const header = backend.config.proxyProtocol === "off"
+          ? null
+          : encodeProxyHeader(backend.config.proxyProtocol, client, peerAddress(conn.localAddr));
+        const opening = header === null ? first : concat(header, first);
+        if (opening.length > 0) await writeAll(upstream, opening);
+      } catch {
+        closeQuietly(upstream);
+        record.end = "server-reset";
+        record.detail = "the server closed before the first bytes were written";
+        return;
+      }
+      const result = await relay(conn, upstream, {
+        idleTimeout: ctx.listener.idleTimeout,
+        pending,
+        signal: ctx.hardStop,
+      });
+      record.up += result.up;
+      record.down += result.down;
+      record.end = result.end;
+      return;
+    }
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+async function sendQuietly(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  try {
+    await writeAll(conn, bytes);
+  } catch {
+    // The client is already gone; the access record says how the connection ended.
+  }
+}

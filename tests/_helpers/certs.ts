@@ -1,0 +1,64 @@
+/**
+ * The committed test certificates in `testdata/certs/` (see its README for what each one is).
+ *
+ * @module
+ */
+
+import { createHash, X509Certificate } from "node:crypto";
+import { fileURLToPath } from "node:url";
+
+/** Names of the certificates in `testdata/certs/`; each has `NAME.pem` and `NAME.key`. */
+export type CertName =
+  | "ca"
+  | "other-ca"
+  | "vault"
+  | "git"
+  | "apps-wildcard"
+  | "default-backend"
+  | "prometheus"
+  | "edge-wildcard"
+  | "backend-internal"
+  | "client"
+  | "wrong-name"
+  | "untrusted";
+
+/** Absolute path of `testdata/certs/`, without a trailing slash. */
+export const CERTS_DIR: string = fileURLToPath(new URL("../../testdata/certs", import.meta.url));
+
+/** Absolute path of the PEM certificate `NAME.pem`. */
+export function certPath(name: CertName): string {
+  return `${CERTS_DIR}/${name}.pem`;
+}
+
+/** Absolute path of the PKCS#8 PEM private key `NAME.key`. */
+export function keyPath(name: CertName): string {
+  return `${CERTS_DIR}/${name}.key`;
+}
+
+/** The PEM text of the certificate `NAME.pem`. */
+export function readCert(name: CertName): string {
+  return Deno.readTextFileSync(certPath(name));
+}
+
+/** The PEM text of the private key `NAME.key`. */
+export function readKey(name: CertName): string {
+  return Deno.readTextFileSync(keyPath(name));
+}
+
+/**
+ * The base64 SHA-256 of a certificate's SubjectPublicKeyInfo, the form Chromium's
+ * `--ignore-certificate-errors-spki-list` and HPKP-style pins use.
+ *
+ * @example
+ * ```ts
+ * const flag = `--ignore-certificate-errors-spki-list=${spkiPinBase64("edge-wildcard")}`;
+ * console.assert(flag.endsWith("="));
+ * ```
+ */
+export function spkiPinBase64(name: CertName): string {
+  const spki = new X509Certificate(readCert(name)).publicKey.export({
+    type: "spki",
+    format: "der",
+  });
+  return createHash("sha256").update(spki).digest("base64");
+}
