@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
-import { ConfigError, formatIssue, loadConfig, start } from "./mod.ts";
+import { ConfigError, formatIssue, loadConfig, prepareConfig, start } from "./mod.ts";
 import type { ConfigIssue, LogLevel } from "./mod.ts";
 import { BindError } from "./proxy/runtime.ts";
 import { closeLogging, configureLogging, log } from "./proxy/log.ts";
@@ -94,7 +94,11 @@ async function check(args: string[]): Promise<number> {
   if (opts.help) return help("check");
   const path = opts.config ?? DEFAULT_CONFIG;
   try {
-    const { config, warnings } = await loadConfig(path);
+    const parsed = await loadConfig(path);
+    const { config, warnings } = await prepareConfig(parsed.config, {
+      warnings: parsed.warnings,
+      writeDevCert: false,
+    });
     printIssues(warnings);
     const routes = config.listeners.reduce((n, l) => n + l.routes.length, 0);
     console.error(
@@ -126,7 +130,8 @@ async function run(args: string[]): Promise<number> {
   const path = opts.config ?? DEFAULT_CONFIG;
   let loaded;
   try {
-    loaded = await loadConfig(path);
+    const parsed = await loadConfig(path);
+    loaded = await prepareConfig(parsed.config, { warnings: parsed.warnings });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     printIssues(e.issues);
@@ -166,7 +171,7 @@ async function run(args: string[]): Promise<number> {
 
   let proxy;
   try {
-    proxy = start(config);
+    proxy = await start(loaded);
   } catch (e) {
     if (!(e instanceof BindError)) throw e;
     log.error(e.message, { listener: e.listener, address: e.address });

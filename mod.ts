@@ -15,7 +15,7 @@
  *     routes:
  *       - forward: echo
  * `);
- * const proxy = start(config);
+ * const proxy = await start(config);
  * const [addr] = proxy.addrs.get("tcp")!;
  * console.log(`forwarding on port ${addr.port}`);
  * await proxy.shutdown();
@@ -25,6 +25,7 @@
  */
 
 import type { Config } from "./config/types.ts";
+import { prepareConfig, type PreparedConfig } from "./proxy/prepare.ts";
 import { type ProxyHandle, type StartOptions, startProxy } from "./proxy/runtime.ts";
 
 export type * from "./config/types.ts";
@@ -44,15 +45,24 @@ export {
 export { loadConfig, readConfigSources } from "./config/load.ts";
 export { BindError, type ProxyHandle, type StartOptions } from "./proxy/runtime.ts";
 export type { AccessObserver, AccessRecord } from "./proxy/context.ts";
+export type { RequestObserver, RequestRecord } from "./proxy/http/session.ts";
+export { prepareConfig, type PreparedConfig, type PrepareOptions } from "./proxy/prepare.ts";
 
 /**
- * Binds every listener of `config` and starts serving.
+ * Loads what `config` refers to (certificates, backend CAs), binds every listener and starts
+ * serving.
  *
- * @param config A config from {@link parseConfig} or {@link loadConfig}.
- * @param options Hooks, such as an observer for every access record.
- * @returns A handle with the bound addresses and `shutdown()`.
+ * @param config A config from {@link parseConfig} or {@link loadConfig}, or one already
+ *   prepared with {@link prepareConfig}.
+ * @param options Hooks, such as observers for every access record.
+ * @returns A handle with the bound addresses, `reload()` and `shutdown()`.
+ * @throws {ConfigError} When a certificate or another file the config names is unusable.
  * @throws {BindError} When an address cannot be bound; nothing stays bound then.
  */
-export function start(config: Config, options?: StartOptions): ProxyHandle {
-  return startProxy(config, options);
+export async function start(
+  config: Config | PreparedConfig,
+  options?: StartOptions,
+): Promise<ProxyHandle> {
+  const prepared = "backendTls" in config ? config : await prepareConfig(config);
+  return startProxy(prepared, options);
 }

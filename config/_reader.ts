@@ -49,33 +49,51 @@ export function childPath(path: string, key: string | number): string {
   return path === "" ? key : `${path}.${key}`;
 }
 
-/** The closest candidate to `word` by edit distance, when it is close enough to be a likely typo. */
+/** The key path of a named entry of a top-level map: `listeners.https`, `listeners["a.b"]`. */
+export function entryPath(map: string, name: string): string {
+  return childPath(map, name);
+}
+
+/** The closest candidate to `word`, when it is close enough to be a likely typo. */
 export function closest(word: string, candidates: readonly string[]): string | null {
+  const w = word.toLowerCase();
   let best: string | null = null;
   let bestDistance = Infinity;
   for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    const d = editDistance(w, c.toLowerCase());
     if (d < bestDistance) {
       bestDistance = d;
       best = c;
     }
   }
   const limit = Math.max(1, Math.floor(word.length / 3));
-  return bestDistance <= limit ? best : null;
+  if (bestDistance <= limit) return best;
+  // "warn" for "warning", "tls_ca" for "tls": one is the start of the other.
+  const prefixed = candidates.filter((c) =>
+    w.length >= 3 && (c.toLowerCase().startsWith(w) || w.startsWith(c.toLowerCase()))
+  );
+  return prefixed.length === 1 ? prefixed[0] : null;
 }
 
+/** Edit distance where swapping two neighbouring letters counts as one edit ("sin" → "sni"). */
 function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    rows.push(new Array(b.length + 1).fill(0));
+    rows[i][0] = i;
+  }
+  for (let j = 0; j <= b.length; j++) rows[0][j] = j;
   for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0];
-    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const above = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, rows[i - 2][j - 2] + 1);
+      }
+      rows[i][j] = d;
     }
   }
-  return row[b.length];
+  return rows[a.length][b.length];
 }
 
 function describeJs(value: unknown): string {
@@ -97,7 +115,14 @@ export class Value {
     readonly issues: Issues,
     readonly doc: Document,
     readonly fallbackOffset = 0,
+    readonly keyNode: Node | null = null,
   ) {}
+
+  /** Where the key of this value stands (the value's own position when it has no key). */
+  get keyPosition(): SourcePosition {
+    const offset = this.keyNode?.range?.[0];
+    return offset === undefined ? this.position : this.source.position(offset);
+  }
 
   get missing(): boolean {
     return this.node === null || (isScalar(this.node) && this.node.value === null);
@@ -282,6 +307,7 @@ export class Value {
           this.issues,
           this.doc,
           keyNode?.range?.[0] ?? node.range?.[0],
+          keyNode,
         ),
       ]);
     }
@@ -300,6 +326,11 @@ export class MapValue {
   has(key: string): boolean {
     const v = this.#byKey.get(key);
     return v !== undefined && !v.missing;
+  }
+
+  /** True when the key is written, even with no value (`key:` alone). */
+  present(key: string): boolean {
+    return this.#byKey.has(key);
   }
 
   /** The value under `key`, or a missing value positioned at this map. */
@@ -371,8 +402,9 @@ export function readYaml(source: Source, issues: Issues): Value | undefined {
   let syntaxErrors = 0;
   for (const e of doc.errors) {
     syntaxErrors++;
+    const keyText = source.text.slice(e.pos[0], e.pos[1]).trim();
     const message = e.code === "DUPLICATE_KEY"
-      ? "a key appears twice in the same map"
+      ? `the key ${keyText ? `"${keyText}" ` : ""}appears twice in the same map`
       : `YAML syntax: ${e.message.split("\n")[0]}`;
     issues.add(
       "error",

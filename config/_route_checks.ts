@@ -6,7 +6,7 @@
  */
 
 import { type RouteEntry, RouteTable } from "../routing/route_table.ts";
-import type { Issues } from "./_reader.ts";
+import { entryPath, type Issues } from "./_reader.ts";
 import type { ListenerConfig, RouteConfig } from "./types.ts";
 
 /**
@@ -41,7 +41,7 @@ export function checkListenerRoutes(listener: ListenerConfig, issues: Issues): v
   listener.routes.forEach((route, index) => {
     const lost = dead.get(route);
     if (!lost) return;
-    const path = `listeners.${listener.name}.routes[${index}]`;
+    const path = `${entryPath("listeners", listener.name)}.routes[${index}]`;
     const by = lost[0].by;
     const byIndex = listener.routes.indexOf(by);
     const byText = `route "${by.name}" (routes[${byIndex}], line ${by.position.line})`;

@@ -39,6 +39,8 @@ export function isIPv6(text: string): boolean {
 export function isHostname(text: string): boolean {
   if (text.length === 0 || text.length > 253) return false;
   const name = text.endsWith(".") ? text.slice(0, -1) : text;
+  // All-numeric labels read as an IPv4 address; if it is not a valid one, it is a typo.
+  if (/^[0-9.]+$/.test(name)) return false;
   return name.split(".").every((label) =>
     label.length > 0 && label.length <= 63 &&
     /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$/.test(label)

@@ -13,10 +13,16 @@ export const DEFAULTS = {
     keepaliveTimeout: 60_000,
     maxHeadSize: 32 * 1024,
     maxHeaders: 100,
+    trustedProxies: [] as string[],
+  },
+  certificates: {
+    watchInterval: 5_000,
+    developmentDirectory: ".edgemux/dev-certs",
   },
   backend: {
     connectTimeout: 5_000,
     proxyProtocol: "off",
+    responseTimeout: 60_000,
   },
   listener: {
     sniff: {

@@ -6,22 +6,40 @@
  */
 
 import { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
-import { closest, Issues, type MapValue, readYaml, Source, type Value } from "./_reader.ts";
+import {
+  closest,
+  entryPath,
+  Issues,
+  type MapValue,
+  readYaml,
+  Source,
+  type Value,
+} from "./_reader.ts";
 import { BOUNDS, DEFAULTS } from "./defaults.ts";
+import { formatDuration } from "./units.ts";
 import { ConfigError, type ConfigIssue, type SourcePosition } from "./errors.ts";
+import { dirname, resolve as resolvePath } from "node:path";
+import { CidrSet } from "../routing/cidr.ts";
+import { normalizePath } from "../routing/path.ts";
 import type {
   BackendConfig,
+  BackendTlsConfig,
+  CertificatesConfig,
   Config,
+  HeaderOps,
   HostPattern,
   HttpConfig,
+  HttpRouteConfig,
   ListenerConfig,
   LogConfig,
+  PathMatch,
   Protocol,
   RedirectAction,
   RouteAction,
   RouteConfig,
   RouteMatch,
   ServerConfig,
+  TerminateAction,
 } from "./types.ts";
 import { PROTOCOLS } from "./types.ts";
 import { checkListenerRoutes } from "./_route_checks.ts";
@@ -43,10 +61,18 @@ const TOP_LEVEL_KEYS = [
   "log",
   "shutdown_timeout",
   "http",
+  "certificates",
   "backends",
   "listeners",
 ] as const;
-const ACTION_KEYS = ["passthrough", "forward", "redirect", "reject"] as const;
+const ACTION_KEYS = [
+  "passthrough",
+  "edge",
+  "reencrypt",
+  "forward",
+  "redirect",
+  "reject",
+] as const;
 type ActionKey = typeof ACTION_KEYS[number];
 const ROUTE_KEYS = ["name", "protocol", "sni", "alpn", ...ACTION_KEYS] as const;
 
@@ -82,8 +108,11 @@ export function parseConfigSources(sources: ConfigSource[]): ParsedConfig {
     const top = root.map(TOP_LEVEL_KEYS);
     if (top === undefined) continue;
     const version = top.require("version", "1");
-    if (version !== undefined && version.integer(1, 1) === undefined) {
-      // integer() has already said what is wrong.
+    if (version !== undefined && version.describe() !== "1") {
+      version.error(
+        `edgemux reads config version 1, and this file says version ${version.describe()}`,
+        "set `version: 1` (check the config reference for what changed)",
+      );
     }
     tops.push(top);
   }
@@ -144,8 +173,11 @@ function named(tops: MapValue[], key: string, what: string): [string, Value][] {
     for (const [name, value] of map.entries) {
       const before = seen.get(name);
       if (before !== undefined) {
-        value.error(
-          `the ${what} "${name}" is already defined at ${where(before.position)}`,
+        value.issues.add(
+          "error",
+          value.keyPosition,
+          value.path,
+          `the ${what} "${name}" is already defined at ${where(before.keyPosition)}`,
           `rename one of them or remove one definition`,
         );
         continue;
@@ -172,6 +204,8 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   const shutdown = single(tops, "shutdown_timeout");
   const shutdownTimeout = shutdown === undefined ? DEFAULTS.shutdownTimeout : shutdown.duration();
   const http = readHttp(single(tops, "http"));
+  const certificatesValue = single(tops, "certificates");
+  const certificates = certificatesValue === undefined ? null : readCertificates(certificatesValue);
 
   const backends = new Map<string, BackendConfig>();
   const backendEntries = named(tops, "backends", "backend");
@@ -198,17 +232,34 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
     if (listener !== undefined) listeners.push(listener);
   }
   if (
-    issues.hasErrors || log === undefined || shutdownTimeout === undefined || http === undefined
+    issues.hasErrors || log === undefined || shutdownTimeout === undefined || http === undefined ||
+    certificates === undefined
   ) {
     return undefined;
   }
 
-  checkDuplicateBinds(listeners, listenerEntries, issues);
+  checkTerminationBackends(listeners, backends, issues);
+  if (certificates === null) {
+    const terminating = listeners.flatMap((l) =>
+      l.routes.filter((r) => r.action.kind === "edge" || r.action.kind === "reencrypt")
+    );
+    if (terminating.length > 0) {
+      issues.add(
+        "error",
+        terminating[0].position,
+        "certificates",
+        `route "${terminating[0].name}" terminates TLS, but no certificates are configured`,
+        "add `certificates: { directory: /etc/edgemux/certs }` (or `development: true` to try " +
+          "edgemux with a self-signed certificate)",
+      );
+    }
+  }
+  checkDuplicateBinds(listeners, issues);
   resolveRedirectPorts(listeners, listenerEntries);
   for (const listener of listeners) checkListenerRoutes(listener, issues);
   warnUnusedBackends(backends, listeners, issues);
   if (issues.hasErrors) return undefined;
-  return { files, log, shutdownTimeout, http, backends, listeners };
+  return { files, log, shutdownTimeout, http, certificates, backends, listeners };
 }
 
 function readLog(value: Value | undefined): LogConfig | undefined {
@@ -242,6 +293,7 @@ function readHttp(value: Value | undefined): HttpConfig | undefined {
     "keepalive_timeout",
     "max_head_size",
     "max_headers",
+    "trusted_proxies",
   ]);
   if (map === undefined) return undefined;
   let ok = true;
@@ -263,11 +315,38 @@ function readHttp(value: Value | undefined): HttpConfig | undefined {
     const { min, max } = BOUNDS.maxHeaders;
     set("maxHeaders", map.get("max_headers").integer(min, max));
   }
+  if (map.has("trusted_proxies")) {
+    const list: string[] = [];
+    for (const item of map.get("trusted_proxies").list({ single: true }) ?? []) {
+      const text = item.string('an address or CIDR, e.g. "10.0.0.0/8" or "::1"');
+      if (text === undefined) {
+        ok = false;
+        continue;
+      }
+      try {
+        new CidrSet([text.trim()]);
+        list.push(text.trim());
+      } catch (e) {
+        item.error(
+          (e as Error).message,
+          'write an address ("192.0.2.7") or a network ("10.0.0.0/8")',
+        );
+        ok = false;
+      }
+    }
+    http.trustedProxies = list;
+  }
   return ok ? http : undefined;
 }
 
 function readBackend(name: string, value: Value): BackendConfig | undefined {
-  const map = value.map(["servers", "connect_timeout", "proxy_protocol"]);
+  const map = value.map([
+    "servers",
+    "connect_timeout",
+    "response_timeout",
+    "proxy_protocol",
+    "tls",
+  ]);
   if (map === undefined) return undefined;
   const serversValue = map.require("servers", '["127.0.0.1:8080"]');
   const servers: ServerConfig[] = [];
@@ -292,10 +371,157 @@ function readBackend(name: string, value: Value): BackendConfig | undefined {
   const proxyProtocol = map.has("proxy_protocol")
     ? map.get("proxy_protocol").oneOf(["off", "v1", "v2"] as const)
     : DEFAULTS.backend.proxyProtocol;
-  if (connectTimeout === undefined || proxyProtocol === undefined || servers.length === 0) {
+  const responseTimeout = map.has("response_timeout")
+    ? map.get("response_timeout").duration(1)
+    : DEFAULTS.backend.responseTimeout;
+  const tls = map.has("tls") ? readBackendTls(map.get("tls")) : null;
+  if (
+    connectTimeout === undefined || proxyProtocol === undefined || servers.length === 0 ||
+    responseTimeout === undefined || tls === undefined
+  ) {
     return undefined;
   }
-  return { name, servers, connectTimeout, proxyProtocol, position: value.position };
+  return {
+    name,
+    servers,
+    connectTimeout,
+    responseTimeout,
+    proxyProtocol,
+    tls,
+    position: value.position,
+  };
+}
+
+/** A file path from the config, resolved against the directory of the file it is written in. */
+function pathValue(v: Value, example: string): string | undefined {
+  const text = v.string(example);
+  if (text === undefined) return undefined;
+  return resolvePath(dirname(resolvePath(v.source.file)), text.trim());
+}
+
+function readBackendTls(value: Value): BackendTlsConfig | undefined {
+  // `tls: true` is the common case: system roots, the server's own host name.
+  if (value.describe() === "true") {
+    return { caFile: null, serverName: null, certFile: null, keyFile: null };
+  }
+  const map = value.map(["ca", "server_name", "cert", "key"]);
+  if (map === undefined) return undefined;
+  const tls: BackendTlsConfig = { caFile: null, serverName: null, certFile: null, keyFile: null };
+  let ok = true;
+  if (map.has("ca")) {
+    const p = pathValue(map.get("ca"), "the path of a PEM file with the backend's CA");
+    if (p === undefined) ok = false;
+    else tls.caFile = p;
+  }
+  if (map.has("server_name")) {
+    const name = map.get("server_name").string("the name in the backend's certificate");
+    if (name === undefined) ok = false;
+    else {
+      const pattern = parseHostPattern(name);
+      if ("problem" in pattern || pattern.kind !== "exact") {
+        map.get("server_name").error(
+          `"${name}" is not a server name`,
+          "write the DNS name the backend's certificate carries, e.g. vault.internal",
+        );
+        ok = false;
+      } else tls.serverName = pattern.name;
+    }
+  }
+  if (map.has("cert") !== map.has("key")) {
+    map.self.error(
+      "a client certificate needs both cert and key",
+      "set both `cert:` and `key:`, or neither",
+    );
+    ok = false;
+  } else if (map.has("cert")) {
+    const cert = pathValue(map.get("cert"), "the path of the client certificate (PEM)");
+    const key = pathValue(map.get("key"), "the path of the client key (PEM)");
+    if (cert === undefined || key === undefined) ok = false;
+    else {
+      tls.certFile = cert;
+      tls.keyFile = key;
+    }
+  }
+  return ok ? tls : undefined;
+}
+
+function readCertificates(value: Value): CertificatesConfig | undefined {
+  const map = value.map(["directory", "files", "default", "development", "watch_interval"]);
+  if (map === undefined) return undefined;
+  const out: CertificatesConfig = {
+    directories: [],
+    files: [],
+    defaultName: null,
+    development: null,
+    watchInterval: DEFAULTS.certificates.watchInterval,
+  };
+  let ok = true;
+  if (map.has("directory")) {
+    for (const item of map.get("directory").list({ single: true, nonEmpty: true }) ?? []) {
+      const p = pathValue(item, "a directory of certificates, e.g. /etc/edgemux/certs");
+      if (p === undefined) ok = false;
+      else out.directories.push(p);
+    }
+  }
+  if (map.has("files")) {
+    for (const item of map.get("files").list({ nonEmpty: true }) ?? []) {
+      const pair = item.map(["cert", "key"]);
+      const certValue = pair?.require("cert", "fullchain.pem");
+      const cert = certValue && pathValue(certValue, "the certificate chain file (PEM)");
+      // The key may sit in the same file as the chain.
+      const key = pair?.has("key")
+        ? pathValue(pair.get("key"), "the private key file (PEM)")
+        : cert;
+      if (cert === undefined || key === undefined) ok = false;
+      else out.files.push({ cert, key });
+    }
+  }
+  if (map.has("default")) {
+    const name = map.get("default").string("a server name covered by one of the certificates");
+    const pattern = name === undefined ? undefined : parseHostPattern(name);
+    if (pattern === undefined || "problem" in pattern || pattern.kind !== "exact") {
+      if (pattern !== undefined) {
+        map.get("default").error(
+          `"${name}" is not a server name`,
+          "name a host one of the certificates covers, e.g. example.tld",
+        );
+      }
+      ok = false;
+    } else out.defaultName = pattern.name;
+  }
+  if (map.has("development")) {
+    const dev = map.get("development");
+    const enabled = dev.describe() === "true" || dev.describe() === "false" ? dev.boolean() : null;
+    if (enabled === true) {
+      out.development = {
+        directory: resolvePath(
+          dirname(resolvePath(dev.source.file)),
+          DEFAULTS.certificates.developmentDirectory,
+        ),
+      };
+    } else if (enabled === null) {
+      const devMap = dev.map(["directory"]);
+      const dir = devMap?.has("directory")
+        ? pathValue(devMap.get("directory"), "a directory for development certificates")
+        : undefined;
+      if (dir === undefined) ok = false;
+      else out.development = { directory: dir };
+    }
+  }
+  if (map.has("watch_interval")) {
+    const t = map.get("watch_interval").duration(0);
+    if (t === undefined) ok = false;
+    else out.watchInterval = t;
+  }
+  if (ok && out.directories.length === 0 && out.files.length === 0 && out.development === null) {
+    value.error(
+      "no certificate source is configured",
+      "add `directory:` (a folder of certificates), `files:` (explicit pairs), or " +
+        "`development: true` (self-signed, for trying edgemux out)",
+    );
+    ok = false;
+  }
+  return ok ? out : undefined;
 }
 
 function readListener(
@@ -307,6 +533,7 @@ function readListener(
   const map = value.map(["bind", "sniff", "idle_timeout", "routes"]);
   if (map === undefined) return undefined;
   const binds: HostPort[] = [];
+  const bindPositions: SourcePosition[] = [];
   const bindValue = map.require("bind", '"[::]:443"');
   for (const item of bindValue?.list({ single: true, nonEmpty: true }) ?? []) {
     const text = item.string('"[::]:443" or "0.0.0.0:443"');
@@ -317,6 +544,7 @@ function readListener(
       continue;
     }
     binds.push(address);
+    bindPositions.push(item.position);
   }
 
   const sniff: ListenerConfig["sniff"] = {
@@ -346,12 +574,16 @@ function readListener(
         if (n === undefined) sniffOk = false;
         else sniff.maxHelloSize = n;
       }
-      if (sniffOk && sniff.silentAfter !== null && sniff.silentAfter >= sniff.timeout) {
+      if (s.has("silent_after") && sniffOk && sniff.silentAfter! >= sniff.timeout) {
         s.get("silent_after").error(
-          `silent_after (${sniff.silentAfter}ms) is not shorter than the sniff timeout (${sniff.timeout}ms)`,
+          `silent_after (${formatDuration(sniff.silentAfter!)}) is not shorter than the sniff ` +
+            `timeout (${formatDuration(sniff.timeout)})`,
           "make silent_after shorter than sniff.timeout, or raise the timeout",
         );
         sniffOk = false;
+      } else if (!s.has("silent_after") && sniff.silentAfter! >= sniff.timeout) {
+        // A short sniff timeout pulls the default silence wait down with it.
+        sniff.silentAfter = Math.floor(sniff.timeout / 2);
       }
     }
   }
@@ -376,8 +608,27 @@ function readListener(
   const takesSilent = routes.some((r) =>
     r.match.protocols === null || r.match.protocols.includes("silent")
   );
-  if (!takesSilent) sniff.silentAfter = null;
-  return { name, binds, sniff, idleTimeout, routes, position: value.position };
+  if (!takesSilent) {
+    if (map.has("sniff") && map.get("sniff").map(null)?.has("silent_after")) {
+      map.get("sniff").map(null)!.get("silent_after").warn(
+        "silent_after has no effect: no route of this listener takes silent clients",
+        "add `protocol: silent` (or `[ssh, silent]`) to the route for clients that wait, or remove silent_after",
+      );
+    }
+    sniff.silentAfter = null;
+  }
+  const names = new Map<string, number>();
+  routes.forEach((r, i) => {
+    const before = names.get(r.name);
+    if (before !== undefined) {
+      items[i].error(
+        `the route name "${r.name}" is already used by routes[${before}]`,
+        "give each route of a listener its own name (the access log tells them apart by it)",
+      );
+    } else names.set(r.name, i);
+  });
+  if (names.size !== routes.length) return undefined;
+  return { name, binds, bindPositions, sniff, idleTimeout, routes, position: value.position };
 }
 
 function readRoute(
@@ -389,7 +640,7 @@ function readRoute(
 ): RouteConfig | undefined {
   const map = value.map(ROUTE_KEYS);
   if (map === undefined) return undefined;
-  const actions = ACTION_KEYS.filter((k) => map.has(k));
+  const actions = ACTION_KEYS.filter((k) => map.present(k));
   if (actions.length !== 1) {
     value.error(
       actions.length === 0
@@ -400,6 +651,17 @@ function readRoute(
     return undefined;
   }
   const actionKey: ActionKey = actions[0];
+  if (!map.has(actionKey)) {
+    map.get(actionKey).error(
+      `${actionKey} has no value`,
+      actionKey === "redirect"
+        ? "write `redirect: https`, or a map such as `redirect: { https_port: 443 }`"
+        : actionKey === "reject"
+        ? "write `reject: true`"
+        : `name the backend: \`${actionKey}: BACKEND\``,
+    );
+    return undefined;
+  }
   const routeName = map.has("name")
     ? map.get("name").string("a name for the logs, e.g. vault")
     : `${listener}#${index}`;
@@ -432,6 +694,15 @@ function readRoute(
       if (backend !== undefined) action = { kind: actionKey, backend };
       break;
     }
+    case "edge":
+    case "reencrypt":
+      action = readTerminate(
+        actionKey,
+        actionValue,
+        routeName ?? `${listener}#${index}`,
+        backendRef,
+      );
+      break;
     case "redirect":
       action = readRedirect(actionValue, backendRef);
       break;
@@ -450,6 +721,262 @@ function readRoute(
   const match = readMatch(map, actionKey);
   if (action === undefined || match === undefined || routeName === undefined) return undefined;
   return { name: routeName, match, action, position: value.position };
+}
+
+const HTTP_ROUTE_KEYS = [
+  "name",
+  "host",
+  "path",
+  "path_prefix",
+  "backend",
+  "redirect",
+  "strip_prefix",
+  "rewrite_prefix",
+  "request_headers",
+  "response_headers",
+] as const;
+
+function readTerminate(
+  kind: "edge" | "reencrypt",
+  value: Value,
+  routeName: string,
+  backendRef: (v: Value) => string | undefined,
+): TerminateAction | undefined {
+  if (value.describe() !== "a map") {
+    // `edge: prometheus`: every request to one backend.
+    const backend = backendRef(value);
+    if (backend === undefined) return undefined;
+    return {
+      kind,
+      upstream: {
+        kind: "http",
+        routes: [{
+          name: routeName,
+          hosts: null,
+          path: null,
+          action: { kind: "backend", backend },
+          stripPrefix: false,
+          rewritePrefix: null,
+          requestHeaders: { remove: [], set: [], add: [] },
+          responseHeaders: { remove: [], set: [], add: [] },
+          position: value.position,
+        }],
+      },
+    };
+  }
+  const map = value.map(["http", "tcp"]);
+  if (map === undefined) return undefined;
+  if (map.has("http") === map.has("tcp")) {
+    value.error(
+      `${kind} needs exactly one of "http" (a list of HTTP routes) and "tcp" (a backend)`,
+      `write \`${kind}: { http: [...] }\`, \`${kind}: { tcp: backend }\`, or \`${kind}: backend\``,
+    );
+    return undefined;
+  }
+  if (map.has("tcp")) {
+    const backend = backendRef(map.get("tcp"));
+    return backend === undefined ? undefined : { kind, upstream: { kind: "tcp", backend } };
+  }
+  const routes: HttpRouteConfig[] = [];
+  const items = map.get("http").list({ nonEmpty: true }) ?? [];
+  items.forEach((item, i) => {
+    const r = readHttpRoute(item, `${routeName}/http#${i}`, backendRef);
+    if (r !== undefined) routes.push(r);
+  });
+  if (routes.length !== items.length || routes.length === 0) return undefined;
+  return { kind, upstream: { kind: "http", routes } };
+}
+
+function readHttpRoute(
+  value: Value,
+  defaultName: string,
+  backendRef: (v: Value) => string | undefined,
+): HttpRouteConfig | undefined {
+  const map = value.map(HTTP_ROUTE_KEYS);
+  if (map === undefined) return undefined;
+  let ok = true;
+  const name = map.has("name") ? map.get("name").string("a name for the logs") : defaultName;
+  let hosts: HostPattern[] | null = null;
+  if (map.has("host")) {
+    hosts = [];
+    for (const item of map.get("host").list({ single: true, nonEmpty: true }) ?? []) {
+      const text = item.string('a host such as "app.example.tld" or "*.example.tld"');
+      const pattern = text === undefined ? undefined : parseHostPattern(text);
+      if (pattern === undefined) ok = false;
+      else if ("problem" in pattern) {
+        item.error(`cannot use host "${text}": ${pattern.problem}`, pattern.fix);
+        ok = false;
+      } else hosts.push(pattern);
+    }
+  }
+  let path: PathMatch | null = null;
+  if (map.has("path") && map.has("path_prefix")) {
+    map.get("path_prefix").error(
+      "a route takes either path (exact) or path_prefix, not both",
+      "keep one of them",
+    );
+    ok = false;
+  } else if (map.has("path") || map.has("path_prefix")) {
+    const key = map.has("path") ? "path" : "path_prefix";
+    const text = map.get(key).string('a path starting with "/", e.g. "/api"');
+    if (text === undefined) ok = false;
+    else if (!text.startsWith("/") || /[\s?#]/.test(text)) {
+      map.get(key).error(
+        `"${text}" is not a request path`,
+        'start it with "/" and leave out the query and fragment, e.g. "/api"',
+      );
+      ok = false;
+    } else if (normalizePath(text) !== text) {
+      map.get(key).error(
+        `"${text}" is not in normal form, so no request could match it`,
+        `write it as "${normalizePath(text) ?? "/"}" (requests are matched after their path is ` +
+          "normalised: dot-segments removed, unreserved characters decoded)",
+      );
+      ok = false;
+    } else path = { kind: key === "path" ? "exact" : "prefix", value: text };
+  }
+  let action: HttpRouteConfig["action"] | undefined;
+  if (map.has("backend") === map.has("redirect")) {
+    value.error(
+      "an HTTP route needs exactly one of backend and redirect",
+      "add `backend: NAME` to proxy the requests, or `redirect: URL` to send clients elsewhere",
+    );
+    ok = false;
+  } else if (map.has("backend")) {
+    const backend = backendRef(map.get("backend"));
+    if (backend === undefined) ok = false;
+    else action = { kind: "backend", backend };
+  } else {
+    const r = map.get("redirect");
+    let location: string | undefined;
+    let status: 301 | 302 | 303 | 307 | 308 = 302;
+    if (r.describe() === "a map") {
+      const rm = r.map(["to", "status"]);
+      location = rm?.require("to", '"https://example.tld/"')?.string("a URL or path");
+      if (rm?.has("status")) {
+        const st = rm.get("status").integer(301, 308);
+        if (st === undefined || st === 304 || st === 305 || st === 306) {
+          if (st !== undefined) {
+            rm.get("status").error(
+              `${st} is not a redirect status`,
+              "use 301, 302, 303, 307 or 308",
+            );
+          }
+          ok = false;
+        } else status = st as typeof status;
+      }
+    } else location = r.string('a URL such as "https://new.example.tld/" or a path');
+    if (location === undefined) ok = false;
+    else if (/[\x00-\x20\x7f]/.test(location)) {
+      r.error(`the redirect target contains spaces or control characters`, "percent-encode them");
+      ok = false;
+    } else action = { kind: "redirect", location, status };
+  }
+  const strip = map.has("strip_prefix") ? map.get("strip_prefix").boolean() : false;
+  let rewritePrefix: string | null = null;
+  if (map.has("rewrite_prefix")) {
+    const text = map.get("rewrite_prefix").string('a path such as "/v2"');
+    if (text === undefined || !text.startsWith("/")) {
+      if (text !== undefined) {
+        map.get("rewrite_prefix").error(`"${text}" is not a path`, 'start it with "/"');
+      }
+      ok = false;
+    } else rewritePrefix = text;
+  }
+  if ((strip || rewritePrefix !== null) && path?.kind !== "prefix") {
+    map.get(strip ? "strip_prefix" : "rewrite_prefix").error(
+      "strip_prefix and rewrite_prefix need a path_prefix to act on",
+      "add `path_prefix: /something`, or remove them",
+    );
+    ok = false;
+  }
+  if (strip && rewritePrefix !== null) {
+    map.get("rewrite_prefix").error(
+      "strip_prefix and rewrite_prefix both change the prefix",
+      "keep one: rewrite_prefix: / is the same as strip_prefix: true",
+    );
+    ok = false;
+  }
+  const requestHeaders = readHeaderOps(map, "request_headers");
+  const responseHeaders = readHeaderOps(map, "response_headers");
+  if (
+    !ok || name === undefined || action === undefined || strip === undefined ||
+    requestHeaders === undefined || responseHeaders === undefined
+  ) {
+    return undefined;
+  }
+  return {
+    name,
+    hosts,
+    path,
+    action,
+    stripPrefix: strip,
+    rewritePrefix,
+    requestHeaders,
+    responseHeaders,
+    position: value.position,
+  };
+}
+
+/** Fields edgemux manages itself; changing them from the config would break framing or routing. */
+const RESERVED_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-connection",
+]);
+
+function readHeaderOps(map: MapValue, key: string): HeaderOps | undefined {
+  const ops: HeaderOps = { remove: [], set: [], add: [] };
+  if (!map.has(key)) return ops;
+  const m = map.get(key).map(["set", "add", "remove"]);
+  if (m === undefined) return undefined;
+  let ok = true;
+  const checkName = (v: Value, name: string): boolean => {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+      v.error(`"${name}" is not a valid header name`, "use letters, digits and - only");
+      return false;
+    }
+    if (RESERVED_HEADERS.has(name.toLowerCase())) {
+      v.error(
+        `the header "${name}" is managed by edgemux and cannot be changed here`,
+        "remove it from the route's header changes",
+      );
+      return false;
+    }
+    return true;
+  };
+  for (const op of ["set", "add"] as const) {
+    if (!m.has(op)) continue;
+    const fields = m.get(op).map(null);
+    if (fields === undefined) {
+      ok = false;
+      continue;
+    }
+    for (const [name, v] of fields.entries) {
+      const text = v.describe() === "a map" || v.describe() === "a list" ? undefined : String(
+        (v.resolved() as { value?: unknown } | null)?.value ?? "",
+      );
+      if (text === undefined || /[\r\n\x00]/.test(text)) {
+        v.error(`the value of ${name} must be one line of text`, "write it as a string");
+        ok = false;
+      } else if (checkName(v, name)) ops[op].push([name.toLowerCase(), text]);
+      else ok = false;
+    }
+  }
+  if (m.has("remove")) {
+    for (const item of m.get("remove").list({ single: true }) ?? []) {
+      const name = item.string("a header name");
+      if (name === undefined || !checkName(item, name)) ok = false;
+      else ops.remove.push(name.toLowerCase());
+    }
+  }
+  return ok ? ops : undefined;
 }
 
 function readRedirect(
@@ -500,6 +1027,8 @@ const ACTION_PROTOCOLS: Record<
   { allowed: Protocol[] | null; default: Protocol[] | null }
 > = {
   passthrough: { allowed: ["tls"], default: ["tls"] },
+  edge: { allowed: ["tls"], default: ["tls"] },
+  reencrypt: { allowed: ["tls"], default: ["tls"] },
   forward: { allowed: null, default: null },
   redirect: { allowed: ["http"], default: ["http"] },
   reject: { allowed: null, default: null },
@@ -552,7 +1081,7 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
       }
       const pattern = parseHostPattern(text);
       if ("problem" in pattern) {
-        item.error(`Cannot use server name "${text}": ${pattern.problem}`, pattern.fix);
+        item.error(`cannot use server name "${text}": ${pattern.problem}`, pattern.fix);
         ok = false;
         continue;
       }
@@ -640,15 +1169,10 @@ function samePattern(a: HostPattern, b: HostPattern): boolean {
  * Two listeners on one address:port cannot both bind. On Linux a `[::]` bind also takes IPv4
  * (dual stack), so it collides with any IPv4 bind on the same port.
  */
-function checkDuplicateBinds(
-  listeners: ListenerConfig[],
-  entries: [string, Value][],
-  issues: Issues,
-): void {
+function checkDuplicateBinds(listeners: ListenerConfig[], issues: Issues): void {
   const seen: { listener: string; bind: HostPort }[] = [];
-  const valueOf = (name: string) => entries.find(([n]) => n === name)![1];
   for (const listener of listeners) {
-    for (const bind of listener.binds) {
+    for (const [bindIndex, bind] of listener.binds.entries()) {
       if (bind.port === 0) continue; // Port 0 asks the kernel for a fresh port every time.
       for (const other of seen) {
         if (other.bind.port !== bind.port) continue;
@@ -665,8 +1189,9 @@ function checkDuplicateBinds(
           : `listener "${other.listener}"`;
         issues.add(
           "error",
-          valueOf(listener.name).position,
-          `listeners.${listener.name}.bind`,
+          listener.bindPositions[bindIndex],
+          `${entryPath("listeners", listener.name)}.bind` +
+            (listener.binds.length > 1 ? `[${bindIndex}]` : ""),
           same
             ? `${formatHostPort(bind)} is bound twice (also by ${otherName})`
             : `${formatHostPort(bind)} overlaps ${formatHostPort(other.bind)} of ${otherName}: ` +
@@ -715,12 +1240,79 @@ function resolveRedirectPorts(listeners: ListenerConfig[], entries: [string, Val
       value.issues.add(
         "error",
         route.position,
-        `listeners.${listener.name}.routes[${index}].redirect`,
+        `${entryPath("listeners", listener.name)}.routes[${index}].redirect`,
         `the redirect cannot tell which https port to send clients to: listeners ${
           tlsListeners.map((l) => `"${l.name}"`).join(", ")
         } take TLS on different ports`,
         "set redirect: { https_port: 443 } (or the port clients should use)",
       );
+    });
+  }
+}
+
+/** Every backend an action may send traffic to. */
+export function routeBackends(action: RouteAction): string[] {
+  switch (action.kind) {
+    case "passthrough":
+    case "forward":
+      return [action.backend];
+    case "redirect":
+      return action.acmeBackend ? [action.acmeBackend] : [];
+    case "reject":
+      return [];
+    case "edge":
+    case "reencrypt":
+      return action.upstream.kind === "tcp"
+        ? [action.upstream.backend]
+        : action.upstream.routes.flatMap((r) =>
+          r.action.kind === "backend" ? [r.action.backend] : []
+        );
+  }
+}
+
+/**
+ * `edge` talks plain text to its backends and `reencrypt` talks TLS, so a backend's `tls`
+ * setting must agree with every terminating route that uses it; passthrough and forward send
+ * the client's bytes as they are, so a `tls` block there would be a silent no-op.
+ */
+function checkTerminationBackends(
+  listeners: ListenerConfig[],
+  backends: Map<string, BackendConfig>,
+  issues: Issues,
+): void {
+  for (const l of listeners) {
+    l.routes.forEach((r, i) => {
+      const path = `${entryPath("listeners", l.name)}.routes[${i}].${r.action.kind}`;
+      for (const name of routeBackends(r.action)) {
+        const b = backends.get(name);
+        if (b === undefined) continue;
+        const tls = b.tls !== null;
+        if (r.action.kind === "edge" && tls) {
+          issues.add(
+            "error",
+            r.position,
+            path,
+            `route "${r.name}" is edge (plain text to the backend), but backend "${name}" has tls settings`,
+            `use reencrypt to speak TLS to "${name}", or remove its tls block`,
+          );
+        } else if (r.action.kind === "reencrypt" && !tls) {
+          issues.add(
+            "error",
+            r.position,
+            path,
+            `route "${r.name}" is reencrypt, but backend "${name}" has no tls settings`,
+            `add \`tls: true\` (or tls: { ca: ..., server_name: ... }) to backend "${name}", or use edge`,
+          );
+        } else if ((r.action.kind === "passthrough" || r.action.kind === "forward") && tls) {
+          issues.add(
+            "error",
+            r.position,
+            path,
+            `route "${r.name}" forwards bytes untouched, so backend "${name}"'s tls settings would be ignored`,
+            `remove the tls block from "${name}" (the client's TLS reaches the server as it is)`,
+          );
+        }
+      }
     });
   }
 }
@@ -733,8 +1325,7 @@ function warnUnusedBackends(
   const used = new Set<string>();
   for (const l of listeners) {
     for (const r of l.routes) {
-      if ("backend" in r.action) used.add(r.action.backend);
-      if (r.action.kind === "redirect" && r.action.acmeBackend) used.add(r.action.acmeBackend);
+      for (const b of routeBackends(r.action)) used.add(b);
     }
   }
   for (const b of backends.values()) {
@@ -742,7 +1333,7 @@ function warnUnusedBackends(
       issues.add(
         "warning",
         b.position,
-        `backends.${b.name}`,
+        entryPath("backends", b.name),
         `the backend "${b.name}" is not used by any route`,
         "route to it, or remove it",
       );

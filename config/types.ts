@@ -19,6 +19,8 @@ export interface Config {
   /** How long a graceful stop waits for open connections before closing them. */
   shutdownTimeout: number;
   http: HttpConfig;
+  /** null when no route terminates TLS and no certificates are configured. */
+  certificates: CertificatesConfig | null;
   backends: Map<string, BackendConfig>;
   listeners: ListenerConfig[];
 }
@@ -41,6 +43,11 @@ export interface HttpConfig {
   maxHeadSize: number;
   /** The most header fields a request may carry. */
   maxHeaders: number;
+  /**
+   * Client addresses (CIDRs) whose `X-Forwarded-For` and `Forwarded` fields are kept and
+   * extended; everyone else's are replaced.
+   */
+  trustedProxies: string[];
 }
 
 /** A named group of servers. */
@@ -50,7 +57,22 @@ export interface BackendConfig {
   connectTimeout: number;
   /** A PROXY protocol header sent to each server before any client byte. */
   proxyProtocol: "off" | "v1" | "v2";
+  /** HTTP routes: how long to wait for the response head once the request is sent. */
+  responseTimeout: number;
+  /** Speak TLS to the servers (reencrypt routes); null for plain TCP. */
+  tls: BackendTlsConfig | null;
   position: SourcePosition;
+}
+
+/** TLS towards a backend's servers. Paths are absolute. */
+export interface BackendTlsConfig {
+  /** PEM file of the CAs that may sign the servers' certificates; null for the system roots. */
+  caFile: string | null;
+  /** The name sent as SNI and checked in the server's certificate; null for the server host. */
+  serverName: string | null;
+  /** A client certificate (chain) and key for servers that ask for one. */
+  certFile: string | null;
+  keyFile: string | null;
 }
 
 /** One server of a backend. */
@@ -64,6 +86,8 @@ export interface ServerConfig {
 export interface ListenerConfig {
   name: string;
   binds: HostPort[];
+  /** Where each bind is written, for messages about it. */
+  bindPositions: SourcePosition[];
   sniff: SniffConfig;
   /** A relayed connection with no bytes either way for this long is closed. */
   idleTimeout: number;
@@ -105,6 +129,66 @@ export interface RouteMatch {
   alpn: string[] | null;
 }
 
+/** Where TLS certificates for terminated routes come from. Paths are absolute. */
+export interface CertificatesConfig {
+  /**
+   * Directories scanned for certificates: `NAME.pem` holding a chain and its key, `NAME.crt`
+   * with `NAME.key`, or a certbot-style `SUB/fullchain.pem` with `SUB/privkey.pem`.
+   */
+  directories: string[];
+  /** Explicit certificate chain and key files. */
+  files: { cert: string; key: string }[];
+  /**
+   * A server name whose certificate answers clients that send no SNI or a name no
+   * certificate covers; null to refuse them.
+   */
+  defaultName: string | null;
+  /** Self-signed certificates for names no real certificate covers; null when off. */
+  development: { directory: string } | null;
+  /** How often certificate files are checked for changes; 0 turns watching off. */
+  watchInterval: number;
+}
+
+/** Header changes applied by an HTTP route, in the order remove, set, add. */
+export interface HeaderOps {
+  /** Field names (lowercase) to remove. */
+  remove: string[];
+  /** Fields to set, replacing any with the same name. */
+  set: [name: string, value: string][];
+  /** Fields to append. */
+  add: [name: string, value: string][];
+}
+
+/** How an HTTP route matches a request path. */
+export type PathMatch =
+  /** The path equals `value` (the query is not part of the match). */
+  | { kind: "exact"; value: string }
+  /**
+   * The path starts with `value` at a segment boundary: `/api` matches `/api`, `/api/` and
+   * `/api/x` but not `/apix`; a value ending in `/` matches anything below it.
+   */
+  | { kind: "prefix"; value: string };
+
+/** One HTTP route inside an `edge` or `reencrypt` route. */
+export interface HttpRouteConfig {
+  /** For logs: the `name` key, or `<tls route>/http#<index>`. */
+  name: string;
+  /** Host patterns; null matches any host. */
+  hosts: HostPattern[] | null;
+  /** null matches any path. */
+  path: PathMatch | null;
+  action:
+    | { kind: "backend"; backend: string }
+    | { kind: "redirect"; location: string; status: 301 | 302 | 303 | 307 | 308 };
+  /** Remove the matched path prefix before forwarding (prefix routes only). */
+  stripPrefix: boolean;
+  /** Replace the matched path prefix with this before forwarding (prefix routes only). */
+  rewritePrefix: string | null;
+  requestHeaders: HeaderOps;
+  responseHeaders: HeaderOps;
+  position: SourcePosition;
+}
+
 /** The `308` redirect of plain HTTP to https. */
 export interface RedirectAction {
   kind: "redirect";
@@ -121,8 +205,20 @@ export interface RedirectAction {
 export type RouteAction =
   | { kind: "passthrough"; backend: string }
   | { kind: "forward"; backend: string }
+  | TerminateAction
   | RedirectAction
   | { kind: "reject" };
+
+/**
+ * TLS ends at edgemux. `edge` sends plain HTTP (or TCP) to its backends; `reencrypt` speaks TLS
+ * to them again, with each backend's own CA and name.
+ */
+export interface TerminateAction {
+  kind: "edge" | "reencrypt";
+  upstream:
+    | { kind: "http"; routes: HttpRouteConfig[] }
+    | { kind: "tcp"; backend: string };
+}
 
 /** One route of a listener. */
 export interface RouteConfig {

@@ -21,6 +21,7 @@ import {
 } from "./net.ts";
 import { encodeProxyHeader } from "./proxy_protocol.ts";
 import { serveRedirect } from "./redirect.ts";
+import { terminate } from "./terminate.ts";
 import { type PendingRead, relay } from "./relay.ts";
 import { sniff, type SniffResult } from "./sniff.ts";
 import { connectUpstream } from "./upstream.ts";
@@ -162,6 +163,10 @@ async function act(
       return;
     case "redirect":
       await serveRedirect(conn, first, action, ctx, client, record);
+      return;
+    case "edge":
+    case "reencrypt":
+      await terminate(conn, ctx, { ctx, route, action, client, record }, first, pending);
       return;
     case "passthrough":
     case "forward": {

@@ -8,7 +8,14 @@
 
 import type { HttpConfig, ListenerConfig, Protocol } from "../config/types.ts";
 import type { RouteTable } from "../routing/route_table.ts";
+import type { RouteConfig } from "../config/types.ts";
+import type { CidrSet } from "../routing/cidr.ts";
+import type { HttpRouter } from "../routing/http_router.ts";
 import type { BackendState } from "./upstream.ts";
+import type { BackendPool } from "./http/pool.ts";
+import type { RequestObserver } from "./http/session.ts";
+import type { TerminatedInfo } from "./terminate.ts";
+import type { Terminator } from "./terminator.ts";
 
 /** One finished connection, as written to the access log. */
 export interface AccessRecord {
@@ -47,10 +54,20 @@ export interface ListenerContext {
   readonly listener: ListenerConfig;
   readonly table: RouteTable;
   readonly backends: ReadonlyMap<string, BackendState>;
+  /** Keep-alive connection pools of the backends, for HTTP routes. */
+  readonly pools: ReadonlyMap<string, BackendPool>;
   readonly http: HttpConfig;
   /** The port a listener is actually bound on (binds may ask for port 0). */
   readonly boundPort: (listener: string) => number | null;
   readonly onAccess: AccessObserver;
+  /** Receives one record per HTTP request on terminated connections. */
+  readonly onRequest: RequestObserver;
+  /** The internal TLS listener of the moment (it is replaced when certificates change). */
+  readonly terminator: () => Terminator<TerminatedInfo> | null;
+  /** The compiled HTTP routes of each edge/reencrypt route. */
+  readonly routers: ReadonlyMap<RouteConfig, HttpRouter>;
+  /** Clients whose forwarding headers are kept (http.trusted_proxies). */
+  readonly trustedProxies: CidrSet;
   /** Aborted when a graceful stop begins: idle keep-alive connections close at once. */
   readonly softStop: AbortSignal;
   /** Aborted when a graceful stop runs out of time: every open connection closes. */

@@ -8,10 +8,13 @@
 
 import type { RedirectAction } from "../config/types.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
-import { parseRequestHead, type RequestHead } from "./http1/head.ts";
+import type { RequestHead } from "./http1/head.ts";
 import { simpleResponse } from "./http1/respond.ts";
-import { forwardOneRequest } from "./http1/forward_once.ts";
-import { type PeerAddress, readWithin, TIMED_OUT, writeAll } from "./net.ts";
+import { NO_HEADER_OPS } from "./http1/upstream_head.ts";
+import { forwardRequest } from "./http/h1.ts";
+import { readRequestHead } from "./http/read_head.ts";
+import { BufferedReader } from "./http/reader.ts";
+import { type PeerAddress, writeAll } from "./net.ts";
 
 const ACME_PREFIX = "/.well-known/acme-challenge/";
 
@@ -27,89 +30,80 @@ export async function serveRedirect(
   client: PeerAddress,
   record: AccessRecord,
 ): Promise<void> {
-  const http = ctx.http;
-  const limits = { maxHeadBytes: http.maxHeadSize, maxHeaders: http.maxHeaders };
-  let buf = new Uint8Array(Math.max(first.length, 2048));
-  buf.set(first);
-  let length = first.length;
-  let headStarted = performance.now();
+  const reader = new BufferedReader(conn, 2048, first);
+  try {
+    await serve(conn, reader, action, ctx, client, record);
+  } finally {
+    record.up = reader.totalRead;
+  }
+}
+
+async function serve(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  action: RedirectAction,
+  ctx: ListenerContext,
+  client: PeerAddress,
+  record: AccessRecord,
+): Promise<void> {
+  const send = async (response: Uint8Array) => {
+    await writeAll(conn, response);
+    record.down += response.length;
+  };
   record.requests = 0;
   for (;;) {
-    const parsed = parseRequestHead(buf.subarray(0, length), limits);
-    if (parsed.kind === "incomplete") {
-      if (length === buf.length) {
-        // The parser answers with an error once maxHeadBytes is passed, so this stays bounded.
-        const bigger = new Uint8Array(Math.min(buf.length * 2, http.maxHeadSize + 1));
-        bigger.set(buf);
-        buf = bigger;
-      }
-      const wait = length === 0
-        ? http.keepaliveTimeout
-        : http.requestHeadTimeout - (performance.now() - headStarted);
-      // Between requests a graceful stop may close the connection; within one it may not.
-      const n = await readWithin(
-        conn,
-        buf.subarray(length),
-        wait,
-        length === 0 ? ctx.softStop : undefined,
-      );
-      if (n === TIMED_OUT) {
-        if (length > 0) {
-          const response = simpleResponse(408, { close: true });
-          await writeAll(conn, response);
-          record.down += response.length;
+    const got = await readRequestHead(reader, ctx.http, ctx.softStop);
+    switch (got.kind) {
+      case "timeout":
+        if (got.partial) {
+          await send(simpleResponse(408, { close: true }));
           return end(record, "request-timeout", null);
         }
-        return end(record, ctx.softStop.aborted ? "shutdown" : "keepalive-timeout", null);
-      }
-      if (n === null) return end(record, "client-closed", null);
-      if (length === 0) headStarted = performance.now();
-      length += n;
-      record.up += n;
-      continue;
+        return end(record, "keepalive-timeout", null);
+      case "closed":
+        return end(record, got.partial ? "client-closed-early" : "client-closed", null);
+      case "stopping":
+        return end(record, "shutdown", null);
+      case "error":
+        await send(simpleResponse(got.status, { close: true }));
+        return end(record, "bad-request", got.reason);
     }
-    if (parsed.kind === "error") {
-      const response = simpleResponse(parsed.status, { close: true });
-      await writeAll(conn, response);
-      record.down += response.length;
-      return end(record, "bad-request", parsed.reason);
-    }
-    const head = parsed.head;
+    const head = got.head;
     record.requests++;
     if (action.acmeBackend !== null && head.path.startsWith(ACME_PREFIX)) {
-      const backend = ctx.backends.get(action.acmeBackend)!;
-      record.backend = backend.config.name;
-      const result = await forwardOneRequest(conn, buf.subarray(0, length), head, backend, client, {
+      const pool = ctx.pools.get(action.acmeBackend)!;
+      record.backend = action.acmeBackend;
+      // One request per connection: the challenge path is rare and this keeps the plain
+      // listener free of keep-alive bookkeeping towards a second backend.
+      const result = await forwardRequest(conn, reader, head, {
+        pool,
+        upstreamPath: head.path,
+        requestOps: NO_HEADER_OPS,
+        responseOps: NO_HEADER_OPS,
+        forwarding: { clientIp: client.ip, proto: "http", trusted: false },
+        close: true,
         idleTimeout: ctx.listener.idleTimeout,
         signal: ctx.hardStop,
       });
       record.server = result.server;
-      record.up += result.up;
-      record.down += result.down;
-      return end(record, result.end, result.detail);
+      record.down += result.bytesOut;
+      return end(record, result.end === "ok" ? "acme-forwarded" : result.end, result.detail);
     }
     const location = httpsLocation(head, action, ctx);
     if (location === null) {
-      const response = simpleResponse(400, { close: true, body: "A Host header is required.\n" });
-      await writeAll(conn, response);
-      record.down += response.length;
+      await send(simpleResponse(400, { close: true, body: "A Host header is required.\n" }));
       return end(record, "bad-request", "no usable host");
     }
     // A request body would have to be read and thrown away to find the next request; closing
     // is simpler and costs a client that sends bodies to port 80 nothing it needs.
     const close = !head.keepAlive || head.body.kind !== "none";
-    const response = simpleResponse(action.status, {
+    await send(simpleResponse(action.status, {
       headers: [["location", location]],
       body: `Redirecting to ${location}\n`,
       close,
       head: head.method === "HEAD",
-    });
-    await writeAll(conn, response);
-    record.down += response.length;
+    }));
     if (close) return end(record, "redirected", null);
-    buf.copyWithin(0, head.end, length);
-    length -= head.end;
-    headStarted = performance.now();
   }
 }
 

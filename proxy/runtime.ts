@@ -1,17 +1,32 @@
 /**
- * The running proxy: binds every listener of a config, accepts connections, hands each to
- * {@link handleConnection}, and stops gracefully.
+ * The running proxy: binds every listener of a prepared config, accepts connections, hands
+ * each to {@link handleConnection}, reloads by building a whole new generation and swapping one
+ * reference, and stops gracefully.
+ *
+ * A generation is everything derived from one config: route tables, backend pools, the
+ * internal TLS listener, the listener contexts. An accepted connection takes the context of the
+ * generation current at accept time and keeps it to the end, so a reload never changes the rules
+ * under an open connection.
  *
  * @module
  */
 
 import type { Config, ListenerConfig } from "../config/types.ts";
 import { formatHostPort, type HostPort } from "../config/address.ts";
+import { CidrSet } from "../routing/cidr.ts";
+import { HttpRouter } from "../routing/http_router.ts";
 import { RouteTable } from "../routing/route_table.ts";
+import type { CertifiedKey } from "./_deno_internals.ts";
+import { FileWatcher } from "./certs/watch.ts";
 import { handleConnection } from "./connection.ts";
 import type { AccessObserver, AccessRecord, ListenerContext } from "./context.ts";
+import { BackendPool } from "./http/pool.ts";
+import type { RequestObserver, RequestRecord } from "./http/session.ts";
 import { accessLog, log } from "./log.ts";
 import { closeQuietly } from "./net.ts";
+import { prepareConfig, type PreparedConfig } from "./prepare.ts";
+import { serveTerminated, type TerminatedInfo } from "./terminate.ts";
+import { Terminator } from "./terminator.ts";
 import { BackendState } from "./upstream.ts";
 
 /** Raised when a listener cannot bind its address. */
@@ -29,8 +44,10 @@ export class BindError extends Error {
 
 /** Options for {@link startProxy}. */
 export interface StartOptions {
-  /** Called with every access record, in addition to the access log. */
+  /** Called with every connection's access record, in addition to the access log. */
   onAccess?: AccessObserver;
+  /** Called with every HTTP request's record, in addition to the access log. */
+  onRequest?: RequestObserver;
 }
 
 /** A running proxy. */
@@ -39,6 +56,15 @@ export interface ProxyHandle {
   readonly addrs: ReadonlyMap<string, Deno.NetAddr[]>;
   /** Connections being handled right now. */
   readonly activeConnections: number;
+  /** The config in force. */
+  readonly config: Config;
+  /**
+   * Replaces the config: listeners are added, removed or re-pointed, and new connections use
+   * the new rules while open ones finish on the old. On any error the old config stays.
+   *
+   * @throws {ConfigError} or {@link BindError}; nothing has changed then.
+   */
+  reload(next: PreparedConfig): Promise<void>;
   /**
    * Stops accepting, lets open connections finish for up to `timeout` ms (the config's
    * `shutdown_timeout` by default), then closes the rest.
@@ -46,9 +72,19 @@ export interface ProxyHandle {
   shutdown(timeout?: number): Promise<void>;
 }
 
-interface BoundListener {
-  config: ListenerConfig;
-  sockets: Deno.TcpListener[];
+interface Socket {
+  key: string;
+  listener: string;
+  bind: HostPort;
+  socket: Deno.TcpListener;
+  loop: Promise<void>;
+}
+
+interface Generation {
+  prepared: PreparedConfig;
+  contexts: Map<string, ListenerContext>;
+  pools: Map<string, BackendPool>;
+  terminator: Terminator<TerminatedInfo> | null;
 }
 
 /**
@@ -56,19 +92,14 @@ interface BoundListener {
  *
  * @throws {BindError} When an address cannot be bound; nothing is left bound then.
  */
-export function startProxy(config: Config, opts: StartOptions = {}): ProxyHandle {
-  const bound: BoundListener[] = [];
-  try {
-    for (const listener of config.listeners) {
-      const sockets: Deno.TcpListener[] = [];
-      bound.push({ config: listener, sockets });
-      for (const bind of listener.binds) sockets.push(bindOne(listener.name, bind));
-    }
-  } catch (e) {
-    for (const b of bound) for (const s of b.sockets) closeQuietly(s);
-    throw e;
-  }
-  return new RunningProxy(config, bound, opts);
+export function startProxy(prepared: PreparedConfig, opts: StartOptions = {}): ProxyHandle {
+  const proxy = new RunningProxy(opts);
+  proxy.install(prepared);
+  return proxy;
+}
+
+function bindKey(b: HostPort): string {
+  return formatHostPort(b);
 }
 
 function bindOne(listener: string, bind: HostPort): Deno.TcpListener {
@@ -89,8 +120,8 @@ function bindOne(listener: string, bind: HostPort): Deno.TcpListener {
       message =
         `cannot bind ${address} for listener "${listener}": that address is not on this host`;
     } else if (e instanceof Deno.errors.NotCapable) {
-      message =
-        `cannot bind ${address} for listener "${listener}": Deno's --allow-net permission does not include it`;
+      message = `cannot bind ${address} for listener "${listener}": ` +
+        `Deno's --allow-net permission does not include it`;
     } else {
       message = `cannot bind ${address} for listener "${listener}": ${
         e instanceof Error ? e.message : String(e)
@@ -101,78 +132,240 @@ function bindOne(listener: string, bind: HostPort): Deno.TcpListener {
 }
 
 function logAccess(record: AccessRecord): void {
-  accessLog.info("access", { ...record });
+  accessLog.info("connection", { ...record });
 }
 
+function logRequest(record: RequestRecord): void {
+  accessLog.info("request", { ...record });
+}
+
+/** How long a replaced internal TLS listener keeps accepting, for connects already under way. */
+const TERMINATOR_GRACE = 5_000;
+
 class RunningProxy implements ProxyHandle {
-  readonly addrs: Map<string, Deno.NetAddr[]>;
-  readonly #bound: BoundListener[];
+  readonly #sockets = new Map<string, Socket>();
   readonly #active = new Set<Deno.Conn>();
   readonly #tasks = new Set<Promise<void>>();
-  readonly #acceptLoops: Promise<void>[] = [];
   readonly #softStop = new AbortController();
   readonly #hardStop = new AbortController();
-  readonly #config: Config;
+  readonly #onAccess: AccessObserver;
+  readonly #onRequest: RequestObserver;
+  readonly #retired: Generation[] = [];
+  #gen: Generation | null = null;
+  #watcher: FileWatcher | null = null;
   #stopping: Promise<void> | null = null;
 
-  constructor(config: Config, bound: BoundListener[], opts: StartOptions) {
-    this.#config = config;
-    this.#bound = bound;
-    this.addrs = new Map(
-      bound.map((b) => [b.config.name, b.sockets.map((s) => s.addr as Deno.NetAddr)]),
-    );
-    const backends = new Map(
-      [...config.backends.values()].map((b) => [b.name, new BackendState(b)]),
-    );
-    const onAccess: AccessObserver = opts.onAccess
+  constructor(opts: StartOptions) {
+    const access = opts.onAccess;
+    this.#onAccess = access
       ? (r) => {
         logAccess(r);
-        opts.onAccess!(r);
+        access(r);
       }
       : logAccess;
-    const boundPort = (name: string) => this.addrs.get(name)?.[0]?.port ?? null;
-    for (const b of bound) {
-      const ctx: ListenerContext = {
-        listener: b.config,
-        table: new RouteTable(b.config),
-        backends,
-        http: config.http,
-        boundPort,
-        onAccess,
-        softStop: this.#softStop.signal,
-        hardStop: this.#hardStop.signal,
-      };
-      for (const socket of b.sockets) {
-        log.info("listening", {
-          listener: b.config.name,
-          address: formatHostPort({
-            host: (socket.addr as Deno.NetAddr).hostname,
-            port: (socket.addr as Deno.NetAddr).port,
-          }),
-          routes: b.config.routes.length,
-        });
-        this.#acceptLoops.push(this.#acceptLoop(socket, ctx));
+    const request = opts.onRequest;
+    this.#onRequest = request
+      ? (r) => {
+        logRequest(r);
+        request(r);
       }
-    }
+      : logRequest;
+  }
+
+  get config(): Config {
+    return this.#gen!.prepared.config;
   }
 
   get activeConnections(): number {
     return this.#active.size;
   }
 
-  async #acceptLoop(socket: Deno.TcpListener, ctx: ListenerContext): Promise<void> {
+  get addrs(): Map<string, Deno.NetAddr[]> {
+    const out = new Map<string, Deno.NetAddr[]>();
+    for (const l of this.config.listeners) out.set(l.name, []);
+    for (const s of this.#sockets.values()) {
+      out.get(s.listener)?.push(s.socket.addr as Deno.NetAddr);
+    }
+    return out;
+  }
+
+  /** Binds what `prepared` needs and makes it the current generation (first start or reload). */
+  install(prepared: PreparedConfig): void {
+    const config = prepared.config;
+    // Bind every new address first; if one fails, undo and keep the old state.
+    const fresh: Socket[] = [];
+    const keep = new Map<string, { listener: string; bind: HostPort }>();
+    try {
+      for (const l of config.listeners) {
+        for (const bind of l.binds) {
+          const key = bindKey(bind);
+          const existing = bind.port !== 0 ? this.#sockets.get(key) : undefined;
+          if (existing) {
+            keep.set(key, { listener: l.name, bind });
+            continue;
+          }
+          const socket = bindOne(l.name, bind);
+          const actualKey = bindKey({
+            host: bind.host,
+            port: (socket.addr as Deno.NetAddr).port,
+            kind: bind.kind,
+          });
+          fresh.push({ key: actualKey, listener: l.name, bind, socket, loop: Promise.resolve() });
+        }
+      }
+    } catch (e) {
+      for (const s of fresh) closeQuietly(s.socket);
+      throw e;
+    }
+    const gen = this.#buildGeneration(prepared);
+    const old = this.#gen;
+    this.#gen = gen;
+    // Sockets that stay are re-pointed by name; the accept loop looks up the context per accept.
+    for (const [key, s] of this.#sockets) {
+      const still = keep.get(key);
+      if (still) {
+        s.listener = still.listener;
+        continue;
+      }
+      closeQuietly(s.socket);
+      this.#sockets.delete(key);
+      log.info("listener closed", { listener: s.listener, address: key });
+    }
+    for (const s of fresh) {
+      this.#sockets.set(s.key, s);
+      s.loop = this.#acceptLoop(s);
+      log.info("listening", { listener: s.listener, address: s.key });
+    }
+    if (old !== null) this.#retire(old);
+    this.#watchCertificates(prepared);
+    for (const name of prepared.devNames) {
+      log.warn("serving a self-signed development certificate (browsers will warn)", {
+        name,
+        file: prepared.devCert?.origin.cert ?? null,
+      });
+    }
+  }
+
+  async reload(next: PreparedConfig): Promise<void> {
+    if (this.#stopping !== null) throw new Error("edgemux is stopping");
+    this.install(next);
+  }
+
+  #buildGeneration(prepared: PreparedConfig): Generation {
+    const config = prepared.config;
+    const backends = new Map<string, BackendState>();
+    const pools = new Map<string, BackendPool>();
+    for (const b of config.backends.values()) {
+      const state = new BackendState(b);
+      backends.set(b.name, state);
+      pools.set(b.name, new BackendPool(state, prepared.backendTls.get(b.name) ?? null));
+    }
+    const gen: Generation = { prepared, contexts: new Map(), pools, terminator: null };
+    const terminates = config.listeners.some((l) =>
+      l.routes.some((r) => r.action.kind === "edge" || r.action.kind === "reencrypt")
+    );
+    if (terminates) gen.terminator = this.#newTerminator(prepared, gen);
+    const trustedProxies = new CidrSet(config.http.trustedProxies);
+    const boundPort = (name: string) => this.addrs.get(name)?.[0]?.port ?? null;
+    for (const l of config.listeners) {
+      gen.contexts.set(l.name, {
+        listener: l,
+        table: new RouteTable(l),
+        backends,
+        pools,
+        http: config.http,
+        boundPort,
+        onAccess: this.#onAccess,
+        onRequest: this.#onRequest,
+        terminator: () => gen.terminator,
+        routers: routersOf(l),
+        trustedProxies,
+        softStop: this.#softStop.signal,
+        hardStop: this.#hardStop.signal,
+      });
+    }
+    return gen;
+  }
+
+  #newTerminator(prepared: PreparedConfig, gen: Generation): Terminator<TerminatedInfo> {
+    const pem = (c: { certPem: string; keyPem: string } | null): CertifiedKey | null =>
+      c === null ? null : { cert: c.certPem, key: c.keyPem };
+    const dev = prepared.devCert;
+    const choose = (sni: string | null) => {
+      const real = prepared.certs?.select(sni) ?? null;
+      if (real !== null) return pem(real);
+      // The development certificate answers only names no real certificate covers.
+      if (dev !== null && (sni === null || prepared.devNames.some((n) => coversName(n, sni)))) {
+        return pem(dev);
+      }
+      return null;
+    };
+    const handshakeTimeout = Math.max(...prepared.config.listeners.map((l) => l.sniff.timeout));
+    return new Terminator<TerminatedInfo>(choose, handshakeTimeout, serveTerminated, () => {
+      // Too many distinct names have been cached by the TLS listener: start a fresh one.
+      log.warn("internal TLS listener saw too many distinct server names; replacing it", {});
+      const old = gen.terminator;
+      gen.terminator = this.#newTerminator(prepared, gen);
+      if (old) setTimeout(() => void old.close(), TERMINATOR_GRACE);
+    });
+  }
+
+  #retire(old: Generation): void {
+    this.#retired.push(old);
+    const t = old.terminator;
+    setTimeout(() => {
+      void t?.close();
+      for (const p of old.pools.values()) p.close();
+      this.#retired.splice(this.#retired.indexOf(old), 1);
+    }, TERMINATOR_GRACE);
+  }
+
+  #watchCertificates(prepared: PreparedConfig): void {
+    this.#watcher?.stop();
+    this.#watcher = null;
+    const certs = prepared.config.certificates;
+    if (certs === null || certs.watchInterval === 0) return;
+    const paths = [...certs.directories, ...certs.files.flatMap((f) => [f.cert, f.key])];
+    this.#watcher = new FileWatcher(() => paths, certs.watchInterval, () => {
+      void this.#reloadCertificates();
+    });
+    this.#watcher.start();
+  }
+
+  async #reloadCertificates(): Promise<void> {
+    const current = this.#gen!.prepared;
+    try {
+      const next = await prepareConfig(current.config, { warnings: [] });
+      if (this.#stopping !== null) return;
+      this.install(next);
+      log.info("certificates reloaded", {
+        certificates: next.certs?.certs.length ?? 0,
+      });
+    } catch (e) {
+      log.error("certificates changed on disk but cannot be used; keeping the current ones", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
+  }
+
+  async #acceptLoop(s: Socket): Promise<void> {
     for (;;) {
       let conn: Deno.TcpConn;
       try {
-        conn = await socket.accept();
+        conn = await s.socket.accept();
       } catch (e) {
         if (this.#stopping !== null || e instanceof Deno.errors.BadResource) return;
         // Out of file descriptors and the like: say so, wait a moment, keep serving.
         log.error("accept failed", {
-          listener: ctx.listener.name,
+          listener: s.listener,
           error: e instanceof Error ? e.message : String(e),
         });
         await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      const ctx = this.#gen!.contexts.get(s.listener);
+      if (ctx === undefined) {
+        closeQuietly(conn);
         continue;
       }
       this.#active.add(conn);
@@ -184,14 +377,15 @@ class RunningProxy implements ProxyHandle {
     }
   }
 
-  shutdown(timeout = this.#config.shutdownTimeout): Promise<void> {
+  shutdown(timeout = this.config.shutdownTimeout): Promise<void> {
     this.#stopping ??= this.#shutdown(timeout);
     return this.#stopping;
   }
 
   async #shutdown(timeout: number): Promise<void> {
-    for (const b of this.#bound) for (const s of b.sockets) closeQuietly(s);
-    await Promise.all(this.#acceptLoops);
+    this.#watcher?.stop();
+    for (const s of this.#sockets.values()) closeQuietly(s.socket);
+    await Promise.all([...this.#sockets.values()].map((s) => s.loop));
     this.#softStop.abort();
     if (this.#tasks.size > 0) {
       log.info("draining", { connections: this.#tasks.size, timeout_ms: timeout });
@@ -210,5 +404,31 @@ class RunningProxy implements ProxyHandle {
       for (const c of this.#active) closeQuietly(c);
       await Promise.all([...this.#tasks]);
     }
+    for (const g of [this.#gen!, ...this.#retired]) {
+      await g.terminator?.close();
+      g.terminator?.closeConnections();
+      for (const p of g.pools.values()) p.close();
+    }
   }
+}
+
+/** Compiled HTTP routes for each terminating route of a listener. */
+function routersOf(listener: ListenerConfig): Map<ListenerConfig["routes"][number], HttpRouter> {
+  const out = new Map<ListenerConfig["routes"][number], HttpRouter>();
+  for (const r of listener.routes) {
+    if (
+      (r.action.kind === "edge" || r.action.kind === "reencrypt") &&
+      r.action.upstream.kind === "http"
+    ) {
+      out.set(r, new HttpRouter(r.action.upstream.routes));
+    }
+  }
+  return out;
+}
+
+/** Whether a certificate name (`a.b` or `*.b`) covers `sni`. */
+function coversName(name: string, sni: string): boolean {
+  if (!name.startsWith("*.")) return name === sni;
+  const dot = sni.indexOf(".");
+  return dot > 0 && sni.slice(dot + 1) === name.slice(2);
 }

@@ -46,13 +46,19 @@ listeners:
     equal(r.verifyOk, true);
   });
 
-  await t.step("the wildcard does not match two extra labels; the default route takes it", async () => {
-    const r = await sClient({ port, servername: "a.b.apps.example.test", caFile: ca });
-    equal(r.peerCN, "default.example.test");
-  });
+  await t.step(
+    "the wildcard does not match two extra labels; the default route takes it",
+    async () => {
+      const r = await sClient({ port, servername: "a.b.apps.example.test", caFile: ca });
+      equal(r.peerCN, "default.example.test");
+    },
+  );
 
   await t.step("an unknown name and a hello without SNI go to the default route", async () => {
-    equal((await sClient({ port, servername: "unknown.example.test" })).peerCN, "default.example.test");
+    equal(
+      (await sClient({ port, servername: "unknown.example.test" })).peerCN,
+      "default.example.test",
+    );
     equal((await sClient({ port, servername: null })).peerCN, "default.example.test");
   });
 

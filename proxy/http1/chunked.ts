@@ -133,12 +133,19 @@ export class ChunkedScanner {
 
   /**
    * Looks at `buf[start..end)`, which continues the body where the previous call stopped.
+   * `onData`, when given, is told each run of chunk-data bytes (positions in `buf`), so the same
+   * scanner both forwards a chunked body verbatim and decodes it.
    *
    * @returns how many of those bytes belong to the body and whether it ended, or an error.
    *   After `done`, further calls consume nothing; after an error, they repeat it.
    * @throws {RangeError} when `start..end` is not a range inside `buf` (a caller bug)
    */
-  scan(buf: Uint8Array, start: number, end: number): ChunkedScanResult {
+  scan(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    onData?: (from: number, to: number) => void,
+  ): ChunkedScanResult {
     if (!(start >= 0 && start <= end && end <= buf.length)) {
       throw new RangeError(
         `Cannot scan bytes ${start}..${end} of a ${buf.length}-byte buffer: the range must lie inside it`,
@@ -151,6 +158,7 @@ export class ChunkedScanner {
       if (state === DATA) {
         // The hot case: skip chunk-data without looking at it.
         const n = Math.min(this.#size, end - p);
+        if (onData !== undefined && n > 0) onData(p, p + n);
         p += n;
         this.#size -= n;
         if (this.#size === 0) state = DATA_CR;

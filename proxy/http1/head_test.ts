@@ -318,6 +318,26 @@ Deno.test("parseRequestHead() answers 431 when the fields exceed maxHeadBytes", 
   assert.equal(req(head, { maxHeadBytes: head.length - 1, maxHeaders: 10 }).kind, "error");
 });
 
+Deno.test("parseRequestHead() defaults to a 32 KiB head and 100 fields", () => {
+  assert.deepEqual(DEFAULT_HEAD_LIMITS, { maxHeadBytes: 32768, maxHeaders: 100 });
+  const start = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+  const fill = (n: number) => start + "v".repeat(n - start.length - 4) + "\r\n\r\n";
+  assert.equal(req(fill(32768)).kind, "head");
+  assert.deepEqual(req(fill(32769)), {
+    kind: "error",
+    status: 431,
+    reason: "request head too large",
+  });
+  const fields = (n: number) =>
+    "GET / HTTP/1.1\r\n" + "Host: a\r\n" + "X: y\r\n".repeat(n - 1) + "\r\n";
+  assert.equal(req(fields(100)).kind, "head");
+  assert.deepEqual(req(fields(101)), {
+    kind: "error",
+    status: 431,
+    reason: "too many header fields",
+  });
+});
+
 Deno.test("parseRequestHead() answers 431 for more than maxHeaders fields", () => {
   const head = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
   assert.deepEqual(req(head, { maxHeaders: 2, maxHeadBytes: 1000 }), {
@@ -329,13 +349,39 @@ Deno.test("parseRequestHead() answers 431 for more than maxHeaders fields", () =
   assert.equal((req(many) as { status?: number }).status, 431);
 });
 
-Deno.test("parseRequestHead() reports a bare LF before the head is complete", () => {
-  assert.deepEqual(req("GET / HTTP/1.1\nHo"), {
+Deno.test("parseRequestHead() refuses a head with bare-LF line endings as soon as it ends", () => {
+  const bareLf = { kind: "error", status: 400, reason: "bare lf in head" };
+  assert.deepEqual(req("GET / HTTP/1.0\n\n"), bareLf);
+  assert.deepEqual(req("GET / HTTP/1.1\nHost: a\n\n"), bareLf);
+  assert.deepEqual(req("GET / HTTP/1.1\r\nHost: a\n\r\n"), bareLf);
+  assert.deepEqual(req("\n"), bareLf);
+  assert.deepEqual(req("\r\n\nGET"), bareLf);
+  assert.deepEqual(req("\r\n\r\n"), { kind: "incomplete" });
+  assert.deepEqual(req("\r\n\r\nG"), { kind: "incomplete" });
+  assert.deepEqual(res("HTTP/1.1 200 OK\nContent-Length: 0\n\n"), {
     kind: "error",
-    status: 400,
     reason: "bare lf in head",
   });
-  assert.deepEqual(req("\n"), { kind: "error", status: 400, reason: "bare lf in head" });
+});
+
+const SMALL_HEAD = "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n";
+
+Deno.test("parseRequestHead() refuses a bare LF anywhere in a complete head", () => {
+  for (let i = 0; i <= SMALL_HEAD.length - 4; i++) {
+    // An LF inserted right after a CR would make a proper CRLF.
+    if (SMALL_HEAD[i - 1] === "\r") continue;
+    const r = req(SMALL_HEAD.slice(0, i) + "\n" + SMALL_HEAD.slice(i));
+    assert.equal(r.kind === "error" && r.status, 400, `LF at ${i}: ${JSON.stringify(r)}`);
+  }
+});
+
+Deno.test("parseRequestHead() refuses a bare CR anywhere in a complete head", () => {
+  for (let i = 0; i <= SMALL_HEAD.length - 4; i++) {
+    // A CR inserted right before an LF would make a proper CRLF.
+    if (SMALL_HEAD[i] === "\n") continue;
+    const r = req(SMALL_HEAD.slice(0, i) + "\r" + SMALL_HEAD.slice(i));
+    assert.equal(r.kind === "error" && r.status, 400, `CR at ${i}: ${JSON.stringify(r)}`);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -988,6 +1034,7 @@ const requestArb = fc.record({
   ),
   fields: fc.array(fieldArb, { maxLength: 20 }),
   length: fc.option(fc.nat({ max: 1_000_000 })),
+  chunked: fc.boolean(),
   leadingEmptyLines: fc.nat({ max: 2 }),
 });
 
@@ -998,6 +1045,7 @@ function encodeRequest(spec: RequestSpec): string {
     `${spec.method} ${spec.path} HTTP/1.1\r\nHost: ${spec.host}\r\n`;
   for (const [name, ows1, value, ows2] of spec.fields) s += `${name}:${ows1}${value}${ows2}\r\n`;
   if (spec.length !== null) s += `Content-Length: ${spec.length}\r\n`;
+  else if (spec.chunked) s += "Transfer-Encoding: chunked\r\n";
   return s + "\r\n";
 }
 
@@ -1027,6 +1075,22 @@ function isCleanValue(value: string): boolean {
   return !/^[ \t]|[ \t]$/.test(value);
 }
 
+/** The framing RFC 9112 §6.3 gives, computed the slow way from the parsed fields. */
+function referenceFraming(headers: [string, string][]): string {
+  const te = headers.filter(([n]) => n === "transfer-encoding").map(([, v]) => v);
+  const cl = headers.filter(([n]) => n === "content-length").flatMap(([, v]) => v.split(","));
+  if (te.length > 0) {
+    return cl.length === 0 && te.length === 1 && te[0].toLowerCase() === "chunked"
+      ? JSON.stringify({ kind: "chunked" })
+      : "refused";
+  }
+  if (cl.length === 0) return JSON.stringify({ kind: "none" });
+  const values = new Set(cl.map((v) => v.trim()).map((v) => /^[0-9]+$/.test(v) ? Number(v) : NaN));
+  if (values.size !== 1) return "refused";
+  const [length] = values;
+  return Number.isSafeInteger(length) ? JSON.stringify({ kind: "length", length }) : "refused";
+}
+
 function latin1String(buf: Uint8Array): string {
   let s = "";
   for (const b of buf) s += String.fromCharCode(b);
@@ -1046,10 +1110,15 @@ Deno.test("parseRequestHead() returns exactly the fields of generated valid head
       const expected: [string, string][] = [["host", spec.host]];
       for (const [name, , value] of spec.fields) expected.push([name.toLowerCase(), value]);
       if (spec.length !== null) expected.push(["content-length", String(spec.length)]);
+      else if (spec.chunked) expected.push(["transfer-encoding", "chunked"]);
       assert.deepEqual(h.headers, expected);
       assert.deepEqual(
         h.body,
-        spec.length === null ? { kind: "none" } : { kind: "length", length: spec.length },
+        spec.length !== null
+          ? { kind: "length", length: spec.length }
+          : spec.chunked
+          ? { kind: "chunked" }
+          : { kind: "none" },
       );
     }),
     { numRuns: 300 },
@@ -1115,6 +1184,8 @@ Deno.test("parseRequestHead() never throws on mutated heads and accepts only wha
       const r = parseRequestHead(buf);
       if (r.kind === "head") {
         assert.ok(referenceGrammarAccepts(latin1String(buf)), latin1String(buf));
+        assert.equal(referenceFraming(r.head.headers), JSON.stringify(r.head.body));
+        assert.match(r.head.authority ?? "", /^[a-z0-9._:\[\]-]*$/);
         for (const [name, value] of r.head.headers) {
           assert.match(name, /^[!#$%&'*+\-.^_`|~0-9a-z]+$/);
           assert.ok(isCleanValue(value), JSON.stringify(value));

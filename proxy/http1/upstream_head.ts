@@ -1,13 +1,15 @@
 /**
- * The request head edgemux sends to a backend: the client's request in origin-form, with
- * hop-by-hop fields removed (RFC 9110 §7.6.1), Host regenerated from the request's authority,
- * and the `X-Forwarded-*` / `Forwarded` (RFC 7239) fields set deliberately.
+ * The heads edgemux writes on behalf of others: the request head sent to a backend and the
+ * header list of the response passed back to the client. Hop-by-hop fields are removed both
+ * ways (RFC 9110 §7.6.1), framing fields are regenerated rather than copied, Host comes from the
+ * request's authority, and `X-Forwarded-*` / `Forwarded` (RFC 7239) are set deliberately.
  *
  * @module
  */
 
-import type { RequestHead } from "./head.ts";
-import { encodeLatin1Into, latin1Length } from "./latin1.ts";
+import type { HeaderOps } from "../../config/types.ts";
+import type { BodyFraming } from "./head.ts";
+import { encodeLatin1Into } from "./latin1.ts";
 
 /** Who the client is, and whether to believe forwarding fields it sent. */
 export interface ForwardingFacts {
@@ -25,8 +27,8 @@ export interface ForwardingFacts {
 
 /**
  * Hop-by-hop fields (RFC 9110 §7.6.1, plus the never-standard Proxy-Connection), dropped in
- * both directions. Transfer-Encoding is not here: edgemux forwards a chunked body unchanged,
- * so the field that describes it goes along.
+ * both directions. Content-Length and Transfer-Encoding are dropped too and written afresh
+ * from the framing edgemux actually uses.
  */
 export const HOP_BY_HOP = new Set([
   "connection",
@@ -35,6 +37,8 @@ export const HOP_BY_HOP = new Set([
   "te",
   "trailer",
   "upgrade",
+  "transfer-encoding",
+  "content-length",
 ]);
 
 /**
@@ -50,16 +54,20 @@ const FORWARDING = new Set([
   "forwarded",
 ]);
 
-/** The forwarding fields edgemux writes, given what the request carried. */
+/** The fields of a message as edgemux received them: lowercase names, in order. */
+export type FieldList = [name: string, value: string][];
+
+/** The forwarding fields edgemux writes, given the request's own fields. */
 export function forwardingFields(
-  head: RequestHead,
+  headers: FieldList,
+  authority: string | null,
   facts: ForwardingFacts,
-): [string, string][] {
-  const host = head.authority ?? "";
+): FieldList {
+  const host = authority ?? "";
   const forNode = facts.clientIp.includes(":") ? `"[${facts.clientIp}]"` : facts.clientIp;
   const mine = `for=${forNode};proto=${facts.proto}${host ? `;host="${host}"` : ""}`;
   if (!facts.trusted) {
-    const out: [string, string][] = [
+    const out: FieldList = [
       ["x-forwarded-for", facts.clientIp],
       ["x-forwarded-proto", facts.proto],
     ];
@@ -67,13 +75,12 @@ export function forwardingFields(
     out.push(["forwarded", mine]);
     return out;
   }
-  const joined = (name: string) =>
-    head.headers.filter(([n]) => n === name).map(([, v]) => v).join(", ");
+  const joined = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v).join(", ");
   const xff = joined("x-forwarded-for");
   const fwd = joined("forwarded");
   const proto = joined("x-forwarded-proto");
   const xhost = joined("x-forwarded-host");
-  const out: [string, string][] = [
+  const out: FieldList = [
     ["x-forwarded-for", xff ? `${xff}, ${facts.clientIp}` : facts.clientIp],
     ["x-forwarded-proto", proto || facts.proto],
   ];
@@ -82,28 +89,72 @@ export function forwardingFields(
   return out;
 }
 
-/**
- * Serialises the head to send upstream.
- *
- * @param extra Fields to add after the client's (edgemux's own, such as `connection: close`).
- */
-export function upstreamRequestHead(
-  head: RequestHead,
-  facts: ForwardingFacts,
-  extra: [string, string][] = [],
-): Uint8Array {
-  const named = head.connection.filter((t) => !PROTECTED.has(t));
-  const lines: string[] = [`${head.method} ${head.path || "/"} HTTP/1.1`];
-  if (head.authority !== null) lines.push(`host: ${head.authority}`);
-  for (const [name, value] of head.headers) {
-    if (name === "host" || HOP_BY_HOP.has(name) || FORWARDING.has(name)) continue;
-    if (named.length > 0 && named.includes(name)) continue;
-    lines.push(`${name}: ${value}`);
-  }
-  for (const [name, value] of forwardingFields(head, facts)) lines.push(`${name}: ${value}`);
-  for (const [name, value] of extra) lines.push(`${name}: ${value}`);
-  const text = lines.join("\r\n") + "\r\n\r\n";
-  const out = new Uint8Array(latin1Length(text));
+/** No header changes. */
+export const NO_HEADER_OPS: HeaderOps = Object.freeze({
+  remove: [],
+  set: [],
+  add: [],
+}) as HeaderOps;
+
+/** Applies a route's header changes: remove, then set (replacing), then add. */
+export function applyHeaderOps(fields: FieldList, ops: HeaderOps): FieldList {
+  if (ops.remove.length === 0 && ops.set.length === 0 && ops.add.length === 0) return fields;
+  const drop = new Set([...ops.remove, ...ops.set.map(([n]) => n)]);
+  const out = fields.filter(([n]) => !drop.has(n));
+  for (const f of ops.set) out.push(f);
+  for (const f of ops.add) out.push(f);
+  return out;
+}
+
+/** The end-to-end fields of a message: hop-by-hop ones and any its `Connection` names removed. */
+export function endToEndFields(headers: FieldList, connection: readonly string[]): FieldList {
+  const named = connection.filter((t) => !PROTECTED.has(t));
+  return headers.filter(([n]) => !HOP_BY_HOP.has(n) && (named.length === 0 || !named.includes(n)));
+}
+
+/** What goes into the request head sent upstream. */
+export interface UpstreamRequest {
+  method: string;
+  /** Origin-form path and query. */
+  path: string;
+  authority: string | null;
+  headers: FieldList;
+  connection: readonly string[];
+  /** How the body is sent upstream (a chunked body is forwarded as chunked). */
+  framing: BodyFraming;
+  /** An Upgrade value to pass on (WebSocket), or null. */
+  upgrade: string | null;
+  forwarding: ForwardingFacts;
+  ops: HeaderOps;
+  /** Ask the backend to close after this exchange. */
+  close: boolean;
+}
+
+/** Serialises the request head for the backend. */
+export function upstreamRequestHead(req: UpstreamRequest): Uint8Array {
+  let text = `${req.method} ${req.path || "/"} HTTP/1.1\r\n`;
+  if (req.authority !== null) text += `host: ${req.authority}\r\n`;
+  const own = endToEndFields(req.headers, req.connection).filter(([n]) =>
+    n !== "host" && !FORWARDING.has(n)
+  );
+  const fields = applyHeaderOps(
+    [...own, ...forwardingFields(req.headers, req.authority, req.forwarding)],
+    req.ops,
+  );
+  for (const [name, value] of fields) text += `${name}: ${value}\r\n`;
+  if (req.framing.kind === "length") text += `content-length: ${req.framing.length}\r\n`;
+  else if (req.framing.kind === "chunked") text += "transfer-encoding: chunked\r\n";
+  if (req.upgrade !== null) text += `connection: upgrade\r\nupgrade: ${req.upgrade}\r\n`;
+  else if (req.close) text += "connection: close\r\n";
+  text += "\r\n";
+  const out = new Uint8Array(text.length);
+  encodeLatin1Into(text, out, 0);
+  return out;
+}
+
+/** Encodes a head (status line or request line plus fields) given as text. */
+export function encodeHead(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
   encodeLatin1Into(text, out, 0);
   return out;
 }

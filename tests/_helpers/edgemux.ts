@@ -5,7 +5,13 @@
  * @module
  */
 
-import { type AccessRecord, parseConfig, type ProxyHandle, start } from "../../mod.ts";
+import {
+  type AccessRecord,
+  parseConfig,
+  type ProxyHandle,
+  type RequestRecord,
+  start,
+} from "../../mod.ts";
 import type { Config } from "../../config/types.ts";
 
 /** A running edgemux for one test. */
@@ -14,6 +20,8 @@ export interface TestProxy extends AsyncDisposable {
   readonly config: Config;
   /** Every access record so far, in the order connections ended. */
   readonly records: AccessRecord[];
+  /** Every HTTP request record so far, in the order requests ended. */
+  readonly requests: RequestRecord[];
   /** The port of a listener's first bind. */
   port(listener: string): number;
   /** Resolves with the first record (past or future) that satisfies `match`. */
@@ -25,12 +33,13 @@ export interface TestProxy extends AsyncDisposable {
 export function startEdgemux(yaml: string): Promise<TestProxy>;
 /** Starts edgemux on an already parsed (and perhaps rewired) config. */
 export function startEdgemux(config: Config): Promise<TestProxy>;
-export function startEdgemux(source: string | Config): Promise<TestProxy> {
-  const config = typeof source === "string" ? parseConfig(source, "test.yaml").config : source;
+export async function startEdgemux(source: string | Config): Promise<TestProxy> {
+  const config = typeof source === "string" ? parseConfig(source, TEST_CONFIG_FILE).config : source;
   const records: AccessRecord[] = [];
-  const waiters: { match: (r: AccessRecord) => boolean; resolve: (r: AccessRecord) => void }[] =
-    [];
-  const proxy = start(config, {
+  const requests: RequestRecord[] = [];
+  const waiters: { match: (r: AccessRecord) => boolean; resolve: (r: AccessRecord) => void }[] = [];
+  const proxy = await start(config, {
+    onRequest: (r) => requests.push(r),
     onAccess: (r) => {
       records.push(r);
       for (const w of [...waiters]) {
@@ -47,10 +56,11 @@ export function startEdgemux(source: string | Config): Promise<TestProxy> {
     stopped = true;
     await proxy.shutdown(1000);
   };
-  return Promise.resolve({
+  return {
     proxy,
     config,
     records,
+    requests,
     port(listener: string): number {
       const addrs = proxy.addrs.get(listener);
       if (!addrs || addrs.length === 0) throw new Error(`no listener named "${listener}"`);
@@ -81,8 +91,14 @@ export function startEdgemux(source: string | Config): Promise<TestProxy> {
     },
     stop,
     [Symbol.asyncDispose]: stop,
-  });
+  };
 }
+
+/**
+ * The file name test configs are parsed as: inside the repository, so relative paths in a test
+ * config (certificates, CAs) resolve against the repository root.
+ */
+export const TEST_CONFIG_FILE: string = new URL("../../test.yaml", import.meta.url).pathname;
 
 /** Reads from `conn` until EOF (or `limit` bytes) and returns the bytes. */
 export async function readAll(conn: Deno.Conn, limit = 1 << 24): Promise<Uint8Array> {

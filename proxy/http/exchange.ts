@@ -1,0 +1,291 @@
+/**
+ * The upstream half of a proxied request, shared by the HTTP/1.1 and HTTP/2 engines: get a
+ * connection, send the head and the body, wait for the response head under the backend's
+ * response timeout, and retry once on a fresh connection when a reused one turns out to be dead
+ * before anything came back (only for requests that may safely be sent twice).
+ *
+ * @module
+ */
+
+import { ChunkedScanner } from "../http1/chunked.ts";
+import { parseResponseHead, type ResponseHead } from "../http1/head.ts";
+import { closeQuietly, writeAll } from "../net.ts";
+import type { BackendPool, DialFailure, UpstreamConn } from "./pool.ts";
+import { type BufferedReader, TIMED_OUT } from "./reader.ts";
+
+/** Where a request body comes from. */
+export type RequestBody =
+  | { kind: "none" }
+  /** HTTP/1.1 client: the body bytes as framed on the wire, forwarded verbatim. */
+  | {
+    kind: "wire";
+    framing: { kind: "length"; length: number } | { kind: "chunked" };
+    reader: BufferedReader;
+    idleTimeout: number;
+  }
+  /** HTTP/2 client: decoded body chunks, framed here (Content-Length when known, else chunked). */
+  | { kind: "stream"; stream: ReadableStream<Uint8Array>; length: number | null };
+
+/** How sending the request body ended. */
+export type BodyOutcome =
+  | "done"
+  | "client-closed"
+  | "client-timeout"
+  | "bad-body"
+  | "upstream-failed";
+
+/** A request ready to send. */
+export interface OutgoingRequest {
+  method: string;
+  head: Uint8Array;
+  body: RequestBody;
+  /** May be sent again on a fresh connection if a reused one fails before answering. */
+  retriable: boolean;
+  /** Interim (1xx) response heads, as raw bytes, for an HTTP/1.1 client to see. */
+  onInterim?: (raw: Uint8Array) => Promise<void>;
+}
+
+/** A response head has arrived; the body is still to be read from `up.reader`. */
+export interface Answer {
+  ok: true;
+  up: UpstreamConn;
+  head: ResponseHead;
+  /** Resolves when the request body has been sent (or failed). */
+  bodySent: Promise<BodyOutcome>;
+  /** Time from sending the request to the response head. */
+  upstreamMs: number;
+  /** Request body bytes forwarded so far (final once `bodySent` resolves). */
+  bodyBytes: () => number;
+}
+
+/** No response head: what to answer the client with, and why. */
+export interface NoAnswer {
+  ok: false;
+  status: 502 | 504;
+  end: string;
+  detail: string;
+  server: string | null;
+}
+
+const RESPONSE_HEAD_LIMITS = { maxHeadBytes: 64 * 1024, maxHeaders: 200 };
+
+/** Sends `req` to a server of `pool`'s backend and waits for the response head. */
+export async function exchange(
+  pool: BackendPool,
+  req: OutgoingRequest,
+  signal: AbortSignal,
+): Promise<Answer | NoAnswer> {
+  for (let attempt = 0;; attempt++) {
+    const got = await pool.acquire(attempt === 0, signal);
+    if ("failure" in got) return dialFailure(got);
+    const { up, reused } = got;
+    up.uses++;
+    const started = performance.now();
+    let sentBody = 0;
+    let bodyStarted = false;
+    try {
+      await writeAll(up.conn, req.head);
+    } catch (e) {
+      pool.release(up, false);
+      if (reused && req.retriable) continue;
+      return noAnswer(502, "upstream-reset", `sending the request failed: ${text(e)}`, up);
+    }
+    const bodySent = sendBody(req.body, up, () => {
+      bodyStarted = true;
+    }, (n) => {
+      sentBody += n;
+    });
+    const result = await readResponseHead(up.reader, req, pool.config.responseTimeout, signal);
+    if (result.kind === "head") {
+      return {
+        ok: true,
+        up,
+        head: result.head,
+        bodySent,
+        upstreamMs: performance.now() - started,
+        bodyBytes: () => sentBody,
+      };
+    }
+    // The body task fails on its next write to the closed connection; nobody waits for it.
+    pool.release(up, false);
+    // A pooled connection the server had already closed answers with an immediate EOF; a
+    // request it never saw can go again on a new connection.
+    if (result.kind === "closed" && reused && req.retriable && !bodyStarted && attempt === 0) {
+      continue;
+    }
+    if (result.kind === "timeout") {
+      return noAnswer(504, "upstream-timeout", "no response head within response_timeout", up);
+    }
+    if (result.kind === "invalid") return noAnswer(502, "upstream-invalid", result.reason, up);
+    return noAnswer(502, "upstream-closed", result.reason, up);
+  }
+}
+
+function dialFailure(f: DialFailure): NoAnswer {
+  return {
+    ok: false,
+    status: f.failure === "upstream-timeout" ? 504 : 502,
+    end: f.failure,
+    detail: f.detail,
+    server: f.server?.label ?? null,
+  };
+}
+
+function noAnswer(status: 502 | 504, end: string, detail: string, up: UpstreamConn): NoAnswer {
+  return { ok: false, status, end, detail, server: up.server.label };
+}
+
+function text(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+type HeadResult =
+  | { kind: "head"; head: ResponseHead }
+  | { kind: "timeout" }
+  | { kind: "closed"; reason: string }
+  | { kind: "invalid"; reason: string };
+
+async function readResponseHead(
+  reader: BufferedReader,
+  req: OutgoingRequest,
+  timeout: number,
+  signal: AbortSignal,
+): Promise<HeadResult> {
+  const deadline = performance.now() + timeout;
+  for (;;) {
+    const parsed = parseResponseHead(reader.view(), req.method, RESPONSE_HEAD_LIMITS);
+    if (parsed.kind === "head") {
+      const head = parsed.head;
+      if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+        // Interim responses (100 Continue, 103 Early Hints): pass on and keep reading.
+        const raw = reader.view().slice(0, head.end);
+        reader.consume(head.end);
+        if (req.onInterim) await req.onInterim(raw);
+        continue;
+      }
+      reader.consume(head.end);
+      return { kind: "head", head };
+    }
+    if (parsed.kind === "error") return { kind: "invalid", reason: parsed.reason };
+    let n;
+    try {
+      n = await reader.fill(
+        RESPONSE_HEAD_LIMITS.maxHeadBytes + 1,
+        deadline - performance.now(),
+        signal,
+      );
+    } catch (e) {
+      return { kind: "closed", reason: `the server reset the connection: ${text(e)}` };
+    }
+    if (n === TIMED_OUT) return { kind: "timeout" };
+    if (n === null) {
+      return {
+        kind: "closed",
+        reason: reader.available === 0
+          ? "the server closed the connection without a response"
+          : "the server closed the connection in the middle of the response head",
+      };
+    }
+  }
+}
+
+const CRLF = new Uint8Array([13, 10]);
+const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
+
+async function sendBody(
+  body: RequestBody,
+  up: UpstreamConn,
+  onStart: () => void,
+  count: (n: number) => void,
+): Promise<BodyOutcome> {
+  try {
+    switch (body.kind) {
+      case "none":
+        return "done";
+      case "wire":
+        return await sendWireBody(body, up.conn, onStart, count);
+      case "stream":
+        return await sendStreamBody(body, up.conn, onStart, count);
+    }
+  } catch {
+    closeQuietly(up.conn);
+    return "upstream-failed";
+  }
+}
+
+async function sendWireBody(
+  body: Extract<RequestBody, { kind: "wire" }>,
+  dst: Deno.Conn,
+  onStart: () => void,
+  count: (n: number) => void,
+): Promise<BodyOutcome> {
+  const reader = body.reader;
+  if (body.framing.kind === "length") {
+    let left = body.framing.length;
+    while (left > 0) {
+      const chunk = await reader.readChunk(left, body.idleTimeout);
+      if (chunk === null) return "client-closed";
+      if (chunk === TIMED_OUT) return "client-timeout";
+      onStart();
+      await writeAll(dst, chunk);
+      left -= chunk.length;
+      count(chunk.length);
+    }
+    return "done";
+  }
+  const scanner = new ChunkedScanner();
+  for (;;) {
+    if (reader.available === 0) {
+      const n = await reader.fill(64 * 1024, body.idleTimeout);
+      if (n === null) return "client-closed";
+      if (n === TIMED_OUT) return "client-timeout";
+    }
+    const view = reader.view();
+    const r = scanner.scan(view, 0, view.length);
+    if ("error" in r) return "bad-body";
+    onStart();
+    await writeAll(dst, view.subarray(0, r.consumed));
+    count(r.consumed);
+    reader.consume(r.consumed);
+    if (r.done) return "done";
+  }
+}
+
+async function sendStreamBody(
+  body: Extract<RequestBody, { kind: "stream" }>,
+  dst: Deno.Conn,
+  onStart: () => void,
+  count: (n: number) => void,
+): Promise<BodyOutcome> {
+  const chunked = body.length === null;
+  const reader = body.stream.getReader();
+  try {
+    for (;;) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch {
+        return "client-closed";
+      }
+      if (result.done) break;
+      const chunk = result.value;
+      if (chunk.length === 0) continue;
+      onStart();
+      if (chunked) {
+        const size = new TextEncoder().encode(`${chunk.length.toString(16)}\r\n`);
+        const framed = new Uint8Array(size.length + chunk.length + 2);
+        framed.set(size, 0);
+        framed.set(chunk, size.length);
+        framed.set(CRLF, size.length + chunk.length);
+        await writeAll(dst, framed);
+      } else {
+        await writeAll(dst, chunk);
+      }
+      count(chunk.length);
+    }
+    if (chunked) await writeAll(dst, LAST_CHUNK);
+    return "done";
+  } finally {
+    reader.releaseLock();
+  }
+}

@@ -1,0 +1,491 @@
+/**
+ * The HTTP/1.1 engine: edgemux's own server loop on a terminated connection. It reads request
+ * heads with the strict parser, routes them, forwards each to a pooled backend connection and
+ * streams bodies through verbatim (a gzip body stays byte-identical, a chunked one keeps its
+ * chunks, Server-Sent Events pass as they are written). WebSocket and other upgrades become a
+ * raw byte relay after the backend's `101`.
+ *
+ * @module
+ */
+
+import type { HeaderOps } from "../../config/types.ts";
+import { ChunkedScanner } from "../http1/chunked.ts";
+import type { RequestHead, ResponseHead } from "../http1/head.ts";
+import { simpleResponse, STATUS_TEXT } from "../http1/respond.ts";
+import {
+  applyHeaderOps,
+  encodeHead,
+  endToEndFields,
+  type ForwardingFacts,
+  upstreamRequestHead,
+} from "../http1/upstream_head.ts";
+import { closeQuietly, writeAll } from "../net.ts";
+import { relay } from "../relay.ts";
+import { type Answer, exchange, type OutgoingRequest, type RequestBody } from "./exchange.ts";
+import type { BackendPool } from "./pool.ts";
+import { readRequestHead } from "./read_head.ts";
+import { type BufferedReader, TIMED_OUT } from "./reader.ts";
+import { decide, type HttpSession, isIdempotent, type RequestRecord } from "./session.ts";
+
+/** What the caller needs to forward one request. */
+export interface ForwardTarget {
+  pool: BackendPool;
+  upstreamPath: string;
+  requestOps: HeaderOps;
+  responseOps: HeaderOps;
+  forwarding: ForwardingFacts;
+  /** Ask the backend to close after this request (one-off forwards such as ACME). */
+  close: boolean;
+  idleTimeout: number;
+  signal: AbortSignal;
+}
+
+/** How forwarding one request went, for the request record and the server loop. */
+export interface ForwardOutcome {
+  status: number;
+  server: string | null;
+  bytesIn: number;
+  bytesOut: number;
+  upstreamMs: number | null;
+  end: string;
+  detail: string | null;
+  /** The client connection can carry another request. */
+  keepAlive: boolean;
+}
+
+/** Serves HTTP/1.1 requests on a terminated connection until it closes. */
+export async function serveHttp1(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  session: HttpSession,
+): Promise<void> {
+  const { ctx } = session;
+  for (;;) {
+    const got = await readRequestHead(reader, ctx.http, ctx.softStop);
+    if (got.kind === "stopping" || got.kind === "closed") return;
+    if (got.kind === "timeout") {
+      if (got.partial) {
+        await writeQuietly(conn, simpleResponse(408, { close: true }));
+        log(session, errorRecord(session, 408, "request-timeout", "request head not finished"));
+      }
+      return;
+    }
+    if (got.kind === "error") {
+      await writeQuietly(conn, simpleResponse(got.status, { close: true }));
+      log(session, errorRecord(session, got.status, "bad-request", got.reason));
+      return;
+    }
+    const head = got.head;
+    const started = performance.now();
+    const record: RequestRecord = {
+      conn: session.connId,
+      listener: ctx.listener.name,
+      client: session.client.ip,
+      http: "h1",
+      method: head.method,
+      host: head.authority,
+      path: head.path,
+      status: 0,
+      route: null,
+      backend: null,
+      server: null,
+      bytes_in: 0,
+      bytes_out: 0,
+      ms: 0,
+      upstream_ms: null,
+      end: "ok",
+      detail: null,
+    };
+    const keepAlive = await handleRequest(conn, reader, head, session, record);
+    record.ms = Math.round(performance.now() - started);
+    log(session, record);
+    if (!keepAlive) return;
+  }
+}
+
+async function handleRequest(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  head: RequestHead,
+  session: HttpSession,
+  record: RequestRecord,
+): Promise<boolean> {
+  const refuse = async (status: number, end: string, detail: string | null) => {
+    record.status = status;
+    record.end = end;
+    record.detail = detail;
+    // The unread body would be taken for the next request, so a refusal with a body closes.
+    const close = !head.keepAlive || head.body.kind !== "none";
+    await writeAll(conn, simpleResponse(status, { close, head: head.method === "HEAD" }));
+    return !close;
+  };
+  if (head.form === "authority" || head.form === "asterisk") {
+    return await refuse(head.method === "CONNECT" ? 501 : 400, "bad-request", `${head.form}-form`);
+  }
+  const decision = decide(session, head.authority, head.path);
+  record.host = decision.host;
+  switch (decision.kind) {
+    case "respond":
+      return await refuse(decision.status, decision.end, decision.detail);
+    case "redirect": {
+      record.route = decision.route.name;
+      record.status = decision.status;
+      const close = !head.keepAlive || head.body.kind !== "none";
+      await writeAll(
+        conn,
+        simpleResponse(decision.status, {
+          headers: [["location", decision.location]],
+          close,
+          head: head.method === "HEAD",
+        }),
+      );
+      return !close;
+    }
+    case "forward": {
+      record.route = decision.route.name;
+      record.backend = decision.pool.config.name;
+      const out = await forwardRequest(conn, reader, head, {
+        pool: decision.pool,
+        upstreamPath: decision.upstreamPath,
+        requestOps: decision.route.requestHeaders,
+        responseOps: decision.route.responseHeaders,
+        forwarding: { clientIp: session.client.ip, proto: "https", trusted: session.trusted },
+        close: false,
+        idleTimeout: session.ctx.listener.idleTimeout,
+        signal: session.ctx.hardStop,
+      });
+      record.status = out.status;
+      record.server = out.server;
+      record.bytes_in = out.bytesIn;
+      record.bytes_out = out.bytesOut;
+      record.upstream_ms = out.upstreamMs === null ? null : Math.round(out.upstreamMs);
+      record.end = out.end;
+      record.detail = out.detail;
+      return out.keepAlive;
+    }
+  }
+}
+
+/**
+ * Forwards one request whose head has been read (its body, if any, is next in `reader`) and
+ * writes the response to `conn`.
+ */
+export async function forwardRequest(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  head: RequestHead,
+  target: ForwardTarget,
+): Promise<ForwardOutcome> {
+  const body: RequestBody = head.body.kind === "none" || head.body.kind === "close"
+    ? { kind: "none" }
+    : { kind: "wire", framing: head.body, reader, idleTimeout: target.idleTimeout };
+  const upgrade = head.upgrade;
+  const req: OutgoingRequest = {
+    method: head.method,
+    head: upstreamRequestHead({
+      method: head.method,
+      path: target.upstreamPath,
+      authority: head.authority,
+      headers: head.headers,
+      connection: head.connection,
+      framing: head.body,
+      upgrade,
+      forwarding: target.forwarding,
+      ops: target.requestOps,
+      close: target.close,
+    }),
+    body,
+    retriable: isIdempotent(head.method) && body.kind === "none",
+    onInterim: async (raw) => {
+      // 100 Continue and 103 Early Hints go to HTTP/1.1 clients as they come.
+      if (head.version === 11) await writeAll(conn, raw);
+    },
+  };
+  const answer = await exchange(target.pool, req, target.signal);
+  if (!answer.ok) {
+    const response = simpleResponse(answer.status, { close: true, head: head.method === "HEAD" });
+    await writeQuietly(conn, response);
+    return {
+      status: answer.status,
+      server: answer.server,
+      bytesIn: 0,
+      bytesOut: 0,
+      upstreamMs: null,
+      end: answer.end,
+      detail: answer.detail,
+      keepAlive: false,
+    };
+  }
+  if (answer.head.status === 101 && upgrade !== null) {
+    return await tunnel(conn, reader, answer, target);
+  }
+  return await sendResponse(conn, head, answer, target);
+}
+
+/** Writes the response head and streams the body to the client. */
+async function sendResponse(
+  conn: Deno.Conn,
+  req: RequestHead,
+  answer: Answer,
+  target: ForwardTarget,
+): Promise<ForwardOutcome> {
+  const { up, head } = answer;
+  const framing = head.body;
+  // An HTTP/1.0 client cannot read chunked bodies: it gets the decoded bytes and a close.
+  const dechunk = framing.kind === "chunked" && req.version === 10;
+  let keepAlive = req.keepAlive && !target.close && framing.kind !== "close" && !dechunk;
+
+  let text = `HTTP/1.1 ${head.status} ${head.reason || STATUS_TEXT[head.status] || ""}\r\n`;
+  const fields = applyHeaderOps(endToEndFields(head.headers, head.connection), target.responseOps);
+  for (const [name, value] of fields) text += `${name}: ${value}\r\n`;
+  if (framing.kind === "length") text += `content-length: ${framing.length}\r\n`;
+  else if (framing.kind === "chunked" && !dechunk) text += "transfer-encoding: chunked\r\n";
+  else if (framing.kind === "none") {
+    // HEAD and 304 answers keep the length of the body they describe.
+    const length = head.headers.find(([n]) => n === "content-length");
+    if (length && (req.method === "HEAD" || head.status === 304)) {
+      text += `content-length: ${length[1]}\r\n`;
+    }
+  }
+  const outcome: ForwardOutcome = {
+    status: head.status,
+    server: up.server.label,
+    bytesIn: 0,
+    bytesOut: 0,
+    upstreamMs: answer.upstreamMs,
+    end: "ok",
+    detail: null,
+    keepAlive: false,
+  };
+  let upstreamReusable = head.keepAlive;
+  try {
+    const bodyResult = await streamBody(
+      conn,
+      up.reader,
+      framing,
+      dechunk,
+      text,
+      keepAlive,
+      target,
+      outcome,
+    );
+    if (bodyResult !== "done") {
+      upstreamReusable = false;
+      keepAlive = false;
+      outcome.end = bodyResult;
+    }
+  } catch (e) {
+    upstreamReusable = false;
+    keepAlive = false;
+    outcome.end = "client-closed";
+    outcome.detail = e instanceof Error ? e.message : String(e);
+  }
+  const sent = await settle(answer.bodySent);
+  outcome.bytesIn = answer.bodyBytes();
+  if (sent !== "done") {
+    upstreamReusable = false;
+    keepAlive = false;
+    if (outcome.end === "ok" && sent !== "upstream-failed") {
+      outcome.end = sent;
+    }
+  }
+  target.pool.release(up, upstreamReusable);
+  outcome.keepAlive = keepAlive;
+  return outcome;
+}
+
+/** Waits for the request body to finish, but not for a client that stopped sending. */
+async function settle(p: Promise<string>): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const r = await Promise.race([
+    p,
+    new Promise<string>((resolve) => timer = setTimeout(() => resolve("client-closed"), 5000)),
+  ]);
+  clearTimeout(timer);
+  return r;
+}
+
+/**
+ * Writes the head (with the first body bytes, when they are at hand, in the same write: two
+ * small writes in a row would meet Nagle's algorithm on the TLS side) and then the body.
+ */
+async function streamBody(
+  conn: Deno.Conn,
+  src: BufferedReader,
+  framing: ResponseHead["body"],
+  dechunk: boolean,
+  headText: string,
+  keepAlive: boolean,
+  target: ForwardTarget,
+  outcome: ForwardOutcome,
+): Promise<string> {
+  headText += keepAlive ? "\r\n" : "connection: close\r\n\r\n";
+  let pending: Uint8Array | null = encodeHead(headText);
+  const write = async (chunk: Uint8Array) => {
+    if (pending !== null) {
+      const both = new Uint8Array(pending.length + chunk.length);
+      both.set(pending, 0);
+      both.set(chunk, pending.length);
+      pending = null;
+      await writeAll(conn, both);
+    } else {
+      await writeAll(conn, chunk);
+    }
+  };
+  const flushHead = async () => {
+    if (pending !== null) {
+      const h = pending;
+      pending = null;
+      await writeAll(conn, h);
+    }
+  };
+  if (framing.kind === "none") {
+    await flushHead();
+    return "done";
+  }
+  if (framing.kind === "length") {
+    let left = framing.length;
+    if (left === 0) await flushHead();
+    while (left > 0) {
+      const chunk = await src.readChunk(left, target.idleTimeout);
+      if (chunk === null) return "upstream-closed";
+      if (chunk === TIMED_OUT) return "upstream-timeout";
+      await write(chunk);
+      left -= chunk.length;
+      outcome.bytesOut += chunk.length;
+    }
+    return "done";
+  }
+  if (framing.kind === "close") {
+    for (;;) {
+      const chunk = await src.readChunk(64 * 1024, target.idleTimeout);
+      if (chunk === TIMED_OUT) return "upstream-timeout";
+      if (chunk === null) {
+        await flushHead();
+        return "done";
+      }
+      await write(chunk);
+      outcome.bytesOut += chunk.length;
+    }
+  }
+  const scanner = new ChunkedScanner();
+  for (;;) {
+    if (src.available === 0) {
+      const n = await src.fill(64 * 1024, target.idleTimeout);
+      if (n === null) return "upstream-closed";
+      if (n === TIMED_OUT) return "upstream-timeout";
+    }
+    const view = src.view();
+    let r;
+    if (dechunk) {
+      const parts: Uint8Array[] = [];
+      r = scanner.scan(view, 0, view.length, (from, to) => parts.push(view.slice(from, to)));
+      for (const p of parts) {
+        await write(p);
+        outcome.bytesOut += p.length;
+      }
+    } else {
+      r = scanner.scan(view, 0, view.length);
+      if (!("error" in r) && r.consumed > 0) {
+        await write(view.subarray(0, r.consumed));
+        outcome.bytesOut += r.consumed;
+      }
+    }
+    if ("error" in r) return "upstream-invalid";
+    src.consume(r.consumed);
+    if (r.done) {
+      await flushHead();
+      return "done";
+    }
+  }
+}
+
+/** After a `101 Switching Protocols`, the connection is a byte stream both ways. */
+async function tunnel(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  answer: Answer,
+  target: ForwardTarget,
+): Promise<ForwardOutcome> {
+  const { up, head } = answer;
+  let text = "HTTP/1.1 101 Switching Protocols\r\n";
+  const fields = applyHeaderOps(endToEndFields(head.headers, head.connection), target.responseOps);
+  for (const [name, value] of fields) text += `${name}: ${value}\r\n`;
+  const upgrade = head.headers.find(([n]) => n === "upgrade")?.[1] ?? "websocket";
+  text += `connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`;
+  const outcome: ForwardOutcome = {
+    status: 101,
+    server: up.server.label,
+    bytesIn: 0,
+    bytesOut: 0,
+    upstreamMs: answer.upstreamMs,
+    end: "upgraded",
+    detail: null,
+    keepAlive: false,
+  };
+  try {
+    await writeAll(conn, encodeHead(text));
+    // Bytes that arrived with the heads belong to the new protocol.
+    if (up.reader.available > 0) {
+      const early = up.reader.drain();
+      await writeAll(conn, early);
+      outcome.bytesOut += early.length;
+    }
+    if (reader.available > 0) {
+      const early = reader.drain();
+      await writeAll(up.conn, early);
+      outcome.bytesIn += early.length;
+    }
+  } catch {
+    closeQuietly(up.conn);
+    outcome.end = "client-closed";
+    return outcome;
+  }
+  const result = await relay(conn, up.conn, {
+    idleTimeout: target.idleTimeout,
+    signal: target.signal,
+  });
+  outcome.bytesIn += result.up;
+  outcome.bytesOut += result.down;
+  outcome.detail = result.end;
+  return outcome;
+}
+
+function errorRecord(
+  session: HttpSession,
+  status: number,
+  end: string,
+  detail: string,
+): RequestRecord {
+  return {
+    conn: session.connId,
+    listener: session.ctx.listener.name,
+    client: session.client.ip,
+    http: "h1",
+    method: "-",
+    host: null,
+    path: "-",
+    status,
+    route: null,
+    backend: null,
+    server: null,
+    bytes_in: 0,
+    bytes_out: 0,
+    ms: 0,
+    upstream_ms: null,
+    end,
+    detail,
+  };
+}
+
+function log(session: HttpSession, record: RequestRecord): void {
+  session.onRequest(record);
+}
+
+async function writeQuietly(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  try {
+    await writeAll(conn, data);
+  } catch {
+    // The client is gone; the request record says what it was sent.
+  }
+}

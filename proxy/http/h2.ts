@@ -1,0 +1,276 @@
+/**
+ * The HTTP/2 engine: Deno's own HTTP server (hyper) on a terminated connection, through the
+ * internal `serveHttpOnConnection` (the only way to serve on a connection edgemux accepted and to
+ * bound its idle time). Each request is routed like an HTTP/1.1 one and forwarded to the
+ * backend over HTTP/1.1 by the same upstream code; the response body is streamed back as the
+ * backend sends it, decoded from chunked framing since HTTP/2 frames it afresh.
+ *
+ * @module
+ */
+
+import { serveHttpOnConnection } from "../_deno_internals.ts";
+import { ChunkedScanner } from "../http1/chunked.ts";
+import type { BodyFraming } from "../http1/head.ts";
+import { STATUS_TEXT } from "../http1/respond.ts";
+import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "../http1/upstream_head.ts";
+import { exchange, type RequestBody } from "./exchange.ts";
+import type { BackendPool, UpstreamConn } from "./pool.ts";
+import { TIMED_OUT } from "./reader.ts";
+import { decide, type HttpSession, isIdempotent, type RequestRecord } from "./session.ts";
+
+/** Serves HTTP/2 on a terminated connection until the client or a timeout closes it. */
+export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise<void> {
+  const { ctx } = session;
+  const ac = new AbortController();
+  let active = 0;
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  const idle = () => {
+    clearTimeout(idleTimer);
+    if (ctx.softStop.aborted) ac.abort();
+    else idleTimer = setTimeout(() => ac.abort(), ctx.http.keepaliveTimeout);
+  };
+  const onSoftStop = () => {
+    if (active === 0) ac.abort();
+  };
+  const onHardStop = () => ac.abort();
+  ctx.softStop.addEventListener("abort", onSoftStop);
+  ctx.hardStop.addEventListener("abort", onHardStop);
+  idle();
+  const handler = (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
+    active++;
+    clearTimeout(idleTimer);
+    const done = () => {
+      if (--active === 0) idle();
+    };
+    info.completed.then(done, done);
+    return handleRequest(req, session, info);
+  };
+  const served = serveHttpOnConnection(
+    conn,
+    ac.signal,
+    handler,
+    () => new Response("Internal Server Error\n", { status: 500 }),
+    () => {},
+  );
+  try {
+    await served.finished;
+  } catch {
+    // The client reset the connection; every stream on it has ended with it.
+  } finally {
+    clearTimeout(idleTimer);
+    ctx.softStop.removeEventListener("abort", onSoftStop);
+    ctx.hardStop.removeEventListener("abort", onHardStop);
+  }
+}
+
+function plain(status: number, extra: [string, string][] = []): Response {
+  const body = status === 204 || status === 304 ? null : `${STATUS_TEXT[status] ?? ""}\n`;
+  return new Response(body, {
+    status,
+    headers: [["content-type", "text/plain; charset=utf-8"], ...extra],
+  });
+}
+
+async function handleRequest(
+  req: Request,
+  session: HttpSession,
+  info: Deno.ServeHandlerInfo,
+): Promise<Response> {
+  const started = performance.now();
+  const url = req.url;
+  const hostStart = url.indexOf("//") + 2;
+  const pathStart = url.indexOf("/", hostStart);
+  const authority = url.slice(hostStart, pathStart < 0 ? url.length : pathStart).toLowerCase();
+  const path = pathStart < 0 ? "/" : url.slice(pathStart);
+  const record: RequestRecord = {
+    conn: session.connId,
+    listener: session.ctx.listener.name,
+    client: session.client.ip,
+    http: "h2",
+    method: req.method,
+    host: authority,
+    path,
+    status: 0,
+    route: null,
+    backend: null,
+    server: null,
+    bytes_in: 0,
+    bytes_out: 0,
+    ms: 0,
+    upstream_ms: null,
+    end: "ok",
+    detail: null,
+  };
+  const finish = () => {
+    record.ms = Math.round(performance.now() - started);
+    session.onRequest(record);
+  };
+  info.completed.then(finish, () => {
+    if (record.end === "ok") record.end = "client-closed";
+    finish();
+  });
+
+  const decision = decide(session, authority, path);
+  record.host = decision.host;
+  if (decision.kind === "respond") {
+    record.status = decision.status;
+    record.end = decision.end;
+    record.detail = decision.detail;
+    return plain(decision.status);
+  }
+  record.route = decision.route.name;
+  if (decision.kind === "redirect") {
+    record.status = decision.status;
+    return plain(decision.status, [["location", decision.location]]);
+  }
+  record.backend = decision.pool.config.name;
+  const headers: [string, string][] = [];
+  for (const [name, value] of req.headers) headers.push([name, value]);
+  const lengthText = req.headers.get("content-length");
+  const length = lengthText !== null && /^\d+$/.test(lengthText) ? Number(lengthText) : null;
+  const framing: BodyFraming = req.body === null
+    ? { kind: "none" }
+    : length !== null
+    ? { kind: "length", length }
+    : { kind: "chunked" };
+  const body: RequestBody = req.body === null
+    ? { kind: "none" }
+    : { kind: "stream", stream: req.body, length };
+  const answer = await exchange(
+    decision.pool,
+    {
+      method: req.method,
+      head: upstreamRequestHead({
+        method: req.method,
+        path: decision.upstreamPath,
+        authority,
+        headers,
+        connection: [],
+        framing,
+        upgrade: null,
+        forwarding: { clientIp: session.client.ip, proto: "https", trusted: session.trusted },
+        ops: decision.route.requestHeaders,
+        close: false,
+      }),
+      body,
+      retriable: isIdempotent(req.method) && body.kind === "none",
+    },
+    session.ctx.hardStop,
+  );
+  if (!answer.ok) {
+    record.status = answer.status;
+    record.end = answer.end;
+    record.detail = answer.detail;
+    record.server = answer.server;
+    return plain(answer.status);
+  }
+  const { up, head } = answer;
+  record.status = head.status;
+  record.server = up.server.label;
+  record.upstream_ms = Math.round(answer.upstreamMs);
+  answer.bodySent.then(() => record.bytes_in = answer.bodyBytes());
+  const fields = applyHeaderOps(
+    endToEndFields(head.headers, head.connection),
+    decision.route.responseHeaders,
+  );
+  if (head.body.kind === "length") fields.push(["content-length", String(head.body.length)]);
+  const noBody = head.body.kind === "none" || req.method === "HEAD" || head.status === 204 ||
+    head.status === 304;
+  if (noBody) {
+    const length = head.headers.find(([n]) => n === "content-length");
+    if (length && (req.method === "HEAD" || head.status === 304)) fields.push(length);
+    decision.pool.release(up, head.keepAlive && head.body.kind === "none");
+    return new Response(null, { status: head.status, headers: fields });
+  }
+  return new Response(
+    responseStream(up, head.body, decision.pool, head.keepAlive, session, record),
+    { status: head.status, headers: fields },
+  );
+}
+
+/** The backend's response body as a stream, giving the connection back once it has ended. */
+function responseStream(
+  up: UpstreamConn,
+  framing: BodyFraming,
+  pool: BackendPool,
+  keepAlive: boolean,
+  session: HttpSession,
+  record: RequestRecord,
+): ReadableStream<Uint8Array> {
+  const idleTimeout = session.ctx.listener.idleTimeout;
+  const reader = up.reader;
+  let left = framing.kind === "length" ? framing.length : 0;
+  const scanner = framing.kind === "chunked" ? new ChunkedScanner() : null;
+  let released = false;
+  const release = (reusable: boolean) => {
+    if (released) return;
+    released = true;
+    pool.release(up, reusable);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        for (;;) {
+          if (framing.kind === "length" && left === 0) {
+            release(keepAlive);
+            controller.close();
+            return;
+          }
+          if (reader.available === 0) {
+            const n = await reader.fill(64 * 1024, idleTimeout);
+            if (n === TIMED_OUT || n === null) {
+              if (framing.kind === "close" && n === null) {
+                release(false);
+                controller.close();
+                return;
+              }
+              record.end = n === null ? "upstream-closed" : "upstream-timeout";
+              release(false);
+              controller.error(new Error(record.end));
+              return;
+            }
+          }
+          const view = reader.view();
+          if (scanner === null) {
+            const take = framing.kind === "length" ? Math.min(left, view.length) : view.length;
+            controller.enqueue(view.slice(0, take));
+            reader.consume(take);
+            left -= take;
+            record.bytes_out += take;
+            return;
+          }
+          const parts: Uint8Array[] = [];
+          const r = scanner.scan(view, 0, view.length, (a, b) => parts.push(view.slice(a, b)));
+          if ("error" in r) {
+            record.end = "upstream-invalid";
+            record.detail = r.error;
+            release(false);
+            controller.error(new Error(r.error));
+            return;
+          }
+          reader.consume(r.consumed);
+          for (const p of parts) {
+            controller.enqueue(p);
+            record.bytes_out += p.length;
+          }
+          if (r.done) {
+            release(keepAlive);
+            controller.close();
+            return;
+          }
+          if (parts.length > 0) return;
+        }
+      } catch (e) {
+        record.end = "upstream-reset";
+        record.detail = e instanceof Error ? e.message : String(e);
+        release(false);
+        controller.error(e);
+      }
+    },
+    cancel() {
+      // The client went away mid-body: the upstream connection is mid-response, not reusable.
+      if (record.end === "ok") record.end = "client-closed";
+      release(false);
+    },
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * Reading one request head from a client, with the two HTTP timeouts: a keep-alive connection
+ * may sit idle between requests for `keepaliveTimeout`, and once a request's first byte has
+ * arrived its whole head must follow within `requestHeadTimeout` (a slowloris client cannot hold
+ * the connection by trickling header bytes).
+ *
+ * @module
+ */
+
+import type { HttpConfig } from "../../config/types.ts";
+import { parseRequestHead, type RequestHead } from "../http1/head.ts";
+import { type BufferedReader, TIMED_OUT } from "./reader.ts";
+
+/** The outcome of {@link readRequestHead}. */
+export type HeadRead =
+  | { kind: "head"; head: RequestHead }
+  /** Refuse with `status` and close. */
+  | { kind: "error"; status: 400 | 414 | 431 | 501 | 505; reason: string }
+  /** Time ran out: mid-head (`partial`, answer 408) or while idle (close quietly). */
+  | { kind: "timeout"; partial: boolean }
+  /** The client closed or reset: mid-head (`partial`) or between requests. */
+  | { kind: "closed"; partial: boolean }
+  /** A graceful stop asked idle connections to close. */
+  | { kind: "stopping" };
+
+/**
+ * Reads until a whole request head is buffered in `reader` (it is consumed from the buffer;
+ * body bytes stay there).
+ *
+ * @param softStop Aborted when edgemux is stopping: an idle wait ends at once.
+ */
+export async function readRequestHead(
+  reader: BufferedReader,
+  http: HttpConfig,
+  softStop: AbortSignal,
+): Promise<HeadRead> {
+  const limits = { maxHeadBytes: http.maxHeadSize, maxHeaders: http.maxHeaders };
+  let headStarted = reader.available > 0 ? performance.now() : 0;
+  for (;;) {
+    if (reader.available > 0) {
+      const parsed = parseRequestHead(reader.view(), limits);
+      if (parsed.kind === "head") {
+        reader.consume(parsed.head.end);
+        return parsed;
+      }
+      if (parsed.kind === "error") return parsed;
+    }
+    const idle = reader.available === 0;
+    const wait = idle
+      ? http.keepaliveTimeout
+      : http.requestHeadTimeout - (performance.now() - headStarted);
+    let n;
+    try {
+      // Only an idle connection gives way to a graceful stop; a request in flight finishes.
+      n = await reader.fill(http.maxHeadSize + 1, wait, idle ? softStop : undefined);
+    } catch {
+      return { kind: "closed", partial: !idle };
+    }
+    if (n === TIMED_OUT) {
+      if (idle && softStop.aborted) return { kind: "stopping" };
+      return { kind: "timeout", partial: !idle };
+    }
+    if (n === null) return { kind: "closed", partial: !idle };
+    if (idle) headStarted = performance.now();
+  }
+}

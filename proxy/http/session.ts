@@ -1,0 +1,151 @@
+/**
+ * What the HTTP engines (HTTP/1.1 and HTTP/2) share about one terminated connection, and the
+ * per-request routing decision they both make the same way.
+ *
+ * @module
+ */
+
+import type { HostPattern, HttpRouteConfig, RouteConfig } from "../../config/types.ts";
+import type { HttpRouter } from "../../routing/http_router.ts";
+import { normalizeHost } from "../../routing/http_router.ts";
+import { normalizePath } from "../../routing/path.ts";
+import type { ListenerContext } from "../context.ts";
+import type { PeerAddress } from "../net.ts";
+import type { BackendPool } from "./pool.ts";
+
+/** One HTTP request as written to the access log. */
+export interface RequestRecord {
+  /** The connection it arrived on (ties it to the connection's access line). */
+  conn: number;
+  listener: string;
+  client: string;
+  /** `h1` or `h2`. */
+  http: "h1" | "h2";
+  method: string;
+  host: string | null;
+  path: string;
+  status: number;
+  /** The HTTP route's name. */
+  route: string | null;
+  backend: string | null;
+  server: string | null;
+  /** Request body bytes received from the client. */
+  bytes_in: number;
+  /** Response body bytes sent to the client. */
+  bytes_out: number;
+  /** From the request head to the end of the response. */
+  ms: number;
+  /** From sending the request upstream to the response head; null when not forwarded. */
+  upstream_ms: number | null;
+  /** `ok`, `client-closed`, `upstream-timeout`, `not-found`, … */
+  end: string;
+  detail: string | null;
+}
+
+/** Receives every request record. */
+export type RequestObserver = (record: RequestRecord) => void;
+
+/** A terminated connection, as both HTTP engines see it. */
+export interface HttpSession {
+  readonly ctx: ListenerContext;
+  /** The listener route (edge or reencrypt) the connection's SNI chose. */
+  readonly tlsRoute: RouteConfig;
+  readonly router: HttpRouter;
+  readonly pools: ReadonlyMap<string, BackendPool>;
+  readonly client: PeerAddress;
+  readonly sni: string | null;
+  /** The connection's number in the access log. */
+  readonly connId: number;
+  /** The client may set `X-Forwarded-For` (it is a configured trusted proxy). */
+  readonly trusted: boolean;
+  readonly onRequest: RequestObserver;
+}
+
+/** The outcome of routing one request. */
+export type RequestDecision =
+  | { kind: "respond"; status: number; end: string; detail: string | null; host: string | null }
+  | {
+    kind: "redirect";
+    route: HttpRouteConfig;
+    location: string;
+    status: number;
+    host: string;
+  }
+  | {
+    kind: "forward";
+    route: HttpRouteConfig;
+    pool: BackendPool;
+    upstreamPath: string;
+    host: string;
+  };
+
+/**
+ * Routes a request: host and path checks, the 421 rule, the HTTP router.
+ *
+ * @param authority The request's authority (Host or `:authority`), as received.
+ * @param target The path and query as received.
+ */
+export function decide(
+  session: HttpSession,
+  authority: string | null,
+  target: string,
+): RequestDecision {
+  const host = authority === null ? null : normalizeHost(authority);
+  if (host === null) {
+    return { kind: "respond", status: 400, end: "bad-request", detail: "no host", host };
+  }
+  const path = normalizePath(target);
+  if (path === null) {
+    return { kind: "respond", status: 400, end: "bad-request", detail: "invalid path", host };
+  }
+  // RFC 9110 §15.5.20: a connection set up for one name must not serve another that this TLS
+  // route does not cover (HTTP/2 connection reuse, or a Host that disagrees with SNI).
+  if (!covers(session.tlsRoute.match.sni, host)) {
+    return {
+      kind: "respond",
+      status: 421,
+      end: "misdirected",
+      detail: `host ${host} is not served on a connection for ${session.sni ?? "no SNI"}`,
+      host,
+    };
+  }
+  const match = session.router.match(host, path);
+  if (match === null) return { kind: "respond", status: 404, end: "not-found", detail: null, host };
+  const action = match.route.action;
+  if (action.kind === "redirect") {
+    return {
+      kind: "redirect",
+      route: match.route,
+      location: action.location,
+      status: action.status,
+      host,
+    };
+  }
+  return {
+    kind: "forward",
+    route: match.route,
+    pool: session.pools.get(action.backend)!,
+    upstreamPath: match.upstreamPath,
+    host,
+  };
+}
+
+/** True when a TLS route's server names cover `host` (a route without `sni` covers any). */
+export function covers(patterns: HostPattern[] | null, host: string): boolean {
+  if (patterns === null) return true;
+  for (const p of patterns) {
+    if (p.kind === "exact") {
+      if (p.name === host) return true;
+    } else {
+      const dot = host.indexOf(".");
+      if (dot > 0 && host.slice(dot + 1) === p.suffix) return true;
+    }
+  }
+  return false;
+}
+
+/** Methods whose requests may be sent twice (RFC 9110 §9.2.2). */
+export function isIdempotent(method: string): boolean {
+  return method === "GET" || method === "HEAD" || method === "OPTIONS" || method === "TRACE" ||
+    method === "PUT" || method === "DELETE";
+}

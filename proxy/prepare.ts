@@ -1,0 +1,220 @@
+/**
+ * The step between a parsed config and a running one: read what the config points at
+ * (certificates, backend CAs and client keys) and check what only the files can tell (does a
+ * certificate cover every name that is terminated here?). `edgemux check`, start and reload all
+ * run it, so a config that checks clean also starts.
+ *
+ * @module
+ */
+
+import type { Config, ConfigIssue, RouteConfig } from "../mod.ts";
+import { ConfigError } from "../config/errors.ts";
+import { entryPath } from "../config/_reader.ts";
+import type { TlsDialOptions } from "./_deno_internals.ts";
+import type { InspectedCert } from "./certs/certificate.ts";
+import { inspectCertificate } from "./certs/certificate.ts";
+import { ensureDevelopmentCertificate } from "./certs/dev_cert.ts";
+import { loadCertificates } from "./certs/load.ts";
+import { CertStore } from "./certs/store.ts";
+
+/** A config with everything it refers to loaded and checked. */
+export interface PreparedConfig {
+  config: Config;
+  /** Real certificates (null when the config has no `certificates`). */
+  certs: CertStore | null;
+  /** The development certificate, when names needed one; it only answers names `certs` lacks. */
+  devCert: InspectedCert | null;
+  /** Names served with the development certificate. */
+  devNames: string[];
+  /** TLS options per backend that has `tls`. */
+  backendTls: Map<string, TlsDialOptions>;
+  /** Every warning, from parsing and from the files. */
+  warnings: ConfigIssue[];
+}
+
+/** Options for {@link prepareConfig}. */
+export interface PrepareOptions {
+  /** Warnings already found while parsing. */
+  warnings?: ConfigIssue[];
+  /** Create or renew the development certificate (off for `check`, which only reports). */
+  writeDevCert?: boolean;
+  now?: Date;
+}
+
+/**
+ * Loads and checks what `config` refers to.
+ *
+ * @throws {ConfigError} With every problem found.
+ */
+export async function prepareConfig(
+  config: Config,
+  opts: PrepareOptions = {},
+): Promise<PreparedConfig> {
+  const issues: ConfigIssue[] = [...(opts.warnings ?? [])];
+  const backendTls = await loadBackendTls(config, issues);
+  let certs: CertStore | null = null;
+  let devCert: InspectedCert | null = null;
+  let devNames: string[] = [];
+  if (config.certificates !== null) {
+    const loaded = await loadCertificates(config.certificates, { now: opts.now });
+    issues.push(...loaded.issues);
+    certs = new CertStore(loaded.certs, { defaultName: config.certificates.defaultName });
+    devNames = checkCoverage(config, certs, issues);
+    if (devNames.length > 0 && !issues.some((i) => i.severity === "error")) {
+      const dir = config.certificates.development!.directory;
+      if (opts.writeDevCert === false) {
+        issues.push(warning(
+          "certificates.development",
+          `names without a certificate will get a self-signed development certificate: ${
+            devNames.join(", ")
+          }`,
+          "browsers warn about it; add a real certificate for these names before going live",
+        ));
+      } else {
+        try {
+          const dev = await ensureDevelopmentCertificate(dir, devNames, { now: opts.now });
+          const inspected = inspectCertificate(dev.certPem, dev.keyPem, {
+            cert: dev.path,
+            key: dev.path,
+          });
+          if ("problem" in inspected) throw new Error(inspected.problem);
+          devCert = inspected;
+        } catch (e) {
+          issues.push({
+            severity: "error",
+            position: null,
+            path: "certificates.development",
+            message: `cannot create a development certificate in ${dir}: ${
+              e instanceof Error ? e.message : String(e)
+            }`,
+            fix: "make the directory writable, or set certificates.development.directory",
+          });
+        }
+      }
+    }
+  }
+  if (issues.some((i) => i.severity === "error")) throw new ConfigError(issues);
+  return {
+    config,
+    certs,
+    devCert,
+    devNames,
+    backendTls,
+    warnings: issues.filter((i) => i.severity === "warning"),
+  };
+}
+
+function warning(path: string, message: string, fix: string): ConfigIssue {
+  return { severity: "warning", position: null, path, message, fix };
+}
+
+/** Every route that terminates TLS, with its index in its listener. */
+function terminatingRoutes(config: Config): { route: RouteConfig; path: string }[] {
+  const out: { route: RouteConfig; path: string }[] = [];
+  for (const l of config.listeners) {
+    l.routes.forEach((route, i) => {
+      if (route.action.kind === "edge" || route.action.kind === "reencrypt") {
+        out.push({ route, path: `${entryPath("listeners", l.name)}.routes[${i}].sni` });
+      }
+    });
+  }
+  return out;
+}
+
+/**
+ * Checks that a certificate covers every terminated name. Returns the names that will use the
+ * development certificate (only when it is enabled; otherwise a missing certificate is an
+ * error).
+ */
+function checkCoverage(config: Config, certs: CertStore, issues: ConfigIssue[]): string[] {
+  const dev = config.certificates?.development ?? null;
+  const devNames: string[] = [];
+  const need = (name: string, route: RouteConfig, path: string, shownAs: string) => {
+    if (certs.covers(name) !== null) return;
+    if (dev !== null) {
+      if (!devNames.includes(shownAs)) devNames.push(shownAs);
+      return;
+    }
+    issues.push({
+      severity: "error",
+      position: route.position,
+      path,
+      message: `no certificate covers ${shownAs}, which route "${route.name}" terminates`,
+      fix: "add a certificate for it to the certificates directory, or list it under " +
+        "certificates.files (or set certificates.development: true to try it out)",
+    });
+  };
+  for (const { route, path } of terminatingRoutes(config)) {
+    if (route.match.sni === null) {
+      const name = config.certificates?.defaultName ?? null;
+      if (name === null && dev === null) {
+        issues.push({
+          severity: "error",
+          position: route.position,
+          path,
+          message: `route "${route.name}" terminates TLS for any server name, ` +
+            "but no default certificate is configured",
+          fix: "set certificates.default to a name one certificate covers, or give the route sni:",
+        });
+      } else if (name !== null) need(name, route, path, name);
+      continue;
+    }
+    for (const p of route.match.sni) {
+      // A wildcard route needs a wildcard certificate: probe it with a label no real name has.
+      if (p.kind === "exact") need(p.name, route, path, p.name);
+      else need(`edgemux-probe.${p.suffix}`, route, path, `*.${p.suffix}`);
+    }
+  }
+  return devNames;
+}
+
+async function loadBackendTls(
+  config: Config,
+  issues: ConfigIssue[],
+): Promise<Map<string, TlsDialOptions>> {
+  const out = new Map<string, TlsDialOptions>();
+  for (const b of config.backends.values()) {
+    if (b.tls === null) continue;
+    const read = async (file: string | null, key: string): Promise<string | undefined> => {
+      if (file === null) return undefined;
+      try {
+        return await Deno.readTextFile(file);
+      } catch (e) {
+        issues.push({
+          severity: "error",
+          position: b.position,
+          path: `${entryPath("backends", b.name)}.tls.${key}`,
+          message: `cannot read ${file}: ${
+            e instanceof Deno.errors.NotFound
+              ? "it does not exist"
+              : e instanceof Error
+              ? e.message
+              : String(e)
+          }`,
+          fix: "check the path (relative paths start at the config file's directory)",
+        });
+        return undefined;
+      }
+    };
+    const ca = await read(b.tls.caFile, "ca");
+    const cert = await read(b.tls.certFile, "cert");
+    const key = await read(b.tls.keyFile, "key");
+    if (ca !== undefined && !ca.includes("-----BEGIN CERTIFICATE-----")) {
+      issues.push({
+        severity: "error",
+        position: b.position,
+        path: `${entryPath("backends", b.name)}.tls.ca`,
+        message: `${b.tls.caFile} holds no PEM certificate`,
+        fix:
+          "point ca at a PEM file with the CA certificate(s) that signed the backend's certificate",
+      });
+    }
+    out.set(b.name, {
+      caCerts: ca === undefined ? undefined : [ca],
+      serverName: b.tls.serverName,
+      cert,
+      key,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,155 @@
+import { equal, ok } from "node:assert/strict";
+import { relay } from "./relay.ts";
+
+/** A connected TCP pair on loopback: [the side relay() gets, the side the test drives]. */
+async function pair(): Promise<[Deno.TcpConn, Deno.TcpConn, () => void]> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const [inner, outer] = await Promise.all([
+    listener.accept(),
+    Deno.connect({ hostname: "127.0.0.1", port }),
+  ]);
+  return [inner, outer, () => listener.close()];
+}
+
+async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    let n: number | null;
+    try {
+      n = await conn.read(buf);
+    } catch {
+      break;
+    }
+    if (n === null) break;
+    parts.push(buf.slice(0, n));
+  }
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let o = 0; o < data.length;) o += await conn.write(data.subarray(o));
+}
+
+Deno.test("relay() passes a client's half-close on and still delivers the server's reply", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000 });
+  await writeAll(client, new TextEncoder().encode("question"));
+  await client.closeWrite();
+  // The server sees EOF after the question, then answers on its still-open write side.
+  const asked = new TextDecoder().decode(await readAll(server));
+  equal(asked, "question");
+  await writeAll(server, new TextEncoder().encode("answer"));
+  server.close();
+  equal(new TextDecoder().decode(await readAll(client)), "answer");
+  const result = await done;
+  equal(result.up, 8);
+  equal(result.down, 6);
+  equal(result.end, "client-closed");
+  client.close();
+  stop1();
+  stop2();
+});
+
+Deno.test("relay() copies 32 MiB each way intact across buffer switches", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000 });
+  const size = 32 * 1024 * 1024;
+  const payload = new Uint8Array(size);
+  for (let i = 0; i < size; i += 4096) payload[i] = (i / 4096) & 0xff;
+  const [toServer, toClient] = await Promise.all([
+    readAll(server),
+    readAll(client),
+    (async () => {
+      await writeAll(client, payload);
+      await client.closeWrite();
+    })(),
+    (async () => {
+      await writeAll(server, payload);
+      await server.closeWrite();
+    })(),
+  ]);
+  equal(toServer.length, size);
+  equal(toClient.length, size);
+  ok(toServer.every((b, i) => b === payload[i]));
+  ok(toClient.every((b, i) => b === payload[i]));
+  const result = await done;
+  equal(result.up, size);
+  equal(result.down, size);
+  client.close();
+  server.close();
+  stop1();
+  stop2();
+});
+
+Deno.test("relay() closes both sides after the idle timeout", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const started = performance.now();
+  const result = await relay(clientInner, serverInner, { idleTimeout: 300 });
+  const elapsed = performance.now() - started;
+  equal(result.end, "idle-timeout");
+  ok(elapsed >= 290 && elapsed < 2000, `idle close after ${elapsed} ms`);
+  equal((await readAll(client)).length, 0);
+  equal((await readAll(server)).length, 0);
+  client.close();
+  server.close();
+  stop1();
+  stop2();
+});
+
+Deno.test("relay() passes on a server that goes away, and ends when the client follows", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000 });
+  await writeAll(client, new Uint8Array(10));
+  // Closing with unread data makes the kernel send a reset rather than a FIN.
+  await server.read(new Uint8Array(1));
+  server.close();
+  equal((await readAll(client)).length, 0);
+  client.close();
+  const result = await done;
+  ok(result.end === "server-reset" || result.end === "server-closed", result.end);
+  equal(result.up, 10);
+  stop1();
+  stop2();
+});
+
+Deno.test("relay() closes both sides at once when its signal aborts", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const ac = new AbortController();
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, signal: ac.signal });
+  setTimeout(() => ac.abort(), 50);
+  equal((await done).end, "shutdown");
+  equal((await readAll(client)).length, 0);
+  client.close();
+  server.close();
+  stop1();
+  stop2();
+});
+
+Deno.test("relay() takes over a read the sniffer already started", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const buffer = new Uint8Array(1024);
+  const pending = { promise: clientInner.read(buffer), buffer };
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, pending });
+  await writeAll(client, new TextEncoder().encode("late first words"));
+  await client.closeWrite();
+  equal(new TextDecoder().decode(await readAll(server)), "late first words");
+  server.close();
+  equal((await done).up, 16);
+  client.close();
+  stop1();
+  stop2();
+});

@@ -1,0 +1,147 @@
+/**
+ * TLS termination after peeking (DESIGN.md decision 1). Deno has no server-side TLS on a socket
+ * it has already read from, so a terminated connection's bytes, ClientHello first, are relayed
+ * into an internal `Deno.listenTls` on loopback whose SNI resolver picks the certificate. The
+ * edge side registers who the real client is under the port of its loopback connection; the
+ * internal side looks it up once the handshake is done.
+ *
+ * The resolver's answers are cached per name for the listener's life, so new certificates mean
+ * a new terminator (the old one drains), and a client inventing names under a wildcard route
+ * grows the cache: past {@link MAX_NAMES} distinct names the runtime starts a fresh one.
+ *
+ * @module
+ */
+
+import { type CertifiedKey, listenTlsWithResolver } from "./_deno_internals.ts";
+import { log } from "./log.ts";
+import { closeQuietly, noDelay } from "./net.ts";
+
+/** Distinct SNI names one terminator serves before it asks to be replaced. */
+export const MAX_NAMES = 10_000;
+
+/** Picks the certificate for a server name ("" when the client sent none); null refuses. */
+export type CertificateChooser = (sni: string | null) => CertifiedKey | null;
+
+/** Handles one terminated connection once its handshake is done. */
+export type TerminatedHandler<T> = (
+  conn: Deno.TlsConn,
+  alpn: string | null,
+  info: T,
+) => Promise<void>;
+
+/** An internal TLS listener plus the table of connections waiting for it. */
+export class Terminator<T> {
+  readonly #listener: Deno.TlsListener;
+  readonly #waiting = new Map<number, T>();
+  readonly #open = new Set<Deno.Conn>();
+  readonly #names = new Set<string>();
+  readonly #accepting: Promise<void>;
+  #closed = false;
+
+  /**
+   * @param choose Certificate selection; called once per distinct name.
+   * @param handshakeTimeout How long a client may take to finish its handshake.
+   * @param onConnection Runs each connection after the handshake.
+   * @param onFull Called once when {@link MAX_NAMES} distinct names have been seen.
+   */
+  constructor(
+    choose: CertificateChooser,
+    readonly handshakeTimeout: number,
+    readonly onConnection: TerminatedHandler<T>,
+    onFull: () => void,
+  ) {
+    this.#listener = listenTlsWithResolver("127.0.0.1", 0, ["h2", "http/1.1"], (sni) => {
+      this.#names.add(sni);
+      if (this.#names.size === MAX_NAMES) onFull();
+      const chosen = choose(sni === "" ? null : sni);
+      // Throwing fails the handshake with an alert; the edge side logs the connection.
+      if (chosen === null) throw new Error(`no certificate for "${sni}"`);
+      return chosen;
+    });
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /** The internal listener's port on 127.0.0.1. */
+  get port(): number {
+    return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  /**
+   * Opens a loopback connection to the internal listener for a client described by `info`.
+   * The caller writes the client's bytes into it, ClientHello first, and relays.
+   */
+  async connect(info: T): Promise<Deno.TcpConn> {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: this.port });
+    noDelay(conn);
+    this.#waiting.set((conn.localAddr as Deno.NetAddr).port, info);
+    return conn;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for (;;) {
+      let conn: Deno.TlsConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch {
+        if (this.#closed) return;
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      this.#open.add(conn);
+      this.#serve(conn).finally(() => {
+        this.#open.delete(conn);
+        closeQuietly(conn);
+      });
+    }
+  }
+
+  async #serve(conn: Deno.TlsConn): Promise<void> {
+    const key = (conn.remoteAddr as Deno.NetAddr).port;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let alpn: string | null = null;
+    let handshaken = false;
+    try {
+      const done = await Promise.race([
+        conn.handshake(),
+        new Promise<null>((r) => timer = setTimeout(() => r(null), this.handshakeTimeout)),
+      ]);
+      if (done !== null) {
+        alpn = done.alpnProtocol;
+        handshaken = true;
+      }
+    } catch {
+      // A failed handshake (no certificate, a bad client): the client saw the alert.
+    } finally {
+      clearTimeout(timer);
+    }
+    // The entry is needed only until the handshake; drop it whatever happened.
+    const info = this.#waiting.get(key);
+    this.#waiting.delete(key);
+    if (!handshaken) return;
+    if (info === undefined) {
+      // Only edgemux itself connects here, and it registers first; anything else is refused.
+      log.warn("internal TLS connection with no registered client", { port: key });
+      return;
+    }
+    try {
+      await this.onConnection(conn, alpn, info);
+    } catch (e) {
+      log.error("terminated connection failed", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
+  }
+
+  /** Stops accepting; connections already in progress continue. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    closeQuietly(this.#listener);
+    await this.#accepting;
+  }
+
+  /** Closes every terminated connection still open (the end of a graceful stop). */
+  closeConnections(): void {
+    for (const c of this.#open) closeQuietly(c);
+  }
+}

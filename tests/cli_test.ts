@@ -1,0 +1,493 @@
+/**
+ * The `edgemux` command, tested by spawning it: `deno run -A main.ts …` from the repository
+ * root, as an operator would run it, reading exit codes, standard error and the log.
+ */
+
+import { equal, match, ok } from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import denoJson from "../deno.json" with { type: "json" };
+import { startTcpBackend } from "./_helpers/backends.ts";
+import { readAll, writeAll } from "./_helpers/edgemux.ts";
+import { run, type RunResult, startProcess } from "./_helpers/process.ts";
+import { makeTempDir } from "./_helpers/tmp.ts";
+import { requireTool } from "./_helpers/tools.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const DENO = Deno.execPath();
+
+/** Runs `edgemux ARGS` to completion from the repository root. */
+function edgemux(args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+  return run(DENO, ["run", "-A", "main.ts", ...args], {
+    cwd: ROOT,
+    timeoutMs: opts.timeoutMs ?? 20_000,
+  });
+}
+
+/** Starts `edgemux ARGS` in the background from the repository root. */
+function startEdgemuxCli(args: string[]) {
+  return startProcess(DENO, ["run", "-A", "main.ts", ...args], { cwd: ROOT });
+}
+
+function describe(r: RunResult): string {
+  return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+}
+
+Deno.test("edgemux check accepts config.example.yaml", async () => {
+  const r = await edgemux(["check", "-c", "config.example.yaml"]);
+  equal(r.code, 0, describe(r));
+  match(r.stderr, /config\.example\.yaml: valid \(3 listeners, \d+ routes, 3 backends\)/);
+});
+
+Deno.test("edgemux check names the file, line, column, key path and fix of a misspelt key", async (t) => {
+  await using dir = await makeTempDir("edgemux-cli-");
+
+  await t.step("a key no route has: the fix lists the keys a route takes", async () => {
+    const file = `${dir.path}/typo.yaml`;
+    await Deno.writeTextFile(
+      file,
+      `version: 1
+backends:
+  git-ssh: { servers: ["127.0.0.1:10022"] }
+listeners:
+  ssh:
+    bind: "127.0.0.1:0"
+    routes:
+      - name: git
+        backnd: git-ssh
+`,
+    );
+    const r = await edgemux(["check", "-c", file]);
+    equal(r.code, 1, describe(r));
+    // Line 9, column 9: where `backnd` stands.
+    match(
+      r.stderr,
+      new RegExp(
+        `${
+          RegExp.escape(file)
+        }:9:9: error: listeners\\.ssh\\.routes\\[0\\]\\.backnd: unknown key "backnd"`,
+      ),
+    );
+    match(r.stderr, /fix: .*"passthrough", .*"forward"/);
+    match(r.stderr, new RegExp(`${RegExp.escape(file)}: invalid \\(\\d+ errors?\\)`));
+  });
+
+  await t.step("a near miss of a real key: the fix suggests it", async () => {
+    const file = `${dir.path}/near.yaml`;
+    await Deno.writeTextFile(
+      file,
+      `version: 1
+backends:
+  git-ssh: { servers: ["127.0.0.1:10022"] }
+listeners:
+  ssh:
+    bind: "127.0.0.1:0"
+    routes:
+      - forwrd: git-ssh
+`,
+    );
+    const r = await edgemux(["check", "-c", file]);
+    equal(r.code, 1, describe(r));
+    match(
+      r.stderr,
+      new RegExp(
+        `${
+          RegExp.escape(file)
+        }:8:9: error: listeners\\.ssh\\.routes\\[0\\]\\.forwrd: unknown key "forwrd"`,
+      ),
+    );
+    match(r.stderr, /fix: did you mean "forward"\?/);
+  });
+});
+
+Deno.test("edgemux check merges a directory of files and names both files of a clash", async (t) => {
+  await using dir = await makeTempDir("edgemux-cli-");
+
+  await t.step("backends in one file, listeners in another", async () => {
+    await Deno.mkdir(`${dir.path}/ok`);
+    await Deno.writeTextFile(
+      `${dir.path}/ok/10-backends.yaml`,
+      `version: 1
+backends:
+  git-ssh: { servers: ["127.0.0.1:10022"] }
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir.path}/ok/20-listeners.yaml`,
+      `version: 1
+listeners:
+  ssh:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: git-ssh
+`,
+    );
+    const r = await edgemux(["check", "-c", `${dir.path}/ok`]);
+    equal(r.code, 0, describe(r));
+    match(r.stderr, /: valid \(1 listener, 1 route, 1 backend\)/);
+  });
+
+  await t.step("a backend defined in two files", async () => {
+    await Deno.mkdir(`${dir.path}/clash`);
+    const first = `${dir.path}/clash/a.yaml`;
+    const second = `${dir.path}/clash/b.yaml`;
+    await Deno.writeTextFile(
+      first,
+      `version: 1
+backends:
+  git-ssh: { servers: ["127.0.0.1:10022"] }
+listeners:
+  ssh: { bind: "127.0.0.1:0", routes: [{ forward: git-ssh }] }
+`,
+    );
+    await Deno.writeTextFile(
+      second,
+      `version: 1
+backends:
+  git-ssh: { servers: ["127.0.0.1:10023"] }
+`,
+    );
+    const r = await edgemux(["check", "-c", `${dir.path}/clash`]);
+    equal(r.code, 1, describe(r));
+    match(
+      r.stderr,
+      new RegExp(
+        `${RegExp.escape(second)}:3:\\d+: error: .*"git-ssh" is already defined at ${
+          RegExp.escape(first)
+        }:3:`,
+      ),
+    );
+  });
+});
+
+Deno.test("edgemux check on a missing path says it does not exist", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  const missing = `${dir.path}/nope.yaml`;
+  const r = await edgemux(["check", "-c", missing]);
+  equal(r.code, 1, describe(r));
+  match(r.stderr, new RegExp(`${RegExp.escape(missing)}: it does not exist`));
+  match(r.stderr, /fix: check the path given with -c/);
+});
+
+Deno.test("edgemux version, help, and usage errors", async (t) => {
+  await t.step("version prints the version from deno.json", async () => {
+    const r = await edgemux(["version"]);
+    equal(r.code, 0, describe(r));
+    match(r.stdout, new RegExp(`^edgemux ${RegExp.escape(denoJson.version)} \\(deno `));
+  });
+
+  for (
+    const [args, usage] of [
+      [["--help"], /Usage:\n {2}edgemux run/],
+      [["run", "--help"], /^Usage: edgemux run /],
+      [["check", "--help"], /^Usage: edgemux check /],
+    ] as const
+  ) {
+    await t.step(`${args.join(" ")} prints usage and exits 0`, async () => {
+      const r = await edgemux([...args]);
+      equal(r.code, 0, describe(r));
+      match(r.stdout, usage);
+    });
+  }
+
+  await t.step("an unknown command exits 2 and names it", async () => {
+    const r = await edgemux(["frobnicate"]);
+    equal(r.code, 2, describe(r));
+    match(r.stderr, /unknown command "frobnicate"/);
+    match(r.stderr, /Usage:/);
+  });
+
+  for (const command of ["run", "check"]) {
+    await t.step(`an unknown flag to ${command} exits 2 and names it`, async () => {
+      const r = await edgemux([command, "--frobnicate"]);
+      equal(r.code, 2, describe(r));
+      match(r.stderr, /--frobnicate/);
+      match(r.stderr, new RegExp(`Usage: edgemux ${command}`));
+    });
+  }
+
+  await t.step("a bad --log-format value exits 2", async () => {
+    const r = await edgemux(["run", "-c", "config.example.yaml", "--log-format", "xml"]);
+    equal(r.code, 2, describe(r));
+    match(r.stderr, /--log-format must be text or json/);
+  });
+});
+
+Deno.test("edgemux run exits 3 and names the address when it is already in use", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = taken.addr.port;
+  const file = `${dir.path}/busy.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `version: 1
+backends:
+  b: { servers: ["127.0.0.1:9"] }
+listeners:
+  busy:
+    bind: "127.0.0.1:${port}"
+    routes:
+      - forward: b
+`,
+  );
+  const r = await edgemux(["run", "-c", file]);
+  equal(r.code, 3, describe(r));
+  match(r.stderr, new RegExp(`cannot bind 127\\.0\\.0\\.1:${port} for listener "busy"`));
+  match(r.stderr, /already in use/);
+  ok(!r.stderr.includes("edgemux started"), describe(r));
+});
+
+Deno.test("edgemux run exits 1 without binding when the config is invalid", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  const file = `${dir.path}/bad.yaml`;
+  await Deno.writeTextFile(file, "version: 1\nlisteners: {}\n");
+  const r = await edgemux(["run", "-c", file]);
+  equal(r.code, 1, describe(r));
+  match(r.stderr, /not starting: .*bad\.yaml is invalid/);
+});
+
+/**
+ * A world-readable single-file build of main.ts, so an unprivileged user can run it without
+ * reading the repository's module graph or root's DENO_DIR.
+ */
+async function bundleInto(dir: string): Promise<string> {
+  const out = `${dir}/edgemux.js`;
+  const r = await run(DENO, ["bundle", "--platform", "deno", "-o", out, "main.ts"], {
+    cwd: ROOT,
+    timeoutMs: 60_000,
+  });
+  equal(r.code, 0, `deno bundle failed (it needs @esbuild/linux-x64 from npm): ${describe(r)}`);
+  return out;
+}
+
+Deno.test("edgemux run as an unprivileged user on port 81 names CAP_NET_BIND_SERVICE", async () => {
+  const unprivilegedStart = Number(
+    (await Deno.readTextFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")).trim(),
+  );
+  ok(
+    unprivilegedStart > 81,
+    `net.ipv4.ip_unprivileged_port_start is ${unprivilegedStart}: any user may bind port 81 ` +
+      "here, so this test cannot see the permission error",
+  );
+
+  await using dir = await makeTempDir("edgemux-cli-");
+  // makeTempDir creates 0700 directories; the unprivileged user must read the bundle and
+  // config in it.
+  await Deno.chmod(dir.path, 0o755);
+  const bundle = await bundleInto(dir.path);
+  const file = `${dir.path}/low-port.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `version: 1
+backends:
+  b: { servers: ["127.0.0.1:9"] }
+listeners:
+  web:
+    bind: "127.0.0.1:81"
+    routes:
+      - forward: b
+`,
+  );
+  await Deno.chmod(bundle, 0o644);
+  await Deno.chmod(file, 0o644);
+  // Deno writes its caches into DENO_DIR; give the user one of its own.
+  const denoDir = `${dir.path}/deno-dir`;
+  await Deno.mkdir(denoDir);
+
+  const asRoot = Deno.uid() === 0;
+  const command = asRoot ? requireTool("setpriv", "util-linux") : DENO;
+  const prefix = asRoot
+    ? ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--", DENO]
+    : [];
+  if (asRoot) await Deno.chown(denoDir, 65534, 65534);
+  const r = await run(command, [...prefix, "run", "-A", bundle, "run", "-c", file], {
+    cwd: dir.path,
+    env: { DENO_DIR: denoDir, HOME: dir.path, DENO_NO_UPDATE_CHECK: "1" },
+  });
+  equal(r.code, 3, describe(r));
+  match(r.stderr, /cannot bind 127\.0\.0\.1:81 for listener "web": permission denied/);
+  match(r.stderr, /CAP_NET_BIND_SERVICE/);
+});
+
+/** The port from the `listening` log line of a listener, text or JSON. */
+function listeningPort(output: string, listener: string): number {
+  const text = new RegExp(`listening listener=${listener} address=127\\.0\\.0\\.1:(\\d+)`).exec(
+    output,
+  );
+  if (text) return Number(text[1]);
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line);
+    if (entry.msg === "listening" && entry.listener === listener) {
+      return Number(String(entry.address).split(":").at(-1));
+    }
+  }
+  throw new Error(`no listening line for ${listener} in:\n${output}`);
+}
+
+/** Sends `text` through edgemux to the echo backend and returns what comes back. */
+async function echoThrough(port: number, text: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeAll(conn, new TextEncoder().encode(text));
+    await conn.closeWrite();
+    return new TextDecoder().decode(await readAll(conn));
+  } finally {
+    conn.close();
+  }
+}
+
+async function writeEchoConfig(dir: string, backendPort: number): Promise<string> {
+  const file = `${dir}/echo.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `version: 1
+log: { level: info, format: text, access: true }
+shutdown_timeout: 2s
+backends:
+  echo: { servers: ["127.0.0.1:${backendPort}"] }
+listeners:
+  tcp:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: echo
+`,
+  );
+  return file;
+}
+
+Deno.test("edgemux run serves, logs access lines, and stops cleanly on SIGTERM", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  await using echo = await startTcpBackend("echo", "echo");
+  const file = await writeEchoConfig(dir.path, echo.port);
+  await using proc = startEdgemuxCli(["run", "-c", file]);
+  await proc.waitForOutput("edgemux started", 15_000);
+  const port = listeningPort(proc.output(), "tcp");
+
+  equal(await echoThrough(port, "ping through the cli"), "ping through the cli");
+  await proc.waitForOutput(/access .*listener=tcp .*end=client-closed/, 5000);
+
+  const status = await proc.stop("SIGTERM");
+  equal(status.code, 0, proc.output());
+  equal(status.signal, null);
+  match(proc.output(), /stopping signal=SIGTERM/);
+  match(proc.output(), /INFO {2}stopped/);
+});
+
+Deno.test("edgemux run --log-format json writes one JSON object per line", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  await using echo = await startTcpBackend("echo", "echo");
+  // The config says text; the flag wins.
+  const file = await writeEchoConfig(dir.path, echo.port);
+  await using proc = startEdgemuxCli(["run", "-c", file, "--log-format", "json"]);
+  await proc.waitForOutput("edgemux started", 15_000);
+  const port = listeningPort(proc.output(), "tcp");
+  equal(await echoThrough(port, "json please"), "json please");
+  await proc.waitForOutput(/"msg":"access"/, 5000);
+  const status = await proc.stop("SIGTERM");
+  equal(status.code, 0, proc.output());
+
+  const lines = proc.output().split("\n").filter((line) => line.trim() !== "");
+  const entries = lines.map((line) => {
+    try {
+      return JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      throw new Error(`not a JSON line: ${line}\nfull output:\n${proc.output()}`);
+    }
+  });
+  const started = entries.find((e) => e.msg === "edgemux started");
+  ok(started, proc.output());
+  equal(started.level, "info");
+  equal(started.version, denoJson.version);
+  equal(started.pid, proc.pid);
+  ok(!Number.isNaN(Date.parse(String(started.time))), `time ${started.time}`);
+  const access = entries.find((e) => e.msg === "access");
+  ok(access, proc.output());
+  equal(access.listener, "tcp");
+  equal(access.backend, "echo");
+  equal(access.up, "json please".length);
+  equal(access.down, "json please".length);
+  ok(entries.some((e) => e.msg === "stopped"), proc.output());
+});
+
+/** Writes a config whose drain outlasts any test, so only edgemux's own logic can end it. */
+async function writeDrainConfig(
+  dir: string,
+  backendPort: number,
+  timeout: string,
+): Promise<string> {
+  const file = `${dir}/drain.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `version: 1
+shutdown_timeout: ${timeout}
+backends:
+  echo: { servers: ["127.0.0.1:${backendPort}"] }
+listeners:
+  tcp:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: echo
+`,
+  );
+  return file;
+}
+
+/** Opens a relayed connection and proves it is live; the caller keeps it open. */
+async function openRelayed(port: number): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await writeAll(conn, new TextEncoder().encode("x"));
+  equal(await conn.read(new Uint8Array(1)), 1);
+  return conn;
+}
+
+Deno.test("edgemux run drains an open connection for shutdown_timeout, then closes it", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  await using echo = await startTcpBackend("echo", "echo");
+  const file = await writeDrainConfig(dir.path, echo.port, "1s");
+  await using proc = startEdgemuxCli(["run", "-c", file]);
+  await proc.waitForOutput("edgemux started", 15_000);
+  using conn = await openRelayed(listeningPort(proc.output(), "tcp"));
+
+  const signalled = performance.now();
+  Deno.kill(proc.pid, "SIGTERM");
+  await proc.waitForOutput(/draining connections=1/, 5000);
+  const status = await proc.exited;
+  const ms = performance.now() - signalled;
+  equal(status.code, 0, proc.output());
+  ok(ms >= 900, `exited ${ms.toFixed(0)} ms after SIGTERM, before shutdown_timeout`);
+  ok(ms < 2500, `exited ${ms.toFixed(0)} ms after SIGTERM, long after shutdown_timeout`);
+  match(proc.output(), /closing connections still open at the shutdown deadline connections=1/);
+  match(proc.output(), /access .*end=shutdown/);
+  // edgemux closed the client's side too.
+  equal((await readAll(conn)).length, 0);
+});
+
+Deno.test("a second SIGTERM during the drain closes open connections and exits at once", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  await using echo = await startTcpBackend("echo", "echo");
+  // A drain far longer than the test may take: only the second signal can end it in time.
+  const file = await writeDrainConfig(dir.path, echo.port, "30s");
+  await using proc = startEdgemuxCli(["run", "-c", file]);
+  await proc.waitForOutput("edgemux started", 15_000);
+  using conn = await openRelayed(listeningPort(proc.output(), "tcp"));
+
+  Deno.kill(proc.pid, "SIGTERM");
+  await proc.waitForOutput(/draining connections=1/, 5000);
+  const second = performance.now();
+  Deno.kill(proc.pid, "SIGTERM");
+  await proc.waitForOutput("second stop signal", 5000);
+
+  // The client's side must be closed promptly, and the process must exit on its own.
+  const within = (p: Promise<unknown>) =>
+    Promise.race([
+      p.then(() => `${(performance.now() - second).toFixed(0)} ms`),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000)),
+    ]);
+  const [closed, exited] = await Promise.all([within(readAll(conn)), within(proc.exited)]);
+  ok(
+    closed !== null && exited !== null,
+    `3 s after the second SIGTERM: client closed: ${closed ?? "no"}, process exited: ` +
+      `${exited ?? "no"}; output:\n${proc.output()}`,
+  );
+  equal((await proc.exited).code, 0, proc.output());
+});
