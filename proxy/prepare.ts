@@ -28,6 +28,8 @@ export interface PreparedConfig {
   devNames: string[];
   /** TLS options per backend that has `tls`. */
   backendTls: Map<string, TlsDialOptions>;
+  /** Every file and directory whose change means "reload the certificates". */
+  watched: string[];
   /** Every warning, from parsing and from the files. */
   warnings: ConfigIssue[];
 }
@@ -55,9 +57,11 @@ export async function prepareConfig(
   let certs: CertStore | null = null;
   let devCert: InspectedCert | null = null;
   let devNames: string[] = [];
+  let watched: string[] = [];
   if (config.certificates !== null) {
     const loaded = await loadCertificates(config.certificates, { now: opts.now });
     issues.push(...loaded.issues);
+    watched = loaded.watched;
     certs = new CertStore(loaded.certs, { defaultName: config.certificates.defaultName });
     devNames = checkCoverage(config, certs, issues);
     if (devNames.length > 0 && !issues.some((i) => i.severity === "error")) {
@@ -75,7 +79,7 @@ export async function prepareConfig(
           const dev = await ensureDevelopmentCertificate(dir, devNames, { now: opts.now });
           const inspected = inspectCertificate(dev.certPem, dev.keyPem, {
             cert: dev.path,
-            key: dev.path,
+            key: dev.keyPath,
           });
           if ("problem" in inspected) throw new Error(inspected.problem);
           devCert = inspected;
@@ -100,6 +104,7 @@ export async function prepareConfig(
     devCert,
     devNames,
     backendTls,
+    watched,
     warnings: issues.filter((i) => i.severity === "warning"),
   };
 }

@@ -321,11 +321,13 @@ class RunningProxy implements ProxyHandle {
   }
 
   #watchCertificates(prepared: PreparedConfig): void {
-    this.#watcher?.stop();
+    void this.#watcher?.stop();
     this.#watcher = null;
     const certs = prepared.config.certificates;
     if (certs === null || certs.watchInterval === 0) return;
-    const paths = [...certs.directories, ...certs.files.flatMap((f) => [f.cert, f.key])];
+    // The loader lists every directory, certbot folder and candidate file it looked at, so a
+    // renewal that swaps symlinks inside live/NAME/ is seen too.
+    const paths = prepared.watched;
     this.#watcher = new FileWatcher(() => paths, certs.watchInterval, () => {
       void this.#reloadCertificates();
     });
@@ -383,7 +385,7 @@ class RunningProxy implements ProxyHandle {
   }
 
   async #shutdown(timeout: number): Promise<void> {
-    this.#watcher?.stop();
+    await this.#watcher?.stop();
     for (const s of this.#sockets.values()) closeQuietly(s.socket);
     await Promise.all([...this.#sockets.values()].map((s) => s.loop));
     this.#softStop.abort();

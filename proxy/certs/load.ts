@@ -158,7 +158,7 @@ export async function loadCertificates(
       issues.push(warning(
         path,
         `"${cert.origin.cert}" is a CA certificate (basicConstraints CA:TRUE) used as a ` +
-          "server certificate; strict clients (rustls, Deno, Go) reject that",
+          "server certificate; strict clients (rustls, and so Deno's own TLS client) reject that",
         "reissue it with `-addext basicConstraints=critical,CA:FALSE` (openssl req -x509 " +
           "makes CA certificates by default)",
       ));

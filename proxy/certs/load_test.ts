@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { CertificatesConfig } from "../../config/types.ts";
 import type { ConfigIssue } from "../../config/errors.ts";
 import { loadCertificates } from "./load.ts";
+import { CertStore } from "./store.ts";
 import { makeCert } from "./_testing.ts";
 import { makeTempDir } from "../../tests/_helpers/tmp.ts";
 import { certPath, keyPath, readCert, readKey } from "../../tests/_helpers/certs.ts";
@@ -307,4 +308,63 @@ Deno.test("loadCertificates() warns when no certificate covers the default name"
     config({ files, defaultName: "default.example.test", development: { directory: "/x" } }),
   );
   assert.deepEqual(dev.issues, []);
+});
+
+Deno.test({
+  name: "certificates loaded into a CertStore are served by Deno.listenTls's SNI resolver",
+  sanitizeOps: true,
+  sanitizeResources: true,
+  async fn(t) {
+    const names = ["vault", "git", "edge-wildcard", "default-backend"] as const;
+    const { certs, issues } = await loadCertificates(config({
+      files: names.map((n) => ({ cert: certPath(n), key: keyPath(n) })),
+    }));
+    assert.deepEqual(issues, []);
+    const store = new CertStore(certs, { defaultName: "default.example.test" });
+    const options = {
+      hostname: "127.0.0.1",
+      port: 0,
+      [Symbol.for("unstableSniResolver")]: (sni: string) => store.resolve(sni),
+    };
+    using listener = Deno.listenTls(
+      options as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
+    );
+    const port = (listener.addr as Deno.NetAddr).port;
+    // Each server name is sent in SNI and checked against the certificate presented.
+    const presented = async (serverName: string) => {
+      const server = listener.accept().then(async (conn) => {
+        await conn.handshake().catch(() => {});
+        conn.close();
+      });
+      try {
+        const client = await Deno.connectTls({
+          hostname: "127.0.0.1",
+          port,
+          caCerts: [readCert("ca")],
+          [Symbol.for("unstableServerName")]: serverName,
+        } as Deno.ConnectTlsOptions);
+        try {
+          await client.handshake();
+          return "ok";
+        } finally {
+          client.close();
+        }
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      } finally {
+        await server;
+      }
+    };
+    for (const name of ["vault.example.test", "git.example.test", "prometheus.example.test"]) {
+      // prometheus.example.test is covered by the *.example.test wildcard.
+      await t.step(`a verified handshake for ${name}`, async () => {
+        assert.equal(await presented(name), "ok");
+      });
+    }
+    await t.step("an unknown name gets the default certificate", async () => {
+      // The default certificate does not name a.b.example.test, so verification fails on the
+      // name, which proves a certificate was presented and it was not a wildcard match.
+      assert.match(await presented("a.b.example.test"), /not valid for name/i);
+    });
+  },
 });

@@ -87,6 +87,21 @@ export class CertStore {
   }
 
   /**
+   * The SNI resolver's answer for `Deno.listenTls` (DENO-FACTS §1.1): the PEM chain and key
+   * of {@linkcode CertStore.select}. Deno calls the resolver with "" when the client sent no
+   * server name.
+   *
+   * @throws {Error} when no certificate applies; the handshake then fails with an alert
+   */
+  resolve(sni: string): { cert: string; key: string } {
+    const cert = this.select(sni);
+    if (cert === null) {
+      throw new Error(`no certificate for server name "${sni}" and no default certificate`);
+    }
+    return { cert: cert.certPem, key: cert.keyPem };
+  }
+
+  /**
    * The best certificate covering `name` by its own names, without the default.
    *
    * @param name a server name, in any case, with or without a trailing dot

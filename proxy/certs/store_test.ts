@@ -222,3 +222,12 @@ Deno.test("CertStore.select() agrees with a plain reference matcher on random ta
     { numRuns: 2000 },
   );
 });
+
+Deno.test("CertStore.resolve() answers the SNI resolver with PEM strings, or throws", () => {
+  const vault = fakeCert(["vault.example.test"]);
+  const store = new CertStore([vault], { defaultName: null, now: clock });
+  assert.deepEqual(store.resolve("vault.example.test"), { cert: vault.certPem, key: vault.keyPem });
+  assert.throws(() => store.resolve(""), /no certificate for server name "" and no default/);
+  const withDefault = new CertStore([vault], { defaultName: "vault.example.test", now: clock });
+  assert.equal(withDefault.resolve("").cert, vault.certPem);
+});
