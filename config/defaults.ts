@@ -23,6 +23,25 @@ export const DEFAULTS = {
     connectTimeout: 5_000,
     proxyProtocol: "off",
     responseTimeout: 60_000,
+    balance: "round_robin",
+    retries: 2,
+    weight: 1,
+    passive: { failures: 3, backoff: 30_000, on5xx: false },
+    healthCheck: {
+      interval: 5_000,
+      timeout: 2_000,
+      rise: 2,
+      fall: 3,
+      httpMethod: "GET",
+      httpPath: "/",
+      expect: [200, 399] as [number, number],
+    },
+  },
+  limits: {
+    maxConnections: 10_000,
+    perClientConnections: 1_000,
+    perClientRate: null,
+    perClientBurstFactor: 2,
   },
   listener: {
     sniff: {

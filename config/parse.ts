@@ -27,11 +27,14 @@ import type {
   CertificatesConfig,
   Config,
   HeaderOps,
+  HealthCheckConfig,
   HostPattern,
   HttpConfig,
   HttpRouteConfig,
+  LimitsConfig,
   ListenerConfig,
   LogConfig,
+  PassiveHealthConfig,
   PathMatch,
   Protocol,
   RedirectAction,
@@ -56,15 +59,6 @@ export interface ParsedConfig {
   warnings: ConfigIssue[];
 }
 
-const TOP_LEVEL_KEYS = [
-  "version",
-  "log",
-  "shutdown_timeout",
-  "http",
-  "certificates",
-  "backends",
-  "listeners",
-] as const;
 const ACTION_KEYS = [
   "passthrough",
   "edge",
@@ -74,7 +68,81 @@ const ACTION_KEYS = [
   "reject",
 ] as const;
 type ActionKey = typeof ACTION_KEYS[number];
-const ROUTE_KEYS = ["name", "protocol", "sni", "alpn", ...ACTION_KEYS] as const;
+
+/** Every key the config accepts, by where it may appear (the schema test compares against it). */
+export const CONFIG_KEYS = Object.freeze(
+  {
+    top: [
+      "version",
+      "log",
+      "shutdown_timeout",
+      "http",
+      "limits",
+      "certificates",
+      "backends",
+      "listeners",
+    ],
+    log: ["level", "format", "access"],
+    http: [
+      "request_head_timeout",
+      "keepalive_timeout",
+      "max_head_size",
+      "max_headers",
+      "trusted_proxies",
+    ],
+    limits: ["max_connections", "per_client"],
+    perClient: ["max_connections", "rate", "burst"],
+    certificates: ["directory", "files", "default", "development", "watch_interval"],
+    certificateFile: ["cert", "key"],
+    development: ["directory"],
+    backend: [
+      "servers",
+      "balance",
+      "retries",
+      "connect_timeout",
+      "response_timeout",
+      "proxy_protocol",
+      "tls",
+      "health_check",
+      "passive_health",
+    ],
+    server: ["address", "weight", "backup", "max_connections"],
+    backendTls: ["ca", "server_name", "cert", "key"],
+    healthCheck: [
+      "type",
+      "interval",
+      "timeout",
+      "rise",
+      "fall",
+      "method",
+      "path",
+      "host",
+      "expect_status",
+      "ca",
+      "server_name",
+    ],
+    passiveHealth: ["failures", "backoff", "on_5xx"],
+    listener: ["bind", "sniff", "idle_timeout", "max_connections", "routes"],
+    sniff: ["timeout", "silent_after", "max_hello_size"],
+    route: ["name", "protocol", "sni", "alpn", ...ACTION_KEYS],
+    redirect: ["status", "https_port", "acme_challenge"],
+    terminate: ["http", "tcp"],
+    httpRoute: [
+      "name",
+      "host",
+      "path",
+      "path_prefix",
+      "backend",
+      "redirect",
+      "strip_prefix",
+      "rewrite_prefix",
+      "request_headers",
+      "response_headers",
+    ],
+    httpRedirect: ["to", "status"],
+    headerOps: ["set", "add", "remove"],
+  } as const,
+);
 
 /**
  * Parses and validates one config text.
@@ -105,7 +173,7 @@ export function parseConfigSources(sources: ConfigSource[]): ParsedConfig {
       root.error("the file has no settings", "start it with `version: 1`");
       continue;
     }
-    const top = root.map(TOP_LEVEL_KEYS);
+    const top = root.map(CONFIG_KEYS.top);
     if (top === undefined) continue;
     const version = top.require("version", "1");
     if (version !== undefined && version.describe() !== "1") {
@@ -204,6 +272,7 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   const shutdown = single(tops, "shutdown_timeout");
   const shutdownTimeout = shutdown === undefined ? DEFAULTS.shutdownTimeout : shutdown.duration();
   const http = readHttp(single(tops, "http"));
+  const limits = readLimits(single(tops, "limits"));
   const certificatesValue = single(tops, "certificates");
   const certificates = certificatesValue === undefined ? null : readCertificates(certificatesValue);
 
@@ -233,7 +302,7 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   }
   if (
     issues.hasErrors || log === undefined || shutdownTimeout === undefined || http === undefined ||
-    certificates === undefined
+    certificates === undefined || limits === undefined
   ) {
     return undefined;
   }
@@ -259,13 +328,13 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   for (const listener of listeners) checkListenerRoutes(listener, issues);
   warnUnusedBackends(backends, listeners, issues);
   if (issues.hasErrors) return undefined;
-  return { files, log, shutdownTimeout, http, certificates, backends, listeners };
+  return { files, log, shutdownTimeout, http, limits, certificates, backends, listeners };
 }
 
 function readLog(value: Value | undefined): LogConfig | undefined {
   const log: LogConfig = { ...DEFAULTS.log };
   if (value === undefined) return log;
-  const map = value.map(["level", "format", "access"]);
+  const map = value.map(CONFIG_KEYS.log);
   if (map === undefined) return undefined;
   if (map.has("level")) {
     const level = map.get("level").oneOf(["debug", "info", "warning", "error"] as const);
@@ -288,13 +357,7 @@ function readLog(value: Value | undefined): LogConfig | undefined {
 function readHttp(value: Value | undefined): HttpConfig | undefined {
   const http: HttpConfig = { ...DEFAULTS.http };
   if (value === undefined) return http;
-  const map = value.map([
-    "request_head_timeout",
-    "keepalive_timeout",
-    "max_head_size",
-    "max_headers",
-    "trusted_proxies",
-  ]);
+  const map = value.map(CONFIG_KEYS.http);
   if (map === undefined) return undefined;
   let ok = true;
   const set = <K extends keyof HttpConfig>(key: K, v: HttpConfig[K] | undefined) => {
@@ -340,30 +403,24 @@ function readHttp(value: Value | undefined): HttpConfig | undefined {
 }
 
 function readBackend(name: string, value: Value): BackendConfig | undefined {
-  const map = value.map([
-    "servers",
-    "connect_timeout",
-    "response_timeout",
-    "proxy_protocol",
-    "tls",
-  ]);
+  const map = value.map(CONFIG_KEYS.backend);
   if (map === undefined) return undefined;
   const serversValue = map.require("servers", '["127.0.0.1:8080"]');
   const servers: ServerConfig[] = [];
   for (const item of serversValue?.list({ single: true, nonEmpty: true }) ?? []) {
-    const text = item.string('"host:port", e.g. "127.0.0.1:8200"');
-    if (text === undefined) continue;
-    const address = parseHostPort(text.trim(), { bindOnly: false, allowPortZero: false });
-    if ("problem" in address) {
-      item.error(`server address "${text}": ${address.problem}`, address.fix);
+    const server = readServer(item);
+    if (server === undefined) continue;
+    if (servers.some((s) => s.label === server.label)) {
+      item.error(`the server ${server.label} is listed twice`, "remove the duplicate");
       continue;
     }
-    const label = formatHostPort(address);
-    if (servers.some((s) => s.label === label)) {
-      item.error(`the server ${label} is listed twice`, "remove the duplicate");
-      continue;
-    }
-    servers.push({ address, label });
+    servers.push(server);
+  }
+  if (servers.length > 0 && servers.every((s) => s.backup)) {
+    serversValue!.error(
+      "every server is a backup, so none would take traffic while all are up",
+      "mark at least one server without `backup: true`",
+    );
   }
   const connectTimeout = map.has("connect_timeout")
     ? map.get("connect_timeout").duration(1)
@@ -375,9 +432,18 @@ function readBackend(name: string, value: Value): BackendConfig | undefined {
     ? map.get("response_timeout").duration(1)
     : DEFAULTS.backend.responseTimeout;
   const tls = map.has("tls") ? readBackendTls(map.get("tls")) : null;
+  const balance = map.has("balance")
+    ? map.get("balance").oneOf(["round_robin", "least_conn", "random", "first"] as const)
+    : DEFAULTS.backend.balance;
+  const retries = map.has("retries")
+    ? map.get("retries").integer(0, 100)
+    : DEFAULTS.backend.retries;
+  const healthCheck = map.has("health_check") ? readHealthCheck(map.get("health_check")) : null;
+  const passive = readPassiveHealth(map);
   if (
     connectTimeout === undefined || proxyProtocol === undefined || servers.length === 0 ||
-    responseTimeout === undefined || tls === undefined
+    responseTimeout === undefined || tls === undefined || balance === undefined ||
+    retries === undefined || healthCheck === undefined || passive === undefined
   ) {
     return undefined;
   }
@@ -388,8 +454,204 @@ function readBackend(name: string, value: Value): BackendConfig | undefined {
     responseTimeout,
     proxyProtocol,
     tls,
+    balance,
+    retries,
+    healthCheck,
+    passive,
     position: value.position,
   };
+}
+
+function readServer(item: Value): ServerConfig | undefined {
+  const example = '"host:port", e.g. "127.0.0.1:8200"';
+  let addressValue = item;
+  let weight: number | undefined = DEFAULTS.backend.weight;
+  let backup: boolean | undefined = false;
+  let maxConnections: number | null | undefined = null;
+  if (item.describe() === "a map") {
+    const m = item.map(CONFIG_KEYS.server);
+    if (m === undefined) return undefined;
+    const a = m.require("address", '"127.0.0.1:8080"');
+    if (a === undefined) return undefined;
+    addressValue = a;
+    if (m.has("weight")) weight = m.get("weight").integer(1, 1000);
+    if (m.has("backup")) backup = m.get("backup").boolean();
+    if (m.has("max_connections")) maxConnections = m.get("max_connections").integer(1, 1_000_000);
+  }
+  const text = addressValue.string(example);
+  if (text === undefined) return undefined;
+  const address = parseHostPort(text.trim(), { bindOnly: false, allowPortZero: false });
+  if ("problem" in address) {
+    addressValue.error(`server address "${text}": ${address.problem}`, address.fix);
+    return undefined;
+  }
+  if (weight === undefined || backup === undefined || maxConnections === undefined) {
+    return undefined;
+  }
+  return { address, label: formatHostPort(address), weight, backup, maxConnections };
+}
+
+function readHealthCheck(value: Value): HealthCheckConfig | undefined {
+  const d = DEFAULTS.backend.healthCheck;
+  const map = value.map(CONFIG_KEYS.healthCheck);
+  if (map === undefined) return undefined;
+  let ok = true;
+  const kind = map.has("type") ? map.get("type").oneOf(["tcp", "tls", "http"] as const) : "tcp";
+  const interval = map.has("interval") ? map.get("interval").duration(100) : d.interval;
+  const timeout = map.has("timeout") ? map.get("timeout").duration(10) : d.timeout;
+  const rise = map.has("rise") ? map.get("rise").integer(1, 100) : d.rise;
+  const fall = map.has("fall") ? map.get("fall").integer(1, 100) : d.fall;
+  if (
+    kind === undefined || interval === undefined || timeout === undefined || rise === undefined ||
+    fall === undefined
+  ) {
+    return undefined;
+  }
+  if (timeout >= interval) {
+    map.get("timeout").error(
+      `the check timeout (${formatDuration(timeout)}) is not shorter than its interval (${
+        formatDuration(interval)
+      })`,
+      "make timeout shorter than interval, so checks never overlap",
+    );
+    ok = false;
+  }
+  const httpKeys = ["method", "path", "host", "expect_status"] as const;
+  let http: HealthCheckConfig["http"] = null;
+  if (kind === "http") {
+    const method = map.has("method")
+      ? map.get("method").oneOf(["GET", "HEAD", "OPTIONS"] as const)
+      : d.httpMethod;
+    let path: string | undefined = d.httpPath;
+    if (map.has("path")) {
+      path = map.get("path").string('a path such as "/healthz"');
+      if (path !== undefined && (!path.startsWith("/") || /[\s\x00-\x1f]/.test(path))) {
+        map.get("path").error(`"${path}" is not a request path`, 'write it like "/healthz"');
+        path = undefined;
+      }
+    }
+    let host: string | null | undefined = null;
+    if (map.has("host")) {
+      host = map.get("host").string("the Host header to send, e.g. app.internal");
+      if (host !== undefined && !/^[A-Za-z0-9.:\[\]_-]+$/.test(host)) {
+        map.get("host").error(
+          `"${host}" is not a host`,
+          "write a host name, optionally with :port",
+        );
+        host = undefined;
+      }
+    }
+    const expect = map.has("expect_status") ? readStatusRange(map.get("expect_status")) : d.expect;
+    if (method === undefined || path === undefined || host === undefined || expect === undefined) {
+      ok = false;
+    } else http = { method, path, host, expect };
+  } else {
+    for (const k of httpKeys) {
+      if (map.has(k)) {
+        map.get(k).error(`${k} applies to http checks only`, `set type: http, or remove ${k}`);
+        ok = false;
+      }
+    }
+  }
+  let tls: HealthCheckConfig["tls"] = null;
+  if (map.has("ca") || map.has("server_name") || kind === "tls") {
+    if (kind === "tcp") {
+      map.get(map.has("ca") ? "ca" : "server_name").error(
+        "ca and server_name apply to tls and http checks",
+        "set type: tls (or http), or remove them",
+      );
+      ok = false;
+    } else {
+      const caFile = map.has("ca")
+        ? pathValue(map.get("ca"), "a PEM file of the server's CA")
+        : null;
+      const serverName = map.has("server_name")
+        ? map.get("server_name").string("a server name")
+        : null;
+      if (caFile === undefined || serverName === undefined) ok = false;
+      else tls = { caFile, serverName };
+    }
+  }
+  return ok ? { kind, interval, timeout, rise, fall, http, tls } : undefined;
+}
+
+/** `200`, `"200-399"` or `"2xx"`. */
+function readStatusRange(v: Value): [number, number] | undefined {
+  const raw = v.describe();
+  const text = raw.startsWith('"') ? JSON.parse(raw) as string : raw;
+  let m = /^(\d{3})$/.exec(text);
+  if (m) return [Number(m[1]), Number(m[1])];
+  m = /^(\d{3})-(\d{3})$/.exec(text);
+  if (m && Number(m[1]) <= Number(m[2])) return [Number(m[1]), Number(m[2])];
+  m = /^([1-5])xx$/.exec(text);
+  if (m) return [Number(m[1]) * 100, Number(m[1]) * 100 + 99];
+  return v.error(
+    `${raw} is not a status or status range`,
+    'write a status (200), a range ("200-399") or a class ("2xx")',
+  );
+}
+
+function readPassiveHealth(map: MapValue): PassiveHealthConfig | undefined {
+  const d = DEFAULTS.backend.passive;
+  if (!map.has("passive_health")) return { ...d };
+  const m = map.get("passive_health").map(CONFIG_KEYS.passiveHealth);
+  if (m === undefined) return undefined;
+  const failures = m.has("failures") ? m.get("failures").integer(0, 1000) : d.failures;
+  const backoff = m.has("backoff") ? m.get("backoff").duration(100) : d.backoff;
+  const on5xx = m.has("on_5xx") ? m.get("on_5xx").boolean() : d.on5xx;
+  if (failures === undefined || backoff === undefined || on5xx === undefined) return undefined;
+  return { failures, backoff, on5xx };
+}
+
+function readLimits(value: Value | undefined): LimitsConfig | undefined {
+  const d = DEFAULTS.limits;
+  const out: LimitsConfig = {
+    maxConnections: d.maxConnections,
+    perClientConnections: d.perClientConnections,
+    perClientRate: d.perClientRate,
+    perClientBurst: 0,
+  };
+  let ok = true;
+  if (value !== undefined) {
+    const map = value.map(CONFIG_KEYS.limits);
+    if (map === undefined) return undefined;
+    if (map.has("max_connections")) {
+      const n = map.get("max_connections").integer(1, 10_000_000);
+      if (n === undefined) ok = false;
+      else out.maxConnections = n;
+    }
+    if (map.has("per_client")) {
+      const pc = map.get("per_client").map(CONFIG_KEYS.perClient);
+      if (pc === undefined) return undefined;
+      if (pc.has("max_connections")) {
+        const n = pc.get("max_connections").integer(1, 10_000_000);
+        if (n === undefined) ok = false;
+        else out.perClientConnections = n;
+      }
+      if (pc.has("rate")) {
+        const n = pc.get("rate").integer(1, 1_000_000);
+        if (n === undefined) ok = false;
+        else out.perClientRate = n;
+      }
+      if (pc.has("burst")) {
+        if (!pc.has("rate")) {
+          pc.get("burst").error(
+            "burst needs a rate",
+            "set per_client.rate (new connections per second)",
+          );
+          ok = false;
+        } else {
+          const n = pc.get("burst").integer(1, 10_000_000);
+          if (n === undefined) ok = false;
+          else out.perClientBurst = n;
+        }
+      }
+    }
+  }
+  if (out.perClientRate !== null && out.perClientBurst === 0) {
+    out.perClientBurst = out.perClientRate * d.perClientBurstFactor;
+  }
+  return ok ? out : undefined;
 }
 
 /** A file path from the config, resolved against the directory of the file it is written in. */
@@ -404,7 +666,7 @@ function readBackendTls(value: Value): BackendTlsConfig | undefined {
   if (value.describe() === "true") {
     return { caFile: null, serverName: null, certFile: null, keyFile: null };
   }
-  const map = value.map(["ca", "server_name", "cert", "key"]);
+  const map = value.map(CONFIG_KEYS.backendTls);
   if (map === undefined) return undefined;
   const tls: BackendTlsConfig = { caFile: null, serverName: null, certFile: null, keyFile: null };
   let ok = true;
@@ -446,7 +708,7 @@ function readBackendTls(value: Value): BackendTlsConfig | undefined {
 }
 
 function readCertificates(value: Value): CertificatesConfig | undefined {
-  const map = value.map(["directory", "files", "default", "development", "watch_interval"]);
+  const map = value.map(CONFIG_KEYS.certificates);
   if (map === undefined) return undefined;
   const out: CertificatesConfig = {
     directories: [],
@@ -465,7 +727,7 @@ function readCertificates(value: Value): CertificatesConfig | undefined {
   }
   if (map.has("files")) {
     for (const item of map.get("files").list({ nonEmpty: true }) ?? []) {
-      const pair = item.map(["cert", "key"]);
+      const pair = item.map(CONFIG_KEYS.certificateFile);
       const certValue = pair?.require("cert", "fullchain.pem");
       const cert = certValue && pathValue(certValue, "the certificate chain file (PEM)");
       // The key may sit in the same file as the chain.
@@ -500,7 +762,7 @@ function readCertificates(value: Value): CertificatesConfig | undefined {
         ),
       };
     } else if (enabled === null) {
-      const devMap = dev.map(["directory"]);
+      const devMap = dev.map(CONFIG_KEYS.development);
       const dir = devMap?.has("directory")
         ? pathValue(devMap.get("directory"), "a directory for development certificates")
         : undefined;
@@ -530,7 +792,7 @@ function readListener(
   backendNames: string[],
   noBackends: boolean,
 ): ListenerConfig | undefined {
-  const map = value.map(["bind", "sniff", "idle_timeout", "routes"]);
+  const map = value.map(CONFIG_KEYS.listener);
   if (map === undefined) return undefined;
   const binds: HostPort[] = [];
   const bindPositions: SourcePosition[] = [];
@@ -554,7 +816,7 @@ function readListener(
   };
   let sniffOk = true;
   if (map.has("sniff")) {
-    const s = map.get("sniff").map(["timeout", "silent_after", "max_hello_size"]);
+    const s = map.get("sniff").map(CONFIG_KEYS.sniff);
     if (s === undefined) {
       sniffOk = false;
     } else {
@@ -590,6 +852,9 @@ function readListener(
   const idleTimeout = map.has("idle_timeout")
     ? map.get("idle_timeout").duration(1000)
     : DEFAULTS.listener.idleTimeout;
+  const maxConnections = map.has("max_connections")
+    ? map.get("max_connections").integer(1, 10_000_000)
+    : null;
 
   const routes: RouteConfig[] = [];
   const routesValue = map.require("routes", "a list of routes (see docs/config.md)");
@@ -599,7 +864,8 @@ function readListener(
     if (route !== undefined) routes.push(route);
   });
   if (
-    binds.length === 0 || !sniffOk || idleTimeout === undefined || routes.length !== items.length ||
+    binds.length === 0 || !sniffOk || idleTimeout === undefined || maxConnections === undefined ||
+    routes.length !== items.length ||
     routes.length === 0
   ) {
     return undefined;
@@ -628,7 +894,16 @@ function readListener(
     } else names.set(r.name, i);
   });
   if (names.size !== routes.length) return undefined;
-  return { name, binds, bindPositions, sniff, idleTimeout, routes, position: value.position };
+  return {
+    name,
+    binds,
+    bindPositions,
+    sniff,
+    idleTimeout,
+    maxConnections,
+    routes,
+    position: value.position,
+  };
 }
 
 function readRoute(
@@ -638,7 +913,7 @@ function readRoute(
   backendNames: string[],
   noBackends: boolean,
 ): RouteConfig | undefined {
-  const map = value.map(ROUTE_KEYS);
+  const map = value.map(CONFIG_KEYS.route);
   if (map === undefined) return undefined;
   const actions = ACTION_KEYS.filter((k) => map.present(k));
   if (actions.length !== 1) {
@@ -723,19 +998,6 @@ function readRoute(
   return { name: routeName, match, action, position: value.position };
 }
 
-const HTTP_ROUTE_KEYS = [
-  "name",
-  "host",
-  "path",
-  "path_prefix",
-  "backend",
-  "redirect",
-  "strip_prefix",
-  "rewrite_prefix",
-  "request_headers",
-  "response_headers",
-] as const;
-
 function readTerminate(
   kind: "edge" | "reencrypt",
   value: Value,
@@ -764,7 +1026,7 @@ function readTerminate(
       },
     };
   }
-  const map = value.map(["http", "tcp"]);
+  const map = value.map(CONFIG_KEYS.terminate);
   if (map === undefined) return undefined;
   if (map.has("http") === map.has("tcp")) {
     value.error(
@@ -792,7 +1054,7 @@ function readHttpRoute(
   defaultName: string,
   backendRef: (v: Value) => string | undefined,
 ): HttpRouteConfig | undefined {
-  const map = value.map(HTTP_ROUTE_KEYS);
+  const map = value.map(CONFIG_KEYS.httpRoute);
   if (map === undefined) return undefined;
   let ok = true;
   const name = map.has("name") ? map.get("name").string("a name for the logs") : defaultName;
@@ -851,7 +1113,7 @@ function readHttpRoute(
     let location: string | undefined;
     let status: 301 | 302 | 303 | 307 | 308 = 302;
     if (r.describe() === "a map") {
-      const rm = r.map(["to", "status"]);
+      const rm = r.map(CONFIG_KEYS.httpRedirect);
       location = rm?.require("to", '"https://example.tld/"')?.string("a URL or path");
       if (rm?.has("status")) {
         const st = rm.get("status").integer(301, 308);
@@ -934,7 +1196,7 @@ const RESERVED_HEADERS = new Set([
 function readHeaderOps(map: MapValue, key: string): HeaderOps | undefined {
   const ops: HeaderOps = { remove: [], set: [], add: [] };
   if (!map.has(key)) return ops;
-  const m = map.get(key).map(["set", "add", "remove"]);
+  const m = map.get(key).map(CONFIG_KEYS.headerOps);
   if (m === undefined) return undefined;
   let ok = true;
   const checkName = (v: Value, name: string): boolean => {
@@ -994,7 +1256,7 @@ function readRedirect(
     const scheme = value.oneOf(["https"] as const);
     return scheme === undefined ? undefined : action;
   }
-  const map = value.map(["status", "https_port", "acme_challenge"]);
+  const map = value.map(CONFIG_KEYS.redirect);
   if (map === undefined) return undefined;
   let ok = true;
   if (map.has("status")) {

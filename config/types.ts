@@ -19,6 +19,7 @@ export interface Config {
   /** How long a graceful stop waits for open connections before closing them. */
   shutdownTimeout: number;
   http: HttpConfig;
+  limits: LimitsConfig;
   /** null when no route terminates TLS and no certificates are configured. */
   certificates: CertificatesConfig | null;
   backends: Map<string, BackendConfig>;
@@ -31,6 +32,18 @@ export interface LogConfig {
   format: "text" | "json";
   /** One access line per connection. */
   access: boolean;
+}
+
+/** Caps on connections, so that no client or flood can take everything. */
+export interface LimitsConfig {
+  /** Connections open at once, over all listeners. */
+  maxConnections: number;
+  /** Connections open at once from one client address; null for no cap. */
+  perClientConnections: number | null;
+  /** New connections per second from one client address (token bucket); null for no cap. */
+  perClientRate: number | null;
+  /** How many new connections above the rate a client may open in a burst. */
+  perClientBurst: number;
 }
 
 /** Limits and timeouts for the HTTP that edgemux speaks itself. */
@@ -61,6 +74,11 @@ export interface BackendConfig {
   responseTimeout: number;
   /** Speak TLS to the servers (reencrypt routes); null for plain TCP. */
   tls: BackendTlsConfig | null;
+  balance: BalanceAlgorithm;
+  /** After a connect failure, how many other servers to try. */
+  retries: number;
+  healthCheck: HealthCheckConfig | null;
+  passive: PassiveHealthConfig;
   position: SourcePosition;
 }
 
@@ -80,6 +98,40 @@ export interface ServerConfig {
   address: HostPort;
   /** `host:port`, as shown in logs. */
   label: string;
+  /** Share of new connections relative to the other servers (round_robin, least_conn, random). */
+  weight: number;
+  /** Used only when every non-backup server is down. */
+  backup: boolean;
+  /** The most connections (or in-flight HTTP requests) this server is sent at once. */
+  maxConnections: number | null;
+}
+
+/** How a backend picks a server. */
+export type BalanceAlgorithm = "round_robin" | "least_conn" | "random" | "first";
+
+/** Active health checks of a backend's servers. */
+export interface HealthCheckConfig {
+  kind: "tcp" | "tls" | "http";
+  interval: number;
+  timeout: number;
+  /** Consecutive successes that bring a down server back. */
+  rise: number;
+  /** Consecutive failures that take an up server down. */
+  fall: number;
+  /** For `http` checks. */
+  http: { method: string; path: string; host: string | null; expect: [number, number] } | null;
+  /** For `tls` checks (and `http` checks of a TLS backend without its own `tls` block). */
+  tls: { caFile: string | null; serverName: string | null } | null;
+}
+
+/** Passive health: what real traffic tells about a server. */
+export interface PassiveHealthConfig {
+  /** Consecutive connect failures (or 5xx responses) that take a server down; 0 turns it off. */
+  failures: number;
+  /** How long a server stays down before it is tried again (active checks may bring it back sooner). */
+  backoff: number;
+  /** Count 5xx responses from the server as failures. */
+  on5xx: boolean;
 }
 
 /** One listener: the addresses it binds and what it does with what arrives there. */
@@ -91,6 +143,8 @@ export interface ListenerConfig {
   sniff: SniffConfig;
   /** A relayed connection with no bytes either way for this long is closed. */
   idleTimeout: number;
+  /** Connections open at once on this listener; null for only the global cap. */
+  maxConnections: number | null;
   routes: RouteConfig[];
   position: SourcePosition;
 }

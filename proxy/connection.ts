@@ -28,11 +28,8 @@ import { connectUpstream } from "./upstream.ts";
 
 let connectionCounter = 0;
 
-/** Runs one connection to its end. Never throws. */
-export async function handleConnection(conn: Deno.TcpConn, ctx: ListenerContext): Promise<void> {
-  const started = performance.now();
-  const client = peerAddress(conn.remoteAddr);
-  const record: AccessRecord = {
+function newRecord(ctx: ListenerContext, client: PeerAddress): AccessRecord {
+  return {
     conn: ++connectionCounter,
     listener: ctx.listener.name,
     client: formatPeer(client),
@@ -49,6 +46,21 @@ export async function handleConnection(conn: Deno.TcpConn, ctx: ListenerContext)
     detail: null,
     requests: null,
   };
+}
+
+/** Closes a connection refused at accept (over a cap) and writes its access line. */
+export function refuseConnection(conn: Deno.TcpConn, ctx: ListenerContext, why: string): void {
+  const record = newRecord(ctx, peerAddress(conn.remoteAddr));
+  record.end = why;
+  closeQuietly(conn);
+  ctx.onAccess(record);
+}
+
+/** Runs one connection to its end. Never throws. */
+export async function handleConnection(conn: Deno.TcpConn, ctx: ListenerContext): Promise<void> {
+  const started = performance.now();
+  const client = peerAddress(conn.remoteAddr);
+  const record = newRecord(ctx, client);
   noDelay(conn);
   try {
     await run(conn, ctx, client, record);
@@ -173,7 +185,7 @@ async function act(
       const backend = ctx.backends.get(action.backend)!;
       record.backend = action.backend;
       const connected = await connectUpstream(backend, ctx.hardStop);
-      record.server = connected.server?.label ?? null;
+      record.server = connected.server?.config.label ?? null;
       if (!connected.ok) {
         record.end = connected.failure;
         record.detail = connected.detail;
@@ -181,28 +193,55 @@ async function act(
       }
       const upstream = connected.conn;
       try {
-        const header = backend.config.proxyProtocol === "off"
-          ? null
-          : encodeProxyHeader(backend.config.proxyProtocol, client, peerAddress(conn.localAddr));
-        const opening = header === null ? first : concat(header, first);
-        if (opening.length > 0) await writeAll(upstream, opening);
-      } catch {
-        closeQuietly(upstream);
-        record.end = "server-reset";
-        record.detail = "the server closed before the first bytes were written";
-        return;
+        await relayTo(
+          conn,
+          upstream,
+          backend.config.proxyProtocol,
+          client,
+          first,
+          pending,
+          ctx,
+          record,
+        );
+      } finally {
+        connected.release();
       }
-      const result = await relay(conn, upstream, {
-        idleTimeout: ctx.listener.idleTimeout,
-        pending,
-        signal: ctx.hardStop,
-      });
-      record.up += result.up;
-      record.down += result.down;
-      record.end = result.end;
       return;
     }
   }
+}
+
+/** Writes the opening bytes (PROXY header, sniffed bytes) upstream, then relays both ways. */
+async function relayTo(
+  conn: Deno.TcpConn,
+  upstream: Deno.TcpConn,
+  proxyProtocol: "off" | "v1" | "v2",
+  client: PeerAddress,
+  first: Uint8Array,
+  pending: PendingRead | undefined,
+  ctx: ListenerContext,
+  record: AccessRecord,
+): Promise<void> {
+  try {
+    const header = proxyProtocol === "off"
+      ? null
+      : encodeProxyHeader(proxyProtocol, client, peerAddress(conn.localAddr));
+    const opening = header === null ? first : concat(header, first);
+    if (opening.length > 0) await writeAll(upstream, opening);
+  } catch {
+    closeQuietly(upstream);
+    record.end = "server-reset";
+    record.detail = "the server closed before the first bytes were written";
+    return;
+  }
+  const result = await relay(conn, upstream, {
+    idleTimeout: ctx.listener.idleTimeout,
+    pending,
+    signal: ctx.hardStop,
+  });
+  record.up += result.up;
+  record.down += result.down;
+  record.end = result.end;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -11,7 +11,7 @@ import type { RouteTable } from "../routing/route_table.ts";
 import type { RouteConfig } from "../config/types.ts";
 import type { CidrSet } from "../routing/cidr.ts";
 import type { HttpRouter } from "../routing/http_router.ts";
-import type { BackendState } from "./upstream.ts";
+import type { Backend } from "./backend.ts";
 import type { BackendPool } from "./http/pool.ts";
 import type { RequestObserver } from "./http/session.ts";
 import type { TerminatedInfo } from "./terminate.ts";
@@ -53,7 +53,7 @@ export type AccessObserver = (record: AccessRecord) => void;
 export interface ListenerContext {
   readonly listener: ListenerConfig;
   readonly table: RouteTable;
-  readonly backends: ReadonlyMap<string, BackendState>;
+  readonly backends: ReadonlyMap<string, Backend>;
   /** Keep-alive connection pools of the backends, for HTTP routes. */
   readonly pools: ReadonlyMap<string, BackendPool>;
   readonly http: HttpConfig;

@@ -30,6 +30,8 @@ export interface PreparedConfig {
   backendTls: Map<string, TlsDialOptions>;
   /** Every file and directory whose change means "reload the certificates". */
   watched: string[];
+  /** TLS options for backends' `tls` and `http` health checks (null: plain TCP). */
+  healthTls: Map<string, TlsDialOptions | null>;
   /** Every warning, from parsing and from the files. */
   warnings: ConfigIssue[];
 }
@@ -54,6 +56,7 @@ export async function prepareConfig(
 ): Promise<PreparedConfig> {
   const issues: ConfigIssue[] = [...(opts.warnings ?? [])];
   const backendTls = await loadBackendTls(config, issues);
+  const healthTls = await loadHealthTls(config, backendTls, issues);
   let certs: CertStore | null = null;
   let devCert: InspectedCert | null = null;
   let devNames: string[] = [];
@@ -104,6 +107,7 @@ export async function prepareConfig(
     devCert,
     devNames,
     backendTls,
+    healthTls,
     watched,
     warnings: issues.filter((i) => i.severity === "warning"),
   };
@@ -222,4 +226,57 @@ async function loadBackendTls(
     });
   }
   return out;
+}
+
+/**
+ * How health checks speak TLS: a `tls` or `http` check of a backend with `tls` uses the
+ * backend's settings; otherwise a check's own `ca` and `server_name` (a `tls` check of a
+ * passthrough backend, whose TLS edgemux never terminates), else the system roots.
+ */
+async function loadHealthTls(
+  config: Config,
+  backendTls: Map<string, TlsDialOptions>,
+  issues: ConfigIssue[],
+): Promise<Map<string, TlsDialOptions | null>> {
+  const out = new Map<string, TlsDialOptions | null>();
+  for (const b of config.backends.values()) {
+    const check = b.healthCheck;
+    if (check === null) continue;
+    if (check.kind === "tcp") {
+      out.set(b.name, null);
+      continue;
+    }
+    const own = backendTls.get(b.name);
+    if (check.tls === null) {
+      out.set(b.name, own ?? (check.kind === "tls" ? systemRoots(null) : null));
+      continue;
+    }
+    let ca: string | undefined;
+    if (check.tls.caFile !== null) {
+      try {
+        ca = await Deno.readTextFile(check.tls.caFile);
+      } catch (e) {
+        issues.push({
+          severity: "error",
+          position: b.position,
+          path: `${entryPath("backends", b.name)}.health_check.ca`,
+          message: `cannot read ${check.tls.caFile}: ${
+            e instanceof Deno.errors.NotFound ? "it does not exist" : String(e)
+          }`,
+          fix: "check the path (relative paths start at the config file's directory)",
+        });
+      }
+    }
+    out.set(b.name, {
+      caCerts: ca === undefined ? own?.caCerts : [ca],
+      serverName: check.tls.serverName ?? own?.serverName ?? null,
+      cert: own?.cert,
+      key: own?.key,
+    });
+  }
+  return out;
+}
+
+function systemRoots(serverName: string | null): TlsDialOptions {
+  return { caCerts: undefined, serverName, cert: undefined, key: undefined };
 }

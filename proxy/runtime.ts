@@ -18,16 +18,18 @@ import { HttpRouter } from "../routing/http_router.ts";
 import { RouteTable } from "../routing/route_table.ts";
 import type { CertifiedKey } from "./_deno_internals.ts";
 import { FileWatcher } from "./certs/watch.ts";
-import { handleConnection } from "./connection.ts";
+import { handleConnection, refuseConnection } from "./connection.ts";
 import type { AccessObserver, AccessRecord, ListenerContext } from "./context.ts";
+import { HealthChecker } from "./health.ts";
 import { BackendPool } from "./http/pool.ts";
+import { ConnectionLimiter } from "./limits.ts";
 import type { RequestObserver, RequestRecord } from "./http/session.ts";
 import { accessLog, log } from "./log.ts";
-import { closeQuietly } from "./net.ts";
+import { closeQuietly, peerAddress } from "./net.ts";
 import { prepareConfig, type PreparedConfig } from "./prepare.ts";
 import { serveTerminated, type TerminatedInfo } from "./terminate.ts";
 import { Terminator } from "./terminator.ts";
-import { BackendState } from "./upstream.ts";
+import { Backend } from "./backend.ts";
 
 /** Raised when a listener cannot bind its address. */
 export class BindError extends Error {
@@ -83,7 +85,9 @@ interface Socket {
 interface Generation {
   prepared: PreparedConfig;
   contexts: Map<string, ListenerContext>;
+  backends: Map<string, Backend>;
   pools: Map<string, BackendPool>;
+  checkers: HealthChecker[];
   terminator: Terminator<TerminatedInfo> | null;
 }
 
@@ -152,6 +156,7 @@ class RunningProxy implements ProxyHandle {
   readonly #onRequest: RequestObserver;
   readonly #retired: Generation[] = [];
   #gen: Generation | null = null;
+  #limiter: ConnectionLimiter | null = null;
   #watcher: FileWatcher | null = null;
   #stopping: Promise<void> | null = null;
 
@@ -220,6 +225,10 @@ class RunningProxy implements ProxyHandle {
     const gen = this.#buildGeneration(prepared);
     const old = this.#gen;
     this.#gen = gen;
+    if (this.#limiter === null) this.#limiter = new ConnectionLimiter(config.limits);
+    else this.#limiter.update(config.limits);
+    if (old !== null) { for (const c of old.checkers) void c.stop(); }
+    for (const c of gen.checkers) c.start();
     // Sockets that stay are re-pointed by name; the accept loop looks up the context per accept.
     for (const [key, s] of this.#sockets) {
       const still = keep.get(key);
@@ -253,14 +262,33 @@ class RunningProxy implements ProxyHandle {
 
   #buildGeneration(prepared: PreparedConfig): Generation {
     const config = prepared.config;
-    const backends = new Map<string, BackendState>();
+    const backends = new Map<string, Backend>();
     const pools = new Map<string, BackendPool>();
     for (const b of config.backends.values()) {
-      const state = new BackendState(b);
+      // Server health carries over a reload for servers that stay.
+      const state = new Backend(b, this.#gen?.backends.get(b.name));
       backends.set(b.name, state);
       pools.set(b.name, new BackendPool(state, prepared.backendTls.get(b.name) ?? null));
     }
-    const gen: Generation = { prepared, contexts: new Map(), pools, terminator: null };
+    const checkers: HealthChecker[] = [];
+    for (const b of config.backends.values()) {
+      if (b.healthCheck === null) continue;
+      checkers.push(
+        new HealthChecker(
+          backends.get(b.name)!,
+          b.healthCheck,
+          prepared.healthTls.get(b.name) ?? null,
+        ),
+      );
+    }
+    const gen: Generation = {
+      prepared,
+      contexts: new Map(),
+      backends,
+      pools,
+      checkers,
+      terminator: null,
+    };
     const terminates = config.listeners.some((l) =>
       l.routes.some((r) => r.action.kind === "edge" || r.action.kind === "reencrypt")
     );
@@ -313,6 +341,7 @@ class RunningProxy implements ProxyHandle {
   #retire(old: Generation): void {
     this.#retired.push(old);
     const t = old.terminator;
+    for (const c of old.checkers) void c.stop();
     setTimeout(() => {
       void t?.close();
       for (const p of old.pools.values()) p.close();
@@ -370,8 +399,19 @@ class RunningProxy implements ProxyHandle {
         closeQuietly(conn);
         continue;
       }
+      const admitted = this.#limiter!.admit(
+        s.listener,
+        ctx.listener.maxConnections,
+        peerAddress(conn.remoteAddr).ip,
+      );
+      if (typeof admitted === "string") {
+        // Over a cap: close at once, never queue. The access line says which cap.
+        refuseConnection(conn, ctx, admitted);
+        continue;
+      }
       this.#active.add(conn);
       const task = handleConnection(conn, ctx).finally(() => {
+        admitted();
         this.#active.delete(conn);
         this.#tasks.delete(task);
       });
@@ -380,12 +420,26 @@ class RunningProxy implements ProxyHandle {
   }
 
   shutdown(timeout = this.config.shutdownTimeout): Promise<void> {
-    this.#stopping ??= this.#shutdown(timeout);
+    if (this.#stopping !== null) {
+      // Asked again, with a shorter deadline ("stop now" on a second signal): cut the drain.
+      if (timeout < this.#drainLeft()) this.#endDrain?.();
+      return this.#stopping;
+    }
+    this.#drainEnds = performance.now() + timeout;
+    this.#stopping = this.#shutdown(timeout);
     return this.#stopping;
+  }
+
+  #drainEnds = 0;
+  #endDrain: (() => void) | null = null;
+
+  #drainLeft(): number {
+    return this.#drainEnds - performance.now();
   }
 
   async #shutdown(timeout: number): Promise<void> {
     await this.#watcher?.stop();
+    for (const c of this.#gen!.checkers) await c.stop();
     for (const s of this.#sockets.values()) closeQuietly(s.socket);
     await Promise.all([...this.#sockets.values()].map((s) => s.loop));
     this.#softStop.abort();
@@ -394,6 +448,7 @@ class RunningProxy implements ProxyHandle {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<void>((r) => {
         timer = setTimeout(r, timeout);
+        this.#endDrain = r;
       });
       await Promise.race([Promise.all([...this.#tasks]), deadline]);
       clearTimeout(timer);

@@ -77,12 +77,13 @@ export async function serveTerminated(
     record.backend = action.upstream.backend;
     const got = await pool.acquire(false, ctx.hardStop);
     if ("failure" in got) {
-      record.server = got.server?.label ?? null;
+      record.server = got.server?.config.label ?? null;
       record.detail = `${got.failure}: ${got.detail}`;
       return;
     }
-    record.server = got.up.server.label;
+    record.server = got.up.server.config.label;
     await relay(conn, got.up.conn, { idleTimeout: ctx.listener.idleTimeout, signal: ctx.hardStop });
+    pool.release(got.up, false);
     return;
   }
   const session: HttpSession = {

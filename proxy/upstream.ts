@@ -1,92 +1,131 @@
 /**
- * Connecting to a backend: pick a server, dial it under the backend's connect timeout, and on
- * failure move on to the next server until each has been tried once.
+ * Connecting a TCP-level route (forward, passthrough, terminated TCP) to a backend: pick a
+ * server, dial it under the backend's connect timeout, and after a connect failure move on to
+ * another server, up to the backend's `retries`.
  *
  * @module
  */
 
-import type { BackendConfig, ServerConfig } from "../config/types.ts";
-import { closeQuietly, noDelay } from "./net.ts";
+import type { Backend, NoServer, ServerState } from "./backend.ts";
+import { noDelay } from "./net.ts";
 
-/** Why no server could be reached, as logged. */
-export type ConnectFailure = "upstream-refused" | "upstream-timeout" | "upstream-unreachable";
+/** Why no server took the connection, as logged. */
+export type ConnectFailure =
+  | "upstream-refused"
+  | "upstream-timeout"
+  | "upstream-unreachable"
+  | "upstream-tls"
+  | "no-server-up"
+  | "server-full";
 
-/** The outcome of {@link connectUpstream}. */
-export type ConnectResult =
-  | { ok: true; conn: Deno.TcpConn; server: ServerConfig; attempts: number }
+/** A dialled connection, not yet counted against its server. */
+export type Dialled<C> = { conn: C } | { failure: ConnectFailure; detail: string };
+
+/** The outcome of {@link connectWithRetries}. */
+export type ConnectResult<C> =
+  | { ok: true; conn: C; server: ServerState; attempts: number; release: () => void }
   | {
     ok: false;
     failure: ConnectFailure;
-    server: ServerConfig | null;
+    server: ServerState | null;
     attempts: number;
     detail: string;
   };
 
-/** Per-backend state that outlives one connection: where round robin stands. */
-export class BackendState {
-  #next = 0;
-
-  constructor(readonly config: BackendConfig) {}
-
-  /** The servers in the order this connection should try them. */
-  order(): ServerConfig[] {
-    const servers = this.config.servers;
-    if (servers.length === 1) return servers;
-    const start = this.#next;
-    this.#next = (this.#next + 1) % servers.length;
-    return [...servers.slice(start), ...servers.slice(0, start)];
-  }
+/** The log word for "no server could be picked". */
+export function noServerFailure(why: NoServer): ConnectFailure {
+  return why === "all-down" ? "no-server-up" : "server-full";
 }
 
 /**
- * Dials the backend's servers in turn until one accepts.
- *
- * @param signal Aborting it (graceful stop) abandons the attempt.
+ * Picks and dials servers until one accepts, trying at most `retries + 1` servers. The
+ * returned `release` must be called when the connection ends (it frees the server's slot).
  */
-export async function connectUpstream(
-  backend: BackendState,
+export async function connectWithRetries<C>(
+  backend: Backend,
+  dial: (server: ServerState, signal?: AbortSignal) => Promise<Dialled<C>>,
   signal?: AbortSignal,
-): Promise<ConnectResult> {
-  let attempts = 0;
-  let last: { failure: ConnectFailure; server: ServerConfig; detail: string } | null = null;
-  for (const server of backend.order()) {
+): Promise<ConnectResult<C>> {
+  const tried = new Set<ServerState>();
+  let last: { failure: ConnectFailure; server: ServerState | null; detail: string } | null = null;
+  for (let attempt = 0; attempt <= backend.config.retries; attempt++) {
     if (signal?.aborted) break;
-    attempts++;
-    const timeout = AbortSignal.timeout(backend.config.connectTimeout);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    try {
-      const conn = await Deno.connect({
-        hostname: server.address.host,
-        port: server.address.port,
-        signal: combined,
-      });
-      if (combined.aborted) {
-        closeQuietly(conn);
-        throw timeout.reason;
-      }
-      noDelay(conn);
-      return { ok: true, conn, server, attempts };
-    } catch (e) {
-      last = { server, ...describeConnectError(e, timeout.aborted) };
+    const server = backend.pick(tried);
+    if (typeof server === "string") {
+      last ??= {
+        failure: noServerFailure(server),
+        server: null,
+        detail: server === "all-down"
+          ? "every server is down"
+          : "every server is at max_connections",
+      };
+      break;
     }
+    tried.add(server);
+    server.active++;
+    const result = await dial(server, signal);
+    if ("conn" in result) {
+      backend.connectSucceeded(server);
+      let released = false;
+      return {
+        ok: true,
+        conn: result.conn,
+        server,
+        attempts: attempt + 1,
+        release: () => {
+          if (!released) {
+            released = true;
+            server.active--;
+          }
+        },
+      };
+    }
+    server.active--;
+    backend.connectFailed(server, result.detail);
+    last = { failure: result.failure, server, detail: result.detail };
   }
   return {
     ok: false,
     failure: last?.failure ?? "upstream-unreachable",
     server: last?.server ?? null,
-    attempts,
+    attempts: tried.size,
     detail: last?.detail ?? "stopping",
   };
 }
 
-function describeConnectError(
-  e: unknown,
-  timedOut: boolean,
-): { failure: ConnectFailure; detail: string } {
-  if (timedOut) return { failure: "upstream-timeout", detail: "connect timed out" };
-  if (e instanceof Deno.errors.ConnectionRefused) {
-    return { failure: "upstream-refused", detail: "connection refused" };
+/** Dials one server over plain TCP under the backend's connect timeout. */
+export async function dialTcp(
+  server: ServerState,
+  connectTimeout: number,
+  signal?: AbortSignal,
+): Promise<Dialled<Deno.TcpConn>> {
+  const timeout = AbortSignal.timeout(connectTimeout);
+  const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  try {
+    const conn = await Deno.connect({
+      hostname: server.config.address.host,
+      port: server.config.address.port,
+      signal: combined,
+    });
+    noDelay(conn);
+    return { conn };
+  } catch (e) {
+    if (timeout.aborted) return { failure: "upstream-timeout", detail: "connect timed out" };
+    if (e instanceof Deno.errors.ConnectionRefused) {
+      return { failure: "upstream-refused", detail: "connection refused" };
+    }
+    return { failure: "upstream-unreachable", detail: e instanceof Error ? e.message : String(e) };
   }
-  const message = e instanceof Error ? e.message : String(e);
-  return { failure: "upstream-unreachable", detail: message };
+}
+
+/** Connects a TCP-level route to a server of `backend` over plain TCP. */
+export function connectUpstream(
+  backend: Backend,
+  signal?: AbortSignal,
+): Promise<ConnectResult<Deno.TcpConn>> {
+  return connectWithRetries(
+    backend,
+    (server, s) => dialTcp(server, backend.config.connectTimeout, s),
+    signal,
+  );
 }

@@ -35,7 +35,9 @@ function describe(r: RunResult): string {
 Deno.test("edgemux check accepts config.example.yaml", async () => {
   const r = await edgemux(["check", "-c", "config.example.yaml"]);
   equal(r.code, 0, describe(r));
-  match(r.stderr, /config\.example\.yaml: valid \(3 listeners, \d+ routes, 3 backends\)/);
+  // The example grows with edgemux; what matters is that it stays valid.
+  match(r.stderr, /config\.example\.yaml: valid \(\d+ listeners, \d+ routes, \d+ backends/);
+  ok(!/: error: /.test(r.stderr), describe(r));
 });
 
 Deno.test("edgemux check names the file, line, column, key path and fix of a misspelt key", async (t) => {
@@ -364,7 +366,8 @@ Deno.test("edgemux run serves, logs access lines, and stops cleanly on SIGTERM",
   const port = listeningPort(proc.output(), "tcp");
 
   equal(await echoThrough(port, "ping through the cli"), "ping through the cli");
-  await proc.waitForOutput(/access .*listener=tcp .*end=client-closed/, 5000);
+  // The access line, whatever its message: the fields say which connection and how it ended.
+  await proc.waitForOutput(/ listener=tcp .*backend=echo .*end=client-closed/, 5000);
 
   const status = await proc.stop("SIGTERM");
   equal(status.code, 0, proc.output());
@@ -382,7 +385,7 @@ Deno.test("edgemux run --log-format json writes one JSON object per line", async
   await proc.waitForOutput("edgemux started", 15_000);
   const port = listeningPort(proc.output(), "tcp");
   equal(await echoThrough(port, "json please"), "json please");
-  await proc.waitForOutput(/"msg":"access"/, 5000);
+  await proc.waitForOutput(/"end":"client-closed"/, 5000);
   const status = await proc.stop("SIGTERM");
   equal(status.code, 0, proc.output());
 
@@ -400,7 +403,7 @@ Deno.test("edgemux run --log-format json writes one JSON object per line", async
   equal(started.version, denoJson.version);
   equal(started.pid, proc.pid);
   ok(!Number.isNaN(Date.parse(String(started.time))), `time ${started.time}`);
-  const access = entries.find((e) => e.msg === "access");
+  const access = entries.find((e) => e.listener === "tcp" && e.end === "client-closed");
   ok(access, proc.output());
   equal(access.listener, "tcp");
   equal(access.backend, "echo");
@@ -457,7 +460,7 @@ Deno.test("edgemux run drains an open connection for shutdown_timeout, then clos
   ok(ms >= 900, `exited ${ms.toFixed(0)} ms after SIGTERM, before shutdown_timeout`);
   ok(ms < 2500, `exited ${ms.toFixed(0)} ms after SIGTERM, long after shutdown_timeout`);
   match(proc.output(), /closing connections still open at the shutdown deadline connections=1/);
-  match(proc.output(), /access .*end=shutdown/);
+  match(proc.output(), / listener=tcp .*end=shutdown/);
   // edgemux closed the client's side too.
   equal((await readAll(conn)).length, 0);
 });

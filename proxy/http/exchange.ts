@@ -10,6 +10,7 @@
 import { ChunkedScanner } from "../http1/chunked.ts";
 import { parseResponseHead, type ResponseHead } from "../http1/head.ts";
 import { closeQuietly, writeAll } from "../net.ts";
+import type { ServerState } from "../backend.ts";
 import type { BackendPool, DialFailure, UpstreamConn } from "./pool.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 
@@ -61,10 +62,12 @@ export interface Answer {
 /** No response head: what to answer the client with, and why. */
 export interface NoAnswer {
   ok: false;
-  status: 502 | 504;
+  status: 502 | 503 | 504;
   end: string;
   detail: string;
   server: string | null;
+  /** Seconds for a `Retry-After` header (503 only). */
+  retryAfter: number | null;
 }
 
 const RESPONSE_HEAD_LIMITS = { maxHeadBytes: 64 * 1024, maxHeaders: 200 };
@@ -75,19 +78,30 @@ export async function exchange(
   req: OutgoingRequest,
   signal: AbortSignal,
 ): Promise<Answer | NoAnswer> {
+  const tried = new Set<ServerState>();
+  const retries = pool.config.retries;
   for (let attempt = 0;; attempt++) {
-    const got = await pool.acquire(attempt === 0, signal);
+    const got = await pool.acquire(attempt === 0, signal, tried);
     if ("failure" in got) return dialFailure(got);
     const { up, reused } = got;
     up.uses++;
     const started = performance.now();
     let sentBody = 0;
     let bodyStarted = false;
+    // May this request go to another server if this one fails before answering? Only when it
+    // can be sent again unchanged and may safely be processed twice (RFC 9110 §9.2.2).
+    const again = () => req.retriable && !bodyStarted && attempt < retries + 1;
     try {
       await writeAll(up.conn, req.head);
     } catch (e) {
       pool.release(up, false);
-      if (reused && req.retriable) continue;
+      if (reused || again()) {
+        if (!reused) {
+          pool.backend.connectFailed(up.server, "reset");
+          tried.add(up.server);
+        }
+        continue;
+      }
       return noAnswer(502, "upstream-reset", `sending the request failed: ${text(e)}`, up);
     }
     const bodySent = sendBody(req.body, up, () => {
@@ -97,6 +111,7 @@ export async function exchange(
     });
     const result = await readResponseHead(up.reader, req, pool.config.responseTimeout, signal);
     if (result.kind === "head") {
+      pool.backend.responded(up.server, result.head.status);
       return {
         ok: true,
         up,
@@ -108,9 +123,13 @@ export async function exchange(
     }
     // The body task fails on its next write to the closed connection; nobody waits for it.
     pool.release(up, false);
-    // A pooled connection the server had already closed answers with an immediate EOF; a
-    // request it never saw can go again on a new connection.
-    if (result.kind === "closed" && reused && req.retriable && !bodyStarted && attempt === 0) {
+    if (result.kind === "closed" && again()) {
+      // A pooled connection the server had already closed answers with an immediate EOF; that
+      // says nothing about the server. A fresh one failing does.
+      if (!reused) {
+        pool.backend.connectFailed(up.server, result.reason);
+        tried.add(up.server);
+      }
       continue;
     }
     if (result.kind === "timeout") {
@@ -122,17 +141,23 @@ export async function exchange(
 }
 
 function dialFailure(f: DialFailure): NoAnswer {
+  const full = f.failure === "server-full";
   return {
     ok: false,
-    status: f.failure === "upstream-timeout" ? 504 : 502,
+    status: f.failure === "no-server-up" || full
+      ? 503
+      : f.failure === "upstream-timeout"
+      ? 504
+      : 502,
     end: f.failure,
     detail: f.detail,
-    server: f.server?.label ?? null,
+    server: f.server?.config.label ?? null,
+    retryAfter: f.failure === "no-server-up" ? 5 : full ? 1 : null,
   };
 }
 
 function noAnswer(status: 502 | 504, end: string, detail: string, up: UpstreamConn): NoAnswer {
-  return { ok: false, status, end, detail, server: up.server.label };
+  return { ok: false, status, end, detail, server: up.server.config.label, retryAfter: null };
 }
 
 function text(e: unknown): string {

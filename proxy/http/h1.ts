@@ -203,7 +203,11 @@ export async function forwardRequest(
   };
   const answer = await exchange(target.pool, req, target.signal);
   if (!answer.ok) {
-    const response = simpleResponse(answer.status, { close: true, head: head.method === "HEAD" });
+    const response = simpleResponse(answer.status, {
+      close: true,
+      head: head.method === "HEAD",
+      headers: answer.retryAfter === null ? [] : [["retry-after", String(answer.retryAfter)]],
+    });
     await writeQuietly(conn, response);
     return {
       status: answer.status,
@@ -249,7 +253,7 @@ async function sendResponse(
   }
   const outcome: ForwardOutcome = {
     status: head.status,
-    server: up.server.label,
+    server: up.server.config.label,
     bytesIn: 0,
     bytesOut: 0,
     upstreamMs: answer.upstreamMs,
@@ -415,7 +419,7 @@ async function tunnel(
   text += `connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`;
   const outcome: ForwardOutcome = {
     status: 101,
-    server: up.server.label,
+    server: up.server.config.label,
     bytesIn: 0,
     bytesOut: 0,
     upstreamMs: answer.upstreamMs,

@@ -162,11 +162,14 @@ async function handleRequest(
     record.end = answer.end;
     record.detail = answer.detail;
     record.server = answer.server;
-    return plain(answer.status);
+    return plain(
+      answer.status,
+      answer.retryAfter === null ? [] : [["retry-after", String(answer.retryAfter)]],
+    );
   }
   const { up, head } = answer;
   record.status = head.status;
-  record.server = up.server.label;
+  record.server = up.server.config.label;
   record.upstream_ms = Math.round(answer.upstreamMs);
   answer.bodySent.then(() => record.bytes_in = answer.bodyBytes());
   const fields = applyHeaderOps(

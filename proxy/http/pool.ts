@@ -1,22 +1,24 @@
 /**
- * Keep-alive connections to HTTP backends: dial (plain TCP or TLS for reencrypt), hand out,
- * take back, and forget connections that sat idle too long. A connection is only ever used by
- * one request at a time.
+ * Keep-alive connections to HTTP backends: pick a server (backend.ts), hand out an idle pooled
+ * connection to it or dial a new one (plain TCP, or TLS for reencrypt), take it back, and close
+ * connections that sat idle too long. A connection carries one request at a time, and counts
+ * against its server's `max_connections` while it does.
  *
  * @module
  */
 
-import type { BackendConfig, ServerConfig } from "../../config/types.ts";
+import type { BackendConfig } from "../../config/types.ts";
 import { connectTlsTo, type TlsDialOptions } from "../_deno_internals.ts";
-import { closeQuietly, noDelay } from "../net.ts";
-import type { BackendState } from "../upstream.ts";
+import type { Backend, ServerState } from "../backend.ts";
+import { closeQuietly } from "../net.ts";
+import { type ConnectFailure, type Dialled, dialTcp, noServerFailure } from "../upstream.ts";
 import { BufferedReader } from "./reader.ts";
 
 /** An upstream connection with its read buffer. */
 export interface UpstreamConn {
   conn: Deno.Conn;
   reader: BufferedReader;
-  server: ServerConfig;
+  server: ServerState;
   /** When it was last given back to the pool (performance.now()). */
   idleSince: number;
   /** Requests sent on it so far. */
@@ -25,13 +27,10 @@ export interface UpstreamConn {
 
 /** Why no connection could be had. */
 export interface DialFailure {
-  failure: "upstream-refused" | "upstream-timeout" | "upstream-unreachable" | "upstream-tls";
+  failure: ConnectFailure;
   detail: string;
-  server: ServerConfig | null;
+  server: ServerState | null;
 }
-
-/** TLS material for a backend, read once when the config is prepared. */
-export type { TlsDialOptions as BackendTlsMaterial } from "../_deno_internals.ts";
 
 /**
  * Idle connections older than this are closed instead of reused: many servers drop idle
@@ -43,56 +42,73 @@ const MAX_IDLE_PER_SERVER = 64;
 
 /** The connection pool of one backend. */
 export class BackendPool {
-  readonly #idle = new Map<ServerConfig, UpstreamConn[]>();
+  readonly #idle = new Map<ServerState, UpstreamConn[]>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
-  constructor(
-    readonly backend: BackendState,
-    readonly tls: TlsDialOptions | null,
-  ) {}
+  constructor(readonly backend: Backend, readonly tls: TlsDialOptions | null) {}
 
   get config(): BackendConfig {
     return this.backend.config;
   }
 
   /**
-   * A connection to one of the backend's servers: an idle pooled one when `reuse` allows, else
-   * a new one, trying each server in turn.
+   * A connection for one request: an idle pooled one to the picked server when `reuse` allows,
+   * else a new one; after a connect failure another server, up to the backend's `retries`.
+   *
+   * @param tried Servers to skip (already failed for this request); updated with each failure.
    */
   async acquire(
     reuse: boolean,
-    signal?: AbortSignal,
-  ): Promise<{ up: UpstreamConn; reused: boolean; attempts: number } | DialFailure> {
-    const order = this.backend.order();
-    if (reuse) {
-      const now = performance.now();
-      for (const server of order) {
-        const list = this.#idle.get(server);
-        while (list && list.length > 0) {
-          const up = list.pop()!;
-          if (now - up.idleSince < POOL_IDLE_TIMEOUT) return { up, reused: true, attempts: 0 };
-          closeQuietly(up.conn);
+    signal: AbortSignal | undefined,
+    tried: Set<ServerState> = new Set(),
+  ): Promise<{ up: UpstreamConn; reused: boolean } | DialFailure> {
+    let last: DialFailure | null = null;
+    for (let attempt = 0; attempt <= this.config.retries; attempt++) {
+      if (signal?.aborted) break;
+      const server = this.backend.pick(tried);
+      if (typeof server === "string") {
+        return last ?? {
+          failure: noServerFailure(server),
+          detail: server === "all-down"
+            ? "every server is down"
+            : "every server is at max_connections",
+          server: null,
+        };
+      }
+      if (reuse) {
+        const pooled = this.#takeIdle(server);
+        if (pooled !== null) {
+          server.active++;
+          return { up: pooled, reused: true };
         }
       }
-    }
-    let last: DialFailure = { failure: "upstream-unreachable", detail: "no server", server: null };
-    let attempts = 0;
-    for (const server of order) {
-      if (signal?.aborted) break;
-      attempts++;
-      const result = await this.#dial(server, signal);
-      if ("failure" in result) {
-        last = result;
-        continue;
+      server.active++;
+      const dialled = await this.#dial(server, signal);
+      if ("conn" in dialled) {
+        this.backend.connectSucceeded(server);
+        return {
+          up: {
+            conn: dialled.conn,
+            reader: new BufferedReader(dialled.conn),
+            server,
+            idleSince: 0,
+            uses: 0,
+          },
+          reused: false,
+        };
       }
-      return { up: result, reused: false, attempts };
+      server.active--;
+      this.backend.connectFailed(server, dialled.detail);
+      tried.add(server);
+      last = { failure: dialled.failure, detail: dialled.detail, server };
     }
-    return last;
+    return last ?? { failure: "upstream-unreachable", detail: "stopping", server: null };
   }
 
   /** Takes a connection back; `reusable` false (or a full pool) closes it. */
   release(up: UpstreamConn, reusable: boolean): void {
+    up.server.active--;
     if (!reusable || up.reader.available > 0 || this.#closed) {
       closeQuietly(up.conn);
       return;
@@ -108,13 +124,24 @@ export class BackendPool {
     this.#sweeper ??= setInterval(() => this.#sweep(), POOL_IDLE_TIMEOUT);
   }
 
-  /** Closes every idle connection (reload, shutdown). */
+  /** Closes every idle connection and stops pooling (reload, shutdown). */
   close(): void {
     this.#closed = true;
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     for (const list of this.#idle.values()) for (const up of list) closeQuietly(up.conn);
     this.#idle.clear();
+  }
+
+  #takeIdle(server: ServerState): UpstreamConn | null {
+    const list = this.#idle.get(server);
+    const now = performance.now();
+    while (list && list.length > 0) {
+      const up = list.pop()!;
+      if (now - up.idleSince < POOL_IDLE_TIMEOUT) return up;
+      closeQuietly(up.conn);
+    }
+    return null;
   }
 
   #sweep(): void {
@@ -135,80 +162,54 @@ export class BackendPool {
     }
   }
 
-  #dial(server: ServerConfig, signal?: AbortSignal): Promise<UpstreamConn | DialFailure> {
+  /** Dials one server: plain TCP, or TLS when the backend has `tls`. */
+  #dial(server: ServerState, signal?: AbortSignal): Promise<Dialled<Deno.Conn>> {
     return this.tls === null
-      ? this.#dialTcp(server, signal)
-      : this.#dialTls(server, this.tls, signal);
-  }
-
-  async #dialTcp(server: ServerConfig, signal?: AbortSignal): Promise<UpstreamConn | DialFailure> {
-    const timeout = AbortSignal.timeout(this.config.connectTimeout);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    try {
-      const tcp = await Deno.connect({
-        hostname: server.address.host,
-        port: server.address.port,
-        signal: combined,
-      });
-      noDelay(tcp);
-      return { conn: tcp, reader: new BufferedReader(tcp), server, idleSince: 0, uses: 0 };
-    } catch (e) {
-      if (timeout.aborted) {
-        return { failure: "upstream-timeout", detail: "connect timed out", server };
-      }
-      if (e instanceof Deno.errors.ConnectionRefused) {
-        return { failure: "upstream-refused", detail: "connection refused", server };
-      }
-      return { failure: "upstream-unreachable", detail: errorText(e), server };
-    }
-  }
-
-  /**
-   * TLS to a server. `connectTls` is the one Deno call that sends a client certificate
-   * (`startTls` ignores one) and, with the server-name symbol, checks a name other than the
-   * address dialled; it takes no abort signal, so the timeout races it and a late connection
-   * is closed when it arrives.
-   */
-  async #dialTls(
-    server: ServerConfig,
-    tls: TlsDialOptions,
-    signal?: AbortSignal,
-  ): Promise<UpstreamConn | DialFailure> {
-    const connecting = connectTlsTo(server, tls).then(async (conn) => {
-      await conn.handshake();
-      return conn;
-    });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), this.config.connectTimeout);
-      signal?.addEventListener("abort", () => resolve("timeout"), { once: true });
-    });
-    try {
-      const result = await Promise.race([connecting, expired]);
-      if (result === "timeout") {
-        connecting.then(closeQuietly, () => {});
-        return {
-          failure: "upstream-timeout",
-          detail: "connect or TLS handshake timed out",
-          server,
-        };
-      }
-      return { conn: result, reader: new BufferedReader(result), server, idleSince: 0, uses: 0 };
-    } catch (e) {
-      if (e instanceof Deno.errors.ConnectionRefused) {
-        return { failure: "upstream-refused", detail: "connection refused", server };
-      }
-      return {
-        failure: "upstream-tls",
-        detail: `TLS to the server failed: ${errorText(e)}`,
-        server,
-      };
-    } finally {
-      clearTimeout(timer);
-    }
+      ? dialTcp(server, this.config.connectTimeout, signal)
+      : dialTls(server, this.tls, this.config.connectTimeout, signal);
   }
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+/**
+ * TLS to a server. `connectTls` is the one Deno call that sends a client certificate
+ * (`startTls` ignores one) and, with the server-name symbol, checks a name other than the
+ * address dialled; it takes no abort signal, so the timeout races it and a late connection is
+ * closed when it arrives.
+ */
+export async function dialTls(
+  server: ServerState,
+  tls: TlsDialOptions,
+  connectTimeout: number,
+  signal?: AbortSignal,
+): Promise<Dialled<Deno.TlsConn>> {
+  const connecting = connectTlsTo(server.config, tls).then(async (conn) => {
+    await conn.handshake();
+    return conn;
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const expired = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), connectTimeout);
+    onAbort = () => resolve("timeout");
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    const result = await Promise.race([connecting, expired]);
+    if (result === "timeout") {
+      connecting.then(closeQuietly, () => {});
+      return { failure: "upstream-timeout", detail: "connect or TLS handshake timed out" };
+    }
+    return { conn: result };
+  } catch (e) {
+    if (e instanceof Deno.errors.ConnectionRefused) {
+      return { failure: "upstream-refused", detail: "connection refused" };
+    }
+    return {
+      failure: "upstream-tls",
+      detail: `TLS to the server failed: ${e instanceof Error ? e.message : String(e)}`,
+    };
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
 }

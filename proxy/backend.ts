@@ -1,0 +1,194 @@
+/**
+ * A backend's servers at run time: which are healthy, how busy each is, and which one the
+ * next connection goes to. Active health checks (health.ts) and real traffic (passive health)
+ * both feed the same per-server state, and every pick skips servers that are down or full.
+ *
+ * @module
+ */
+
+import type { BackendConfig, ServerConfig } from "../config/types.ts";
+import { log } from "./log.ts";
+
+/** One server's run-time state. */
+export class ServerState {
+  /** Open connections, or in-flight HTTP requests, on this server. */
+  active = 0;
+  /** Down by active health checks. */
+  checkedDown = false;
+  /** Down by passive health until this time (performance.now()). */
+  passiveUntil = 0;
+  /** Consecutive failures seen by real traffic. */
+  failures = 0;
+  /** Smooth weighted round robin's running score. */
+  score = 0;
+  /** Consecutive check results in the direction of a change, for rise/fall. */
+  streak = 0;
+  /** What the logs last said about this server, so each change is logged once. */
+  reportedUp = true;
+  /** Why it last went down, for the status page. */
+  reason: string | null = null;
+
+  constructor(readonly config: ServerConfig) {}
+
+  /** Healthy by both active checks and passive health. */
+  up(now: number): boolean {
+    return !this.checkedDown && now >= this.passiveUntil;
+  }
+
+  /** Healthy and below its connection cap. */
+  available(now: number): boolean {
+    return this.up(now) &&
+      (this.config.maxConnections === null || this.active < this.config.maxConnections);
+  }
+}
+
+/** Why no server could be picked. */
+export type NoServer = "all-down" | "all-full";
+
+/** A backend with its servers' state and its balancing algorithm. */
+export class Backend {
+  readonly servers: ServerState[];
+  #rotation = 0;
+
+  constructor(readonly config: BackendConfig, previous?: Backend) {
+    this.servers = config.servers.map((s) => new ServerState(s));
+    // A reload keeps what is known about servers that are still in the backend.
+    if (previous !== undefined) {
+      for (const s of this.servers) {
+        const old = previous.servers.find((o) => o.config.label === s.config.label);
+        if (old === undefined) continue;
+        s.checkedDown = old.checkedDown;
+        s.passiveUntil = old.passiveUntil;
+        s.failures = old.failures;
+        s.reportedUp = old.reportedUp;
+        s.reason = old.reason;
+      }
+    }
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /**
+   * The server the next connection should go to, skipping `exclude` (servers already tried),
+   * down servers and full ones. Backup servers are used only when no other server is up.
+   */
+  pick(exclude?: ReadonlySet<ServerState>): ServerState | NoServer {
+    const now = performance.now();
+    this.#reportChanges(now);
+    const usable = (backup: boolean) =>
+      this.servers.filter((s) => s.config.backup === backup && !exclude?.has(s) && s.up(now));
+    let candidates = usable(false);
+    if (candidates.length === 0) candidates = usable(true);
+    if (candidates.length === 0) return "all-down";
+    const open = candidates.filter((s) => s.available(now));
+    if (open.length === 0) return "all-full";
+    return this.#choose(open);
+  }
+
+  #choose(open: ServerState[]): ServerState {
+    if (open.length === 1) return open[0];
+    switch (this.config.balance) {
+      case "first":
+        return open[0];
+      case "round_robin": {
+        // Smooth weighted round robin: each pick adds every weight to its server's score and
+        // takes the highest, which then pays the total back; weights 1:3 give A B B B evenly mixed.
+        let total = 0;
+        let best = open[0];
+        for (const s of open) {
+          s.score += s.config.weight;
+          total += s.config.weight;
+          if (s.score > best.score) best = s;
+        }
+        best.score -= total;
+        return best;
+      }
+      case "least_conn": {
+        // Ties go round the list, so equal servers share the load.
+        const start = this.#rotation++ % open.length;
+        let best = open[start];
+        for (let i = 1; i < open.length; i++) {
+          const s = open[(start + i) % open.length];
+          if (s.active / s.config.weight < best.active / best.config.weight) best = s;
+        }
+        return best;
+      }
+      case "random": {
+        // Power of two choices: two weighted random servers, the less busy one wins.
+        const a = weightedRandom(open);
+        let b = weightedRandom(open);
+        for (let i = 0; i < 4 && b === a; i++) b = weightedRandom(open);
+        return a.active / a.config.weight <= b.active / b.config.weight ? a : b;
+      }
+    }
+  }
+
+  /** Real traffic could not connect to `server`. */
+  connectFailed(server: ServerState, reason: string): void {
+    this.#failure(server, reason);
+  }
+
+  /** Real traffic connected to `server`. */
+  connectSucceeded(server: ServerState): void {
+    server.failures = 0;
+  }
+
+  /** A response came back from `server`; 5xx counts as a failure when configured. */
+  responded(server: ServerState, status: number): void {
+    if (!this.config.passive.on5xx) return;
+    if (status >= 500 && status <= 599) this.#failure(server, `HTTP ${status}`);
+    else server.failures = 0;
+  }
+
+  #failure(server: ServerState, reason: string): void {
+    const limit = this.config.passive.failures;
+    if (limit === 0) return;
+    server.failures++;
+    if (server.failures >= limit) {
+      server.failures = 0;
+      server.passiveUntil = performance.now() + this.config.passive.backoff;
+      server.reason = `${limit} failures in a row (${reason})`;
+      this.#reportChanges(performance.now());
+    }
+  }
+
+  /** An active health check changed its verdict on `server`. */
+  setChecked(server: ServerState, up: boolean, reason: string): void {
+    server.checkedDown = !up;
+    if (up) server.passiveUntil = 0;
+    else server.reason = reason;
+    this.#reportChanges(performance.now());
+  }
+
+  /** Logs each server that went up or down since the last report, once. */
+  #reportChanges(now: number): void {
+    let changed = false;
+    for (const s of this.servers) {
+      const up = s.up(now);
+      if (up === s.reportedUp) continue;
+      s.reportedUp = up;
+      changed = true;
+      if (up) {
+        log.info("server up", { backend: this.name, server: s.config.label });
+      } else {
+        log.warn("server down", { backend: this.name, server: s.config.label, reason: s.reason });
+      }
+    }
+    if (changed && this.servers.every((s) => !s.reportedUp)) {
+      log.error("backend has no server up", { backend: this.name });
+    }
+  }
+}
+
+function weightedRandom(servers: ServerState[]): ServerState {
+  let total = 0;
+  for (const s of servers) total += s.config.weight;
+  let r = Math.random() * total;
+  for (const s of servers) {
+    r -= s.config.weight;
+    if (r < 0) return s;
+  }
+  return servers[servers.length - 1];
+}

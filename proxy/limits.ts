@@ -1,0 +1,103 @@
+/**
+ * Connection caps checked at accept: over all listeners, per listener, per client address
+ * (concurrent connections), and a per-client new-connection rate (a token bucket). A connection
+ * over a cap is closed at once: nothing is queued.
+ *
+ * The counters outlive reloads (they describe connections that are open now); a reload only
+ * changes the caps.
+ *
+ * @module
+ */
+
+import type { LimitsConfig } from "../config/types.ts";
+
+/** Why a connection was refused, as logged. */
+export type LimitRefusal = "limit-total" | "limit-listener" | "limit-client" | "rate-limited";
+
+interface Bucket {
+  tokens: number;
+  updated: number;
+}
+
+/** Counts open connections and decides whether a new one may start. */
+export class ConnectionLimiter {
+  #limits: LimitsConfig;
+  #total = 0;
+  readonly #perListener = new Map<string, number>();
+  readonly #perClient = new Map<string, number>();
+  readonly #buckets = new Map<string, Bucket>();
+  #lastSweep = 0;
+
+  constructor(limits: LimitsConfig) {
+    this.#limits = limits;
+  }
+
+  /** Applies the caps of a reloaded config. */
+  update(limits: LimitsConfig): void {
+    this.#limits = limits;
+  }
+
+  /** Connections open now. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /**
+   * Admits a connection, or says which cap refuses it. An admitted connection must call the
+   * returned `release` exactly once when it ends.
+   */
+  admit(
+    listener: string,
+    listenerMax: number | null,
+    clientIp: string,
+    now = performance.now(),
+  ): (() => void) | LimitRefusal {
+    const l = this.#limits;
+    if (this.#total >= l.maxConnections) return "limit-total";
+    const inListener = this.#perListener.get(listener) ?? 0;
+    if (listenerMax !== null && inListener >= listenerMax) return "limit-listener";
+    const inClient = this.#perClient.get(clientIp) ?? 0;
+    if (l.perClientConnections !== null && inClient >= l.perClientConnections) {
+      return "limit-client";
+    }
+    if (l.perClientRate !== null && !this.#take(clientIp, l.perClientRate, l.perClientBurst, now)) {
+      return "rate-limited";
+    }
+    this.#total++;
+    this.#perListener.set(listener, inListener + 1);
+    this.#perClient.set(clientIp, inClient + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#total--;
+      this.#perListener.set(listener, (this.#perListener.get(listener) ?? 1) - 1);
+      const c = (this.#perClient.get(clientIp) ?? 1) - 1;
+      if (c <= 0) this.#perClient.delete(clientIp);
+      else this.#perClient.set(clientIp, c);
+    };
+  }
+
+  /** Token bucket: `rate` tokens a second, up to `burst`; each connection takes one. */
+  #take(ip: string, rate: number, burst: number, now: number): boolean {
+    this.#sweep(now, rate, burst);
+    const b = this.#buckets.get(ip) ?? { tokens: burst, updated: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.updated) / 1000) * rate);
+    b.updated = now;
+    this.#buckets.set(ip, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /**
+   * Forgets buckets that have refilled completely: they hold nothing a fresh bucket would not,
+   * and a scan of many client addresses must not grow memory without end.
+   */
+  #sweep(now: number, rate: number, burst: number): void {
+    if (now - this.#lastSweep < 10_000) return;
+    this.#lastSweep = now;
+    const full = (burst / rate) * 1000;
+    for (const [ip, b] of this.#buckets) if (now - b.updated > full) this.#buckets.delete(ip);
+  }
+}
