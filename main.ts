@@ -1,30 +1,45 @@
 /**
- * The `edgemux` command: `run`, `check`, `version`. The only module that reads `Deno.args`,
- * installs signal handlers or exits.
+ * The `edgemux` command: `run`, `check`, `routes`, `explain`, `version`. The only module that
+ * reads `Deno.args`, installs signal handlers or exits.
  *
  * Exit codes: 0 success, 1 invalid config, 2 usage error, 3 cannot bind or start.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { ConfigError, formatIssue, loadConfig, prepareConfig, start } from "./mod.ts";
-import type { ConfigIssue, LogLevel } from "./mod.ts";
-import { BindError } from "./proxy/runtime.ts";
+import type { Config, ConfigIssue, LogLevel, PreparedConfig, ProxyHandle } from "./mod.ts";
+import { formatHostPort } from "./config/address.ts";
+import { type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
+import { FileWatcher } from "./proxy/certs/watch.ts";
 import { closeLogging, configureLogging, log } from "./proxy/log.ts";
+import { BindError } from "./proxy/runtime.ts";
+import { Notifier } from "./proxy/sd_notify.ts";
+import { describeAction, describeMatch } from "./proxy/status.ts";
+import { Supervisor, WORKER_ENV, WorkerChannel, type WorkerCommand } from "./proxy/workers.ts";
+import { explainConnection } from "./routing/explain.ts";
 
 const VERSION: string = denoJson.version;
 const PINNED_DENO = "2.9.6";
 const DEFAULT_CONFIG = "/etc/edgemux/edgemux.yaml";
 
+const CONFIG_HELP = `  -c, --config PATH     config file or directory (default ${DEFAULT_CONFIG})`;
+
 const USAGE: Record<string, string> = {
   main: `edgemux ${VERSION}: one program on ports 22, 80 and 443 that sends each connection to the
-right service (TLS passthrough by SNI, SSH, plain TCP, http→https redirects).
+right service: TLS passthrough by SNI, TLS termination with HTTP routing (edge, reencrypt),
+SSH and plain TCP forwarding, and http→https redirects.
 
 Usage:
   edgemux run     [-c PATH] [--log-level LEVEL] [--log-format text|json]
   edgemux check   [-c PATH]
+  edgemux routes  [-c PATH]
+  edgemux explain [-c PATH] --listener NAME [--protocol P] [--sni NAME] [--alpn ID]
+                  [--host HOST] [--path PATH]
   edgemux version
   edgemux COMMAND --help
 
@@ -33,20 +48,46 @@ The config reference is docs/config.md.`,
   run: `Usage: edgemux run [-c PATH] [--log-level LEVEL] [--log-format text|json]
 
 Loads the config, binds every listener and serves until SIGTERM or SIGINT, then stops
-gracefully (open connections get shutdown_timeout to finish).
+gracefully (open connections get shutdown_timeout to finish; a second signal closes them
+at once). SIGHUP reloads the config; a config that does not load leaves the running one.
 
 Options:
-  -c, --config PATH     config file or directory (default ${DEFAULT_CONFIG})
+${CONFIG_HELP}
   --log-level LEVEL     debug, info, warning or error (overrides log.level)
   --log-format FORMAT   text or json (overrides log.format)
   -h, --help            show this help`,
   check: `Usage: edgemux check [-c PATH]
 
-Validates the config without binding anything. Errors and warnings go to standard error,
-each with file, line, column and key path. Exit status 0 when the config is valid, 1 when not.
+Validates the config, and the certificates and CA files it names, without binding anything.
+Errors and warnings go to standard error, each with file, line, column and key path.
+Exit status 0 when the config is valid, 1 when not.
 
 Options:
-  -c, --config PATH     config file or directory (default ${DEFAULT_CONFIG})
+${CONFIG_HELP}
+  -h, --help            show this help`,
+  routes: `Usage: edgemux routes [-c PATH]
+
+Prints each listener's addresses and routes as edgemux compiled them: what each route
+matches and what it does, in the order a connection is matched against them.
+
+Options:
+${CONFIG_HELP}
+  -h, --help            show this help`,
+  explain: `Usage: edgemux explain [-c PATH] --listener NAME [--protocol P] [--sni NAME]
+                       [--alpn ID] [--host HOST] [--path PATH]
+
+Says which route a connection to listener NAME would take, and why; for a route that
+terminates TLS, also which HTTP route a request for HOST and PATH would take.
+The protocol defaults to tls; the server name defaults to HOST.
+
+Options:
+${CONFIG_HELP}
+  --listener NAME       the listener the connection arrives on (required)
+  --protocol P          tls, http, ssh, silent or unknown (default tls)
+  --sni NAME            the server name in the ClientHello
+  --alpn ID             an ALPN protocol the client offers (repeatable)
+  --host HOST           the HTTP Host of a request
+  --path PATH           the HTTP path of a request (default /)
   -h, --help            show this help`,
   version: `Usage: edgemux version
 
@@ -55,27 +96,45 @@ Prints the edgemux version and the Deno runtime it runs on.`,
 
 class UsageError extends Error {}
 
-function parse(args: string[], command: string) {
-  const common = {
-    help: { type: "boolean", short: "h" },
-  } as const;
-  const options = command === "run"
+interface Flags {
+  help?: boolean;
+  config?: string;
+  "log-level"?: string;
+  "log-format"?: string;
+  listener?: string;
+  protocol?: string;
+  sni?: string;
+  alpn?: string[];
+  host?: string;
+  path?: string;
+}
+
+function parse(args: string[], command: string): Flags {
+  const common = { help: { type: "boolean", short: "h" } } as const;
+  const config = { config: { type: "string", short: "c" } } as const;
+  const options: ParseArgsConfig["options"] = command === "run"
     ? {
       ...common,
-      config: { type: "string", short: "c" },
+      ...config,
       "log-level": { type: "string" },
       "log-format": { type: "string" },
     } as const
-    : command === "check"
-    ? { ...common, config: { type: "string", short: "c" } } as const
+    : command === "explain"
+    ? {
+      ...common,
+      ...config,
+      listener: { type: "string" },
+      protocol: { type: "string" },
+      sni: { type: "string" },
+      alpn: { type: "string", multiple: true },
+      host: { type: "string" },
+      path: { type: "string" },
+    } as const
+    : command === "check" || command === "routes"
+    ? { ...common, ...config }
     : common;
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values as {
-      help?: boolean;
-      config?: string;
-      "log-level"?: string;
-      "log-format"?: string;
-    };
+    return parseArgs({ args, options, allowPositionals: false, strict: true }).values as Flags;
   } catch (e) {
     throw new UsageError(`${e instanceof Error ? e.message : e}\n\n${USAGE[command]}`);
   }
@@ -89,32 +148,187 @@ function printIssues(issues: ConfigIssue[]): void {
   for (const issue of issues) console.error(formatIssue(issue));
 }
 
-async function check(args: string[]): Promise<number> {
-  const opts = parse(args, "check");
-  if (opts.help) return help("check");
-  const path = opts.config ?? DEFAULT_CONFIG;
+/** The one way configs are read: parse, then load and check what they refer to. */
+async function loadPrepared(path: string, writeDevCert = true): Promise<PreparedConfig> {
+  const parsed = await loadConfig(path);
+  return await prepareConfig(parsed.config, { warnings: parsed.warnings, writeDevCert });
+}
+
+/** Loads a config for a command, printing its problems; null when it is invalid. */
+async function loadForCommand(path: string, writeDevCert: boolean): Promise<PreparedConfig | null> {
   try {
-    const parsed = await loadConfig(path);
-    const { config, warnings } = await prepareConfig(parsed.config, {
-      warnings: parsed.warnings,
-      writeDevCert: false,
-    });
-    printIssues(warnings);
-    const routes = config.listeners.reduce((n, l) => n + l.routes.length, 0);
-    console.error(
-      `${path}: valid (${plural(config.listeners.length, "listener")}, ${
-        plural(routes, "route")
-      }, ` +
-        `${plural(config.backends.size, "backend")}` +
-        `${warnings.length ? `, ${plural(warnings.length, "warning")}` : ""})`,
-    );
-    return 0;
+    return await loadPrepared(path, writeDevCert);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     printIssues(e.issues);
     console.error(`${path}: invalid (${plural(e.errors.length, "error")})`);
+    return null;
+  }
+}
+
+async function check(args: string[]): Promise<number> {
+  const opts = parse(args, "check");
+  if (opts.help) return help("check");
+  const path = opts.config ?? DEFAULT_CONFIG;
+  const prepared = await loadForCommand(path, false);
+  if (prepared === null) return 1;
+  const { config, warnings } = prepared;
+  printIssues(warnings);
+  const routes = config.listeners.reduce((n, l) => n + l.routes.length, 0);
+  console.error(
+    `${path}: valid (${plural(config.listeners.length, "listener")}, ${plural(routes, "route")}, ` +
+      `${plural(config.backends.size, "backend")}` +
+      `${warnings.length ? `, ${plural(warnings.length, "warning")}` : ""})`,
+  );
+  return 0;
+}
+
+async function routes(args: string[]): Promise<number> {
+  const opts = parse(args, "routes");
+  if (opts.help) return help("routes");
+  const prepared = await loadForCommand(opts.config ?? DEFAULT_CONFIG, false);
+  if (prepared === null) return 1;
+  const { config } = prepared;
+  for (const l of config.listeners) {
+    console.log(`listener ${l.name}  ${l.binds.map(formatHostPort).join(", ")}`);
+    l.routes.forEach((r, i) => {
+      console.log(
+        `  ${String(i).padStart(2)}  ${r.name.padEnd(20)} ${describeMatch(r).padEnd(40)} ${
+          describeAction(r)
+        }`,
+      );
+    });
+  }
+  for (const b of config.backends.values()) {
+    const servers = b.servers.map((s) =>
+      `${s.label}${s.weight !== 1 ? ` weight ${s.weight}` : ""}${s.backup ? " backup" : ""}`
+    );
+    console.log(`backend ${b.name}  ${b.balance}  ${servers.join(", ")}${b.tls ? "  (tls)" : ""}`);
+  }
+  return 0;
+}
+
+async function explain(args: string[]): Promise<number> {
+  const opts = parse(args, "explain");
+  if (opts.help) return help("explain");
+  if (opts.listener === undefined) {
+    throw new UsageError(`--listener is required\n\n${USAGE.explain}`);
+  }
+  const protocols = ["tls", "http", "ssh", "silent", "unknown"];
+  const protocol = opts.protocol ?? "tls";
+  if (!protocols.includes(protocol)) {
+    throw new UsageError(`--protocol must be one of ${protocols.join(", ")}`);
+  }
+  const prepared = await loadForCommand(opts.config ?? DEFAULT_CONFIG, false);
+  if (prepared === null) return 1;
+  const listener = prepared.config.listeners.find((l) => l.name === opts.listener);
+  if (listener === undefined) {
+    console.error(
+      `there is no listener "${opts.listener}"; the listeners are ${
+        prepared.config.listeners.map((l) => `"${l.name}"`).join(", ")
+      }`,
+    );
     return 1;
   }
+  const lines = explainConnection(listener, {
+    protocol: protocol as "tls",
+    sni: opts.sni ?? (protocol === "tls" ? opts.host ?? null : null),
+    alpn: opts.alpn ?? [],
+    host: opts.host ?? null,
+    path: opts.path ?? "/",
+  });
+  for (const line of lines) console.log(line);
+  return 0;
+}
+
+function help(command: string): number {
+  console.log(USAGE[command]);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// run
+
+interface RunFlags {
+  path: string;
+  level?: LogLevel;
+  format?: "text" | "json";
+}
+
+async function setupLogging(config: Config, flags: RunFlags): Promise<void> {
+  await configureLogging({
+    level: flags.level ?? config.log.level,
+    format: flags.format ?? config.log.format,
+    access: config.log.access,
+  });
+}
+
+function containCrashes(): void {
+  // Containment (DENO-FACTS §9): a stray rejection must never take the proxy down.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    log.error("unhandled rejection", { error: String(e.reason) });
+  });
+  globalThis.addEventListener("error", (e) => {
+    e.preventDefault();
+    log.error("uncaught error", { error: String(e.error ?? e.message) });
+  });
+}
+
+/** Resolves with the first stop signal; later ones call `again`. */
+function stopSignal(again: () => void): Promise<Deno.Signal> {
+  const first = Promise.withResolvers<Deno.Signal>();
+  let seen = false;
+  for (const s of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(s, () => {
+      if (!seen) {
+        seen = true;
+        first.resolve(s);
+      } else {
+        log.warn("second stop signal: closing every connection now", { signal: s });
+        again();
+      }
+    });
+  }
+  return first.promise;
+}
+
+/**
+ * Runs `reload` on SIGHUP and, with `watch_config`, when a config file changes. Reloads never
+ * overlap: a request during one runs once after it.
+ */
+function onReloadRequest(config: Config, path: string, reload: () => Promise<void>): () => void {
+  let running: Promise<void> | null = null;
+  let again = false;
+  const trigger = () => {
+    if (running !== null) {
+      again = true;
+      return;
+    }
+    running = reload().finally(() => {
+      running = null;
+      if (again) {
+        again = false;
+        trigger();
+      }
+    });
+  };
+  Deno.addSignalListener("SIGHUP", trigger);
+  let watcher: FileWatcher | null = null;
+  if (config.watchConfig) {
+    const paths = () => [path, ...config.files];
+    watcher = new FileWatcher(paths, 1000, () => {
+      log.info("config changed on disk; reloading", { config: path });
+      trigger();
+    });
+    watcher.start();
+  }
+  return () => void watcher?.stop();
+}
+
+function issuesText(e: unknown): string {
+  if (e instanceof ConfigError) return e.issues.map(formatIssue).join("\n");
+  return e instanceof Error ? e.message : String(e);
 }
 
 async function run(args: string[]): Promise<number> {
@@ -127,82 +341,249 @@ async function run(args: string[]): Promise<number> {
   if (opts["log-format"] !== undefined && !["text", "json"].includes(opts["log-format"])) {
     throw new UsageError("--log-format must be text or json");
   }
-  const path = opts.config ?? DEFAULT_CONFIG;
-  let loaded;
+  const flags: RunFlags = {
+    path: opts.config ?? DEFAULT_CONFIG,
+    level: opts["log-level"] as LogLevel | undefined,
+    format: opts["log-format"] as "text" | "json" | undefined,
+  };
+  const worker = Deno.env.get(WORKER_ENV) !== undefined;
+  let prepared: PreparedConfig;
   try {
-    const parsed = await loadConfig(path);
-    loaded = await prepareConfig(parsed.config, { warnings: parsed.warnings });
+    prepared = await loadPrepared(flags.path);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     printIssues(e.issues);
     console.error(
-      `edgemux: not starting: ${path} is invalid (${plural(e.errors.length, "error")})`,
+      `edgemux: not starting: ${flags.path} is invalid (${plural(e.errors.length, "error")})`,
     );
     return 1;
   }
-  const { config, warnings } = loaded;
-  await configureLogging({
-    level: (opts["log-level"] as LogLevel | undefined) ?? config.log.level,
-    format: (opts["log-format"] as "text" | "json" | undefined) ?? config.log.format,
-    access: config.log.access,
-  });
-  if (Deno.version.deno !== PINNED_DENO) {
+  await setupLogging(prepared.config, flags);
+  if (Deno.version.deno !== PINNED_DENO && !worker) {
     log.warn("edgemux is tested on one Deno version only", {
       expected: PINNED_DENO,
       running: Deno.version.deno,
     });
   }
-  for (const w of warnings) {
-    log.warn(w.message, {
-      at: w.position ? `${w.position.file}:${w.position.line}:${w.position.column}` : null,
-      path: w.path,
-      fix: w.fix,
-    });
+  if (!worker) {
+    for (const w of prepared.warnings) {
+      log.warn(w.message, {
+        at: w.position ? `${w.position.file}:${w.position.line}:${w.position.column}` : null,
+        path: w.path,
+        fix: w.fix,
+      });
+    }
   }
-  // Containment (DENO-FACTS §9): a stray rejection must never take the proxy down.
-  globalThis.addEventListener("unhandledrejection", (e) => {
-    e.preventDefault();
-    log.error("unhandled rejection", { error: String(e.reason) });
-  });
-  globalThis.addEventListener("error", (e) => {
-    e.preventDefault();
-    log.error("uncaught error", { error: String(e.error ?? e.message) });
-  });
-
-  let proxy;
+  containCrashes();
+  const notifier = new Notifier(worker ? undefined : Deno.env.get("NOTIFY_SOCKET"));
   try {
-    proxy = await start(loaded);
+    if (!worker && prepared.config.workers > 1) return await supervise(prepared, flags, notifier);
+    return await serve(prepared, flags, notifier, worker);
+  } finally {
+    notifier.close();
+    await closeLogging();
+  }
+}
+
+/** One process serving every listener (the default, and each worker). */
+async function serve(
+  prepared: PreparedConfig,
+  flags: RunFlags,
+  notifier: Notifier,
+  worker: boolean,
+): Promise<number> {
+  let proxy: ProxyHandle;
+  try {
+    proxy = await start(prepared, { reusePort: worker || prepared.config.workers > 1 });
   } catch (e) {
     if (!(e instanceof BindError)) throw e;
     log.error(e.message, { listener: e.listener, address: e.address });
-    await closeLogging();
     return 3;
   }
-  log.info("edgemux started", { version: VERSION, config: path, pid: Deno.pid });
+  let stopping = false;
+  const source: AdminSource = {
+    metrics: () => proxy.metrics.registry.snapshot(),
+    status: () => proxy.status(),
+    ready: () => !stopping,
+  };
+  let admin: AdminServer | null = null;
+  if (!worker && prepared.config.admin !== null) {
+    try {
+      admin = startAdmin(prepared.config.admin.bind, source);
+    } catch (e) {
+      log.error(e instanceof Error ? e.message : String(e), {});
+      await proxy.shutdown(0);
+      return 3;
+    }
+  }
+  const channel = worker ? new WorkerChannel() : null;
+  channel?.serve((req) => req.type === "metrics" ? source.metrics() : source.status());
 
-  const stopped = Promise.withResolvers<string>();
-  const onStop = (signal: Deno.Signal) => () => stopped.resolve(signal);
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(signal, onStop(signal));
-  }
-  const signal = await stopped.promise;
-  log.info("stopping", { signal, timeout_ms: config.shutdownTimeout });
-  // A second signal during the drain means "now".
-  for (const s of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(s, () => {
-      log.warn("second stop signal: closing every connection now", { signal: s });
-      void proxy.shutdown(0);
-    });
-  }
+  let current = prepared.config;
+  const stopWatching = onReloadRequest(current, flags.path, async () => {
+    await notifier.reloading();
+    const started = performance.now();
+    try {
+      let next: PreparedConfig | null = null;
+      await proxy.reload(async () => next = await loadPrepared(flags.path));
+      const config = next!.config;
+      if (JSON.stringify(config.log) !== JSON.stringify(current.log)) {
+        await setupLogging(config, flags);
+      }
+      if (!worker) admin = await moveAdmin(admin, current, config, source);
+      if (config.workers !== current.workers && !worker) {
+        log.warn("a change of workers takes effect at the next restart", {
+          workers: config.workers,
+        });
+      }
+      current = config;
+      log.info("config reloaded", { ms: Math.round(performance.now() - started) });
+      await channel?.send({ type: "reloaded", ok: true });
+    } catch (e) {
+      log.error("reload failed; the running config stays", { error: issuesText(e) });
+      await channel?.send({ type: "reloaded", ok: false, error: issuesText(e) });
+    }
+    await notifier.ready("serving");
+  });
+
+  await channel?.send({ type: "ready", pid: Deno.pid });
+  await notifier.ready("serving");
+  log.info("edgemux started", {
+    version: VERSION,
+    config: flags.path,
+    pid: Deno.pid,
+    admin: admin ? formatHostPort({ host: admin.addr.hostname, port: admin.addr.port }) : null,
+    worker: worker ? Deno.env.get(WORKER_ENV) : null,
+  });
+
+  const signal = await stopSignal(() => void proxy.shutdown(0));
+  stopping = true;
+  stopWatching();
+  await notifier.stopping();
+  log.info("stopping", { signal, timeout_ms: current.shutdownTimeout });
   await proxy.shutdown();
-  log.info("stopped");
-  await closeLogging();
+  await admin?.close();
+  log.info("stopped", {});
   return 0;
 }
 
-function help(command: string): number {
-  console.log(USAGE[command]);
+/** Replaces the admin listener when its address changed in a reload. */
+async function moveAdmin(
+  admin: AdminServer | null,
+  before: Config,
+  after: Config,
+  source: AdminSource,
+): Promise<AdminServer | null> {
+  const was = before.admin ? formatHostPort(before.admin.bind) : null;
+  const now = after.admin ? formatHostPort(after.admin.bind) : null;
+  if (was === now) return admin;
+  await admin?.close();
+  if (after.admin === null) return null;
+  try {
+    return startAdmin(after.admin.bind, source);
+  } catch (e) {
+    log.error("the admin listener could not move to its new address", {
+      error: e instanceof Error ? e.message : String(e),
+    });
+    return null;
+  }
+}
+
+/** `workers: N`: start N worker processes and look after them. */
+async function supervise(
+  prepared: PreparedConfig,
+  flags: RunFlags,
+  notifier: Notifier,
+): Promise<number> {
+  const sup = new Supervisor(prepared.config.workers, workerCommand(flags, prepared));
+  try {
+    await sup.start();
+  } catch (e) {
+    log.error("edgemux could not start its workers", { error: issuesText(e) });
+    await sup.stop("SIGKILL");
+    return 3;
+  }
+  let stopping = false;
+  const source: AdminSource = {
+    metrics: () => sup.metrics(),
+    status: async () => (await sup.status()) ?? Promise.reject(new Error("no worker answered")),
+    ready: () => !stopping && sup.ready,
+  };
+  let admin: AdminServer | null = null;
+  if (prepared.config.admin !== null) {
+    try {
+      admin = startAdmin(prepared.config.admin.bind, source);
+    } catch (e) {
+      log.error(e instanceof Error ? e.message : String(e), {});
+      await sup.stop();
+      return 3;
+    }
+  }
+  let current = prepared.config;
+  const stopWatching = onReloadRequest(current, flags.path, async () => {
+    await notifier.reloading();
+    try {
+      // Check the config here first, so a bad one is reported once rather than by each worker.
+      const next = await loadPrepared(flags.path);
+      const failure = await sup.reload();
+      if (failure !== null) {
+        log.error("a worker could not reload; it keeps its config", { error: failure });
+      } else log.info("config reloaded", { workers: sup.count });
+      admin = await moveAdmin(admin, current, next.config, source);
+      current = next.config;
+    } catch (e) {
+      log.error("reload failed; the running config stays", { error: issuesText(e) });
+    }
+    await notifier.ready("serving");
+  });
+  await notifier.ready(`serving with ${sup.count} workers`);
+  log.info("edgemux started", {
+    version: VERSION,
+    config: flags.path,
+    pid: Deno.pid,
+    workers: sup.pids,
+    admin: admin ? formatHostPort({ host: admin.addr.hostname, port: admin.addr.port }) : null,
+  });
+  const signal = await stopSignal(() => sup.signal("SIGTERM"));
+  stopping = true;
+  stopWatching();
+  await notifier.stopping();
+  log.info("stopping", { signal, workers: sup.pids });
+  await sup.stop("SIGTERM");
+  await admin?.close();
+  log.info("stopped", {});
   return 0;
+}
+
+/**
+ * How to start a worker: the same program with the same config. A compiled edgemux is its own
+ * runtime; under `deno run`, the worker gets the permissions this process has (queried, since
+ * Deno does not say which flags it was started with).
+ */
+function workerCommand(flags: RunFlags, prepared: PreparedConfig): WorkerCommand {
+  const cli = ["run", "-c", flags.path];
+  if (flags.level) cli.push("--log-level", flags.level);
+  if (flags.format) cli.push("--log-format", flags.format);
+  const exec = Deno.execPath();
+  if (!exec.endsWith("/deno")) return { command: exec, args: cli };
+  const perms: string[] = [];
+  for (const name of ["net", "read", "env", "sys", "run"] as const) {
+    if (Deno.permissions.querySync({ name }).state === "granted") perms.push(`--allow-${name}`);
+  }
+  const devDir = prepared.config.certificates?.development?.directory;
+  if (Deno.permissions.querySync({ name: "write" }).state === "granted") {
+    perms.push("--allow-write");
+  } else if (
+    devDir && Deno.permissions.querySync({ name: "write", path: devDir }).state === "granted"
+  ) {
+    perms.push(`--allow-write=${devDir}`);
+  }
+  const configFile = fileURLToPath(new URL("./deno.json", import.meta.url));
+  const config = existsSync(configFile) ? ["--config", configFile] : [];
+  return {
+    command: exec,
+    args: ["run", ...perms, "--unstable-net", ...config, Deno.mainModule, ...cli],
+  };
 }
 
 async function main(args: string[]): Promise<number> {
@@ -212,6 +593,10 @@ async function main(args: string[]): Promise<number> {
       return await run(rest);
     case "check":
       return await check(rest);
+    case "routes":
+      return await routes(rest);
+    case "explain":
+      return await explain(rest);
     case "version":
     case "--version":
     case "-V":

@@ -22,6 +22,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { CidrSet } from "../routing/cidr.ts";
 import { normalizePath } from "../routing/path.ts";
 import type {
+  AdminConfig,
   BackendConfig,
   BackendTlsConfig,
   CertificatesConfig,
@@ -76,6 +77,9 @@ export const CONFIG_KEYS = Object.freeze(
       "version",
       "log",
       "shutdown_timeout",
+      "workers",
+      "watch_config",
+      "admin",
       "http",
       "limits",
       "certificates",
@@ -83,6 +87,7 @@ export const CONFIG_KEYS = Object.freeze(
       "listeners",
     ],
     log: ["level", "format", "access"],
+    admin: ["bind"],
     http: [
       "request_head_timeout",
       "keepalive_timeout",
@@ -273,6 +278,12 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   const shutdownTimeout = shutdown === undefined ? DEFAULTS.shutdownTimeout : shutdown.duration();
   const http = readHttp(single(tops, "http"));
   const limits = readLimits(single(tops, "limits"));
+  const adminValue = single(tops, "admin");
+  const admin = adminValue === undefined ? null : readAdmin(adminValue);
+  const workersValue = single(tops, "workers");
+  const workers = workersValue === undefined ? 1 : readWorkers(workersValue);
+  const watchValue = single(tops, "watch_config");
+  const watchConfig = watchValue === undefined ? false : watchValue.boolean();
   const certificatesValue = single(tops, "certificates");
   const certificates = certificatesValue === undefined ? null : readCertificates(certificatesValue);
 
@@ -302,7 +313,8 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   }
   if (
     issues.hasErrors || log === undefined || shutdownTimeout === undefined || http === undefined ||
-    certificates === undefined || limits === undefined
+    certificates === undefined || limits === undefined || admin === undefined ||
+    workers === undefined || watchConfig === undefined
   ) {
     return undefined;
   }
@@ -328,7 +340,20 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   for (const listener of listeners) checkListenerRoutes(listener, issues);
   warnUnusedBackends(backends, listeners, issues);
   if (issues.hasErrors) return undefined;
-  return { files, log, shutdownTimeout, http, limits, certificates, backends, listeners };
+  if (admin !== null) checkAdminBind(admin, listeners, issues);
+  return {
+    files,
+    log,
+    shutdownTimeout,
+    http,
+    limits,
+    admin,
+    workers,
+    watchConfig,
+    certificates,
+    backends,
+    listeners,
+  };
 }
 
 function readLog(value: Value | undefined): LogConfig | undefined {
@@ -525,7 +550,7 @@ function readHealthCheck(value: Value): HealthCheckConfig | undefined {
     let path: string | undefined = d.httpPath;
     if (map.has("path")) {
       path = map.get("path").string('a path such as "/healthz"');
-      if (path !== undefined && (!path.startsWith("/") || /[\s\x00-\x1f]/.test(path))) {
+      if (path !== undefined && (!path.startsWith("/") || hasControl(path, true))) {
         map.get("path").error(`"${path}" is not a request path`, 'write it like "/healthz"');
         path = undefined;
       }
@@ -601,6 +626,54 @@ function readPassiveHealth(map: MapValue): PassiveHealthConfig | undefined {
   const on5xx = m.has("on_5xx") ? m.get("on_5xx").boolean() : d.on5xx;
   if (failures === undefined || backoff === undefined || on5xx === undefined) return undefined;
   return { failures, backoff, on5xx };
+}
+
+function readAdmin(value: Value): AdminConfig | undefined {
+  const map = value.map(CONFIG_KEYS.admin);
+  const bindValue = map?.require("bind", '"127.0.0.1:9901"');
+  const text = bindValue?.string('"127.0.0.1:9901"');
+  if (bindValue === undefined || text === undefined) return undefined;
+  const bind = parseHostPort(text.trim(), { bindOnly: true, allowPortZero: true });
+  if ("problem" in bind) {
+    return bindValue.error(`admin address "${text}": ${bind.problem}`, bind.fix);
+  }
+  if (bind.host !== "127.0.0.1" && bind.host !== "::1" && !bind.host.startsWith("127.")) {
+    bindValue.warn(
+      `the admin listener on ${text} is reachable from other hosts, and it shows the whole topology`,
+      'bind it to loopback ("127.0.0.1:9901") and reach it through an SSH tunnel or a VPN',
+    );
+  }
+  return { bind, position: bindValue.position };
+}
+
+/** `workers: 4` or `workers: auto` (one per CPU). */
+function readWorkers(value: Value): number | undefined {
+  if (value.describe() === '"auto"') return Math.max(1, navigator.hardwareConcurrency);
+  const n = value.describe().startsWith('"')
+    ? value.error(
+      `${value.describe()} is not a number of workers`,
+      "write a number such as 2, or auto",
+    )
+    : value.integer(1, 256);
+  return n;
+}
+
+function checkAdminBind(admin: AdminConfig, listeners: ListenerConfig[], issues: Issues): void {
+  if (admin.bind.port === 0) return;
+  for (const l of listeners) {
+    for (const b of l.binds) {
+      if (b.port !== admin.bind.port) continue;
+      if (b.host === admin.bind.host || b.host === "::" || b.host === "0.0.0.0") {
+        issues.add(
+          "error",
+          admin.position,
+          "admin.bind",
+          `the admin address ${formatHostPort(admin.bind)} is also bound by listener "${l.name}"`,
+          "give the admin listener a port of its own",
+        );
+      }
+    }
+  }
 }
 
 function readLimits(value: Value | undefined): LimitsConfig | undefined {
@@ -1129,7 +1202,7 @@ function readHttpRoute(
       }
     } else location = r.string('a URL such as "https://new.example.tld/" or a path');
     if (location === undefined) ok = false;
-    else if (/[\x00-\x20\x7f]/.test(location)) {
+    else if (hasControl(location, true)) {
       r.error(`the redirect target contains spaces or control characters`, "percent-encode them");
       ok = false;
     } else action = { kind: "redirect", location, status };
@@ -1180,6 +1253,17 @@ function readHttpRoute(
   };
 }
 
+/** True when `text` has control characters (and, with `space`, spaces) it may not carry. */
+function hasControl(text: string, space: boolean): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7f || (c < 0x20 && c !== 0x09) || (space && (c === 0x20 || c === 0x09))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /** Fields edgemux manages itself; changing them from the config would break framing or routing. */
 const RESERVED_HEADERS = new Set([
   "host",
@@ -1224,7 +1308,7 @@ function readHeaderOps(map: MapValue, key: string): HeaderOps | undefined {
       const text = v.describe() === "a map" || v.describe() === "a list" ? undefined : String(
         (v.resolved() as { value?: unknown } | null)?.value ?? "",
       );
-      if (text === undefined || /[\r\n\x00]/.test(text)) {
+      if (text === undefined || hasControl(text, false)) {
         v.error(`the value of ${name} must be one line of text`, "write it as a string");
         ok = false;
       } else if (checkName(v, name)) ops[op].push([name.toLowerCase(), text]);

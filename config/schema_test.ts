@@ -3,8 +3,11 @@ import { isDeepStrictEqual } from "node:util";
 import { parse as parseYaml } from "yaml";
 import { parseHostPort } from "./address.ts";
 import { DEFAULTS } from "./defaults.ts";
-import { parseConfig } from "./parse.ts";
+import { ConfigError } from "./errors.ts";
+import { CONFIG_KEYS, parseConfig } from "./parse.ts";
 import { parseDuration, parseSize } from "./units.ts";
+import { CidrSet } from "../routing/cidr.ts";
+import { normalizePath } from "../routing/path.ts";
 
 // docs/config.schema.json is for editors; parse.ts is the authority. These tests keep the two
 // (and docs/config.md) describing the same keys, defaults and value shapes.
@@ -198,6 +201,12 @@ async function loadValidator(): Promise<Validator> {
   return new Validator(await loadSchema());
 }
 
+function resolveAll(validator: Validator, schema: SchemaObject): SchemaObject {
+  let node = schema;
+  while (typeof node.$ref === "string") node = validator.resolve(node.$ref);
+  return node;
+}
+
 /** The subschema at a path of property names, following $refs and named-map values. */
 function schemaAt(validator: Validator, path: string[]): SchemaObject {
   let node = validator.root;
@@ -208,7 +217,8 @@ function schemaAt(validator: Validator, path: string[]): SchemaObject {
     } else if (step === "[]") {
       node = node.items as SchemaObject;
     } else if (step.startsWith("anyOf:")) {
-      const options = node.anyOf as SchemaObject[];
+      // The option of that type, looking through $refs (`anyOf: [name, { ...map }]`).
+      const options = (node.anyOf as SchemaObject[]).map((o) => resolveAll(validator, o));
       const wanted = step.slice("anyOf:".length);
       node = options.find((o) => o.type === wanted)!;
     } else {
@@ -276,99 +286,90 @@ Deno.test("config.schema.json describes every key and every default fits its own
 // ---------------------------------------------------------------------------------------------
 // The same keys as the parser
 
+const BACKEND = ["backends", "*"];
+const LISTENER = ["listeners", "*"];
+const ROUTE_AT = [...LISTENER, "routes", "[]"];
+const EDGE_HTTP_ROUTE = [...ROUTE_AT, "edge", "anyOf:object", "http", "[]"];
+
 /**
- * The keys parse.ts accepts at each place. parse.ts does not export its key lists, so they are
- * written out here, and the next test checks them against the lists in parse.ts's source.
+ * Where each of parse.ts's key lists is described in the schema. A `Record` over the lists'
+ * names, so a list added to CONFIG_KEYS fails type checking here until it has a place.
  */
-const PARSER_KEYS: { where: string; schemaPath: string[]; keys: string[] }[] = [
-  {
-    where: "top level",
-    schemaPath: [],
-    keys: ["version", "log", "shutdown_timeout", "http", "backends", "listeners"],
-  },
-  { where: "log", schemaPath: ["log"], keys: ["level", "format", "access"] },
-  {
-    where: "http",
-    schemaPath: ["http"],
-    keys: ["request_head_timeout", "keepalive_timeout", "max_head_size", "max_headers"],
-  },
-  {
-    where: "a backend",
-    schemaPath: ["backends", "*"],
-    keys: ["servers", "connect_timeout", "proxy_protocol"],
-  },
-  {
-    where: "a listener",
-    schemaPath: ["listeners", "*"],
-    keys: ["bind", "sniff", "idle_timeout", "routes"],
-  },
-  {
-    where: "sniff",
-    schemaPath: ["listeners", "*", "sniff"],
-    keys: ["timeout", "silent_after", "max_hello_size"],
-  },
-  {
-    where: "a route",
-    schemaPath: ["listeners", "*", "routes", "[]"],
-    keys: ["name", "protocol", "sni", "alpn", "passthrough", "forward", "redirect", "reject"],
-  },
-  {
-    where: "redirect",
-    schemaPath: ["listeners", "*", "routes", "[]", "redirect", "anyOf:object"],
-    keys: ["status", "https_port", "acme_challenge"],
-  },
-];
+const KEY_PLACES: Record<keyof typeof CONFIG_KEYS, string[][]> = {
+  top: [[]],
+  log: [["log"]],
+  admin: [["admin"]],
+  http: [["http"]],
+  limits: [["limits"]],
+  perClient: [["limits", "per_client"]],
+  certificates: [["certificates"]],
+  certificateFile: [["certificates", "files", "[]"]],
+  development: [["certificates", "development", "anyOf:object"]],
+  backend: [BACKEND],
+  server: [[...BACKEND, "servers", "anyOf:object"]],
+  backendTls: [[...BACKEND, "tls", "anyOf:object"]],
+  healthCheck: [[...BACKEND, "health_check"]],
+  passiveHealth: [[...BACKEND, "passive_health"]],
+  listener: [LISTENER],
+  sniff: [[...LISTENER, "sniff"]],
+  route: [ROUTE_AT],
+  redirect: [[...ROUTE_AT, "redirect", "anyOf:object"]],
+  terminate: [
+    [...ROUTE_AT, "edge", "anyOf:object"],
+    [...ROUTE_AT, "reencrypt", "anyOf:object"],
+  ],
+  httpRoute: [EDGE_HTTP_ROUTE, [...ROUTE_AT, "reencrypt", "anyOf:object", "http", "[]"]],
+  httpRedirect: [[...EDGE_HTTP_ROUTE, "redirect", "anyOf:object"]],
+  headerOps: [
+    [...EDGE_HTTP_ROUTE, "request_headers"],
+    [...EDGE_HTTP_ROUTE, "response_headers"],
+  ],
+};
 
-/** The string lists of parse.ts: its `*_KEYS` constants and every `.map([...])` call. */
-function keyListsInSource(source: string): string[][] {
-  const strings = (text: string) => [...text.matchAll(/"([^"]*)"/g)].map((m) => m[1]);
-  const constant = (name: string): string[] => {
-    const m = source.match(new RegExp(`const ${name} = \\[([^\\]]*)\\]`));
-    assert.ok(m, `parse.ts no longer defines ${name}; update this test`);
-    return strings(m[1]);
-  };
-  const top = constant("TOP_LEVEL_KEYS");
-  const actions = constant("ACTION_KEYS");
-  const routeMatch = source.match(/const ROUTE_KEYS = \[([^\]]*)\]/);
-  assert.ok(routeMatch, "parse.ts no longer defines ROUTE_KEYS; update this test");
-  const route = [
-    ...strings(routeMatch[1]),
-    ...(routeMatch[1].includes("...ACTION_KEYS") ? actions : []),
-  ];
-  const inline = [...source.matchAll(/\.map\(\s*\[([^\]]*)\]\s*\)/g)].map((m) => strings(m[1]));
-  return [top, route, ...inline];
-}
+/** The keys of a route that match connections; every other route key is an action. */
+const ROUTE_MATCH_KEYS = ["name", "protocol", "sni", "alpn"];
 
-Deno.test("the key lists written in this test are exactly the lists in parse.ts", async () => {
-  const source = await Deno.readTextFile(PARSER_URL);
-  const canonical = (lists: string[][]) => new Set(lists.map((l) => [...l].sort().join(", ")));
-  const inParser = canonical(keyListsInSource(source));
-  const inTest = canonical(PARSER_KEYS.map((p) => p.keys));
-  const onlyInParser = [...inParser].filter((l) => !inTest.has(l));
-  const onlyInTest = [...inTest].filter((l) => !inParser.has(l));
-  assert.ok(
-    onlyInParser.length === 0 && onlyInTest.length === 0,
-    "parse.ts accepts different keys now; update PARSER_KEYS here, docs/config.schema.json and " +
-      `docs/config.md.\n  key lists only in parse.ts: ${JSON.stringify(onlyInParser)}` +
-      `\n  key lists only in this test: ${JSON.stringify(onlyInTest)}`,
-  );
+Deno.test("CONFIG_KEYS is frozen, and this test places each of its lists in the schema", () => {
+  assert.ok(Object.isFrozen(CONFIG_KEYS));
+  assert.deepEqual(Object.keys(KEY_PLACES).sort(), Object.keys(CONFIG_KEYS).sort());
+  for (const [name, keys] of Object.entries(CONFIG_KEYS)) {
+    assert.equal(new Set(keys).size, keys.length, `${name} lists a key twice`);
+  }
 });
 
 Deno.test("config.schema.json has exactly the keys the parser accepts, at every level", async () => {
   const validator = await loadValidator();
-  for (const { where, schemaPath, keys } of PARSER_KEYS) {
-    assert.deepEqual(keysAt(validator, schemaPath), [...keys].sort(), where);
+  for (const [name, places] of Object.entries(KEY_PLACES)) {
+    const keys = CONFIG_KEYS[name as keyof typeof CONFIG_KEYS];
+    for (const place of places) {
+      assert.deepEqual(keysAt(validator, place), [...keys].sort(), `${name} at ${place.join(".")}`);
+    }
   }
+});
+
+Deno.test("config.schema.json asks for exactly one of the parser's route actions", async () => {
+  const actions = CONFIG_KEYS.route.filter((k) => !ROUTE_MATCH_KEYS.includes(k));
+  // The parser's own word on which keys are actions: the fix for a route without one.
+  const issues = issuesOfText(`version: 1
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - name: x
+`);
+  const named = [...issues[0].fix.matchAll(/"([a-z_]+)"/g)].map((m) => m[1]);
+  assert.deepEqual([...named].sort(), [...actions].sort(), issues[0].fix);
+  const route = schemaAt(await loadValidator(), ROUTE_AT);
+  assert.deepEqual(route.oneOf, actions.map((a) => ({ required: [a] })));
 });
 
 Deno.test("docs/config.md mentions every key the parser accepts", async () => {
   const docs = await Deno.readTextFile(DOCS_URL);
-  for (const { where, keys } of PARSER_KEYS) {
+  for (const [name, keys] of Object.entries(CONFIG_KEYS)) {
     for (const key of keys) {
-      assert.ok(
-        docs.includes(`\`${key}\``) || docs.includes(`\`sniff.${key}\``),
-        `${key} (${where}) is not documented`,
-      );
+      // As `key`, or qualified as in a table row: `sniff.timeout`, `health_check.rise`.
+      const mention = new RegExp(`\`(?:[a-z_]+\\.)*${key}\``);
+      assert.match(docs, mention, `${key} (${name}) is not documented`);
     }
   }
 });
@@ -394,119 +395,225 @@ const asSize: Reader = (t) => parseSize(t);
 const asNumber: Reader = (t) => Number(t);
 const asBoolean: Reader = (t) => t === "true";
 const asText: Reader = (t) => t;
+/** `none` (or an empty list) is an empty list; otherwise comma-separated items. */
+const asList: Reader = (t) => t === "none" || t === "" ? [] : t.split(",").map((s) => s.trim());
+/** `none` is null. */
+const asOptionalNumber: Reader = (t) => t === "none" ? null : Number(t);
+/** `200-399` is [200, 399]. */
+const asStatusRange: Reader = (t) => t.split("-").map(Number);
+/** `2 × rate` is 2. */
+const asFactor: Reader = (t) => Number(t.split("×")[0]);
 
-/** Each default: its path in DEFAULTS, its row in docs/config.md and its place in the schema. */
+/**
+ * Each default: its leaf in DEFAULTS, its row in docs/config.md and its place in the schema
+ * (null where no single value can stand there, such as a burst that follows the rate).
+ */
 const DEFAULT_CASES: {
   defaults: string;
   doc: string;
-  schemaPath: string[];
+  schemaPath: string[] | null;
   read: Reader;
-  value: unknown;
 }[] = [
-  {
-    defaults: "log.level",
-    doc: "level",
-    schemaPath: ["log", "level"],
-    read: asText,
-    value: DEFAULTS.log.level,
-  },
-  {
-    defaults: "log.format",
-    doc: "format",
-    schemaPath: ["log", "format"],
-    read: asText,
-    value: DEFAULTS.log.format,
-  },
-  {
-    defaults: "log.access",
-    doc: "access",
-    schemaPath: ["log", "access"],
-    read: asBoolean,
-    value: DEFAULTS.log.access,
-  },
+  { defaults: "log.level", doc: "level", schemaPath: ["log", "level"], read: asText },
+  { defaults: "log.format", doc: "format", schemaPath: ["log", "format"], read: asText },
+  { defaults: "log.access", doc: "access", schemaPath: ["log", "access"], read: asBoolean },
   {
     defaults: "shutdownTimeout",
     doc: "shutdown_timeout",
     schemaPath: ["shutdown_timeout"],
     read: asDuration,
-    value: DEFAULTS.shutdownTimeout,
   },
   {
     defaults: "http.requestHeadTimeout",
     doc: "request_head_timeout",
     schemaPath: ["http", "request_head_timeout"],
     read: asDuration,
-    value: DEFAULTS.http.requestHeadTimeout,
   },
   {
     defaults: "http.keepaliveTimeout",
     doc: "keepalive_timeout",
     schemaPath: ["http", "keepalive_timeout"],
     read: asDuration,
-    value: DEFAULTS.http.keepaliveTimeout,
   },
   {
     defaults: "http.maxHeadSize",
     doc: "max_head_size",
     schemaPath: ["http", "max_head_size"],
     read: asSize,
-    value: DEFAULTS.http.maxHeadSize,
   },
   {
     defaults: "http.maxHeaders",
     doc: "max_headers",
     schemaPath: ["http", "max_headers"],
     read: asNumber,
-    value: DEFAULTS.http.maxHeaders,
+  },
+  {
+    defaults: "http.trustedProxies",
+    doc: "trusted_proxies",
+    schemaPath: ["http", "trusted_proxies"],
+    read: asList,
+  },
+  {
+    defaults: "certificates.watchInterval",
+    doc: "watch_interval",
+    schemaPath: ["certificates", "watch_interval"],
+    read: asDuration,
+  },
+  {
+    defaults: "certificates.developmentDirectory",
+    doc: "development.directory",
+    schemaPath: ["certificates", "development", "anyOf:object", "directory"],
+    read: asText,
   },
   {
     defaults: "backend.connectTimeout",
     doc: "connect_timeout",
-    schemaPath: ["backends", "*", "connect_timeout"],
+    schemaPath: [...BACKEND, "connect_timeout"],
     read: asDuration,
-    value: DEFAULTS.backend.connectTimeout,
   },
   {
     defaults: "backend.proxyProtocol",
     doc: "proxy_protocol",
-    schemaPath: ["backends", "*", "proxy_protocol"],
+    schemaPath: [...BACKEND, "proxy_protocol"],
     read: asText,
-    value: DEFAULTS.backend.proxyProtocol,
+  },
+  {
+    defaults: "backend.responseTimeout",
+    doc: "response_timeout",
+    schemaPath: [...BACKEND, "response_timeout"],
+    read: asDuration,
+  },
+  {
+    defaults: "backend.balance",
+    doc: "balance",
+    schemaPath: [...BACKEND, "balance"],
+    read: asText,
+  },
+  {
+    defaults: "backend.retries",
+    doc: "retries",
+    schemaPath: [...BACKEND, "retries"],
+    read: asNumber,
+  },
+  {
+    defaults: "backend.weight",
+    doc: "weight",
+    schemaPath: [...BACKEND, "servers", "anyOf:object", "weight"],
+    read: asNumber,
+  },
+  {
+    defaults: "backend.passive.failures",
+    doc: "passive_health.failures",
+    schemaPath: [...BACKEND, "passive_health", "failures"],
+    read: asNumber,
+  },
+  {
+    defaults: "backend.passive.backoff",
+    doc: "passive_health.backoff",
+    schemaPath: [...BACKEND, "passive_health", "backoff"],
+    read: asDuration,
+  },
+  {
+    defaults: "backend.passive.on5xx",
+    doc: "passive_health.on_5xx",
+    schemaPath: [...BACKEND, "passive_health", "on_5xx"],
+    read: asBoolean,
+  },
+  {
+    defaults: "backend.healthCheck.interval",
+    doc: "health_check.interval",
+    schemaPath: [...BACKEND, "health_check", "interval"],
+    read: asDuration,
+  },
+  {
+    defaults: "backend.healthCheck.timeout",
+    doc: "health_check.timeout",
+    schemaPath: [...BACKEND, "health_check", "timeout"],
+    read: asDuration,
+  },
+  {
+    defaults: "backend.healthCheck.rise",
+    doc: "health_check.rise",
+    schemaPath: [...BACKEND, "health_check", "rise"],
+    read: asNumber,
+  },
+  {
+    defaults: "backend.healthCheck.fall",
+    doc: "health_check.fall",
+    schemaPath: [...BACKEND, "health_check", "fall"],
+    read: asNumber,
+  },
+  {
+    defaults: "backend.healthCheck.httpMethod",
+    doc: "health_check.method",
+    schemaPath: [...BACKEND, "health_check", "method"],
+    read: asText,
+  },
+  {
+    defaults: "backend.healthCheck.httpPath",
+    doc: "health_check.path",
+    schemaPath: [...BACKEND, "health_check", "path"],
+    read: asText,
+  },
+  {
+    defaults: "backend.healthCheck.expect",
+    doc: "health_check.expect_status",
+    schemaPath: [...BACKEND, "health_check", "expect_status"],
+    read: asStatusRange,
+  },
+  {
+    defaults: "limits.maxConnections",
+    doc: "limits.max_connections",
+    schemaPath: ["limits", "max_connections"],
+    read: asNumber,
+  },
+  {
+    defaults: "limits.perClientConnections",
+    doc: "per_client.max_connections",
+    schemaPath: ["limits", "per_client", "max_connections"],
+    read: asNumber,
+  },
+  {
+    defaults: "limits.perClientRate",
+    doc: "per_client.rate",
+    schemaPath: null,
+    read: asOptionalNumber,
+  },
+  {
+    defaults: "limits.perClientBurstFactor",
+    doc: "per_client.burst",
+    schemaPath: null,
+    read: asFactor,
   },
   {
     defaults: "listener.idleTimeout",
     doc: "idle_timeout",
-    schemaPath: ["listeners", "*", "idle_timeout"],
+    schemaPath: [...LISTENER, "idle_timeout"],
     read: asDuration,
-    value: DEFAULTS.listener.idleTimeout,
   },
   {
     defaults: "listener.sniff.timeout",
     doc: "sniff.timeout",
-    schemaPath: ["listeners", "*", "sniff", "timeout"],
+    schemaPath: [...LISTENER, "sniff", "timeout"],
     read: asDuration,
-    value: DEFAULTS.listener.sniff.timeout,
   },
   {
     defaults: "listener.sniff.silentAfter",
     doc: "sniff.silent_after",
-    schemaPath: ["listeners", "*", "sniff", "silent_after"],
+    schemaPath: [...LISTENER, "sniff", "silent_after"],
     read: asDuration,
-    value: DEFAULTS.listener.sniff.silentAfter,
   },
   {
     defaults: "listener.sniff.maxHelloSize",
     doc: "sniff.max_hello_size",
-    schemaPath: ["listeners", "*", "sniff", "max_hello_size"],
+    schemaPath: [...LISTENER, "sniff", "max_hello_size"],
     read: asSize,
-    value: DEFAULTS.listener.sniff.maxHelloSize,
   },
   {
     defaults: "redirect.status",
     doc: "status",
-    schemaPath: ["listeners", "*", "routes", "[]", "redirect", "anyOf:object", "status"],
+    schemaPath: [...ROUTE_AT, "redirect", "anyOf:object", "status"],
     read: asNumber,
-    value: DEFAULTS.redirect.status,
   },
 ];
 
@@ -514,6 +621,13 @@ const DEFAULT_CASES: {
 function leaves(value: unknown, prefix = ""): string[] {
   if (!isObject(value)) return [prefix];
   return Object.entries(value).flatMap(([k, v]) => leaves(v, prefix ? `${prefix}.${k}` : k));
+}
+
+/** The value at a dotted path of DEFAULTS. */
+function defaultAt(path: string): unknown {
+  let node: unknown = DEFAULTS;
+  for (const part of path.split(".")) node = isObject(node) ? node[part] : undefined;
+  return node;
 }
 
 Deno.test("config.schema.json and docs/config.md give the defaults of defaults.ts", async () => {
@@ -527,9 +641,12 @@ Deno.test("config.schema.json and docs/config.md give the defaults of defaults.t
     const parent = schemaAt(validator, path.slice(0, -1));
     return (parent.properties as Record<string, SchemaObject>)[path.at(-1)!].default;
   };
-  for (const { doc, schemaPath, read, value } of DEFAULT_CASES) {
-    const inSchema = rawDefault(schemaPath);
-    assert.deepEqual(read(String(inSchema)), value, `schema default of ${schemaPath.join(".")}`);
+  for (const { defaults, doc, schemaPath, read } of DEFAULT_CASES) {
+    const value = defaultAt(defaults);
+    if (schemaPath !== null) {
+      const inSchema = rawDefault(schemaPath);
+      assert.deepEqual(read(String(inSchema)), value, `schema default of ${schemaPath.join(".")}`);
+    }
     assert.deepEqual(read(documentedDefault(docs, doc)), value, `documented default of ${doc}`);
   }
 });
@@ -542,6 +659,18 @@ Deno.test("config.example.yaml validates against config.schema.json", async () =
   assertValid(validator, parseYaml(await Deno.readTextFile(EXAMPLE_URL)));
 });
 
+/** Every map key used anywhere in a parsed YAML value. */
+function keysUsed(value: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) value.forEach((v) => keysUsed(v, out));
+  else if (isObject(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      out.add(k);
+      keysUsed(v, out);
+    }
+  }
+  return out;
+}
+
 Deno.test("config.schema.json accepts a config that sets every key", async () => {
   const text = `version: 1
 log: { level: debug, format: json, access: false }
@@ -551,29 +680,93 @@ http:
   keepalive_timeout: 90s
   max_head_size: 8KiB
   max_headers: 50
+  trusted_proxies: ["10.0.0.0/8", "::1", "::ffff:192.0.2.0/120"]
+limits:
+  max_connections: 5000
+  per_client: { max_connections: 100, rate: 20, burst: 50 }
+certificates:
+  directory: [certs, /etc/letsencrypt/live]
+  files:
+    - { cert: a/fullchain.pem, key: a/privkey.pem }
+    - { cert: b.pem }
+  default: App.Example.Test.
+  development: { directory: dev-certs }
+  watch_interval: 0
 backends:
   vault:
     servers: ["vault.internal:8200", "[::1]:8201", "10.0.0.5:8200"]
     connect_timeout: 250ms
     proxy_protocol: v2
+    health_check: { type: tls, interval: 10s, timeout: 1s, rise: 1, fall: 2, ca: ca.pem, server_name: vault.internal }
   acme:
     servers: "127.0.0.1:8402"
+  app:
+    servers:
+      - { address: "127.0.0.1:9001", weight: 3, max_connections: 100 }
+      - "127.0.0.1:9002"
+      - { address: "127.0.0.1:9003", backup: true }
+    balance: least_conn
+    retries: 1
+    response_timeout: 30s
+    health_check:
+      type: http
+      method: HEAD
+      path: /healthz
+      host: app.internal
+      expect_status: 2xx
+    passive_health: { failures: 5, backoff: 1m, on_5xx: true }
+  grafana:
+    servers: ["127.0.0.1:3443"]
+    tls: { ca: ca.pem, server_name: Grafana.Internal, cert: client.pem, key: client.key }
+  secure:
+    servers: ["127.0.0.1:3444"]
+    tls: true
+  db:
+    servers: ["127.0.0.1:5432"]
 listeners:
   https:
     bind: ["0.0.0.0:8443", "[::1]:8443"]
     idle_timeout: 10m
+    max_connections: 1000
     sniff: { timeout: 3s, silent_after: 500ms, max_hello_size: 32KiB }
     routes:
       - { name: vault, sni: [vault.example.test, "*.vault.example.test"], passthrough: vault }
       - { sni: Vault.Example.Test., alpn: [acme-tls/1], protocol: tls, forward: vault }
+      - name: app
+        sni: [app.example.test, "*.apps.example.test"]
+        edge:
+          http:
+            - name: api
+              host: [api.apps.example.test, "*.apps.example.test"]
+              path_prefix: /api/
+              strip_prefix: true
+              backend: app
+              request_headers:
+                set: { X-Env: prod, X-Count: 3 }
+                add: { Via: edgemux }
+                remove: [X-Debug]
+              response_headers: { remove: Server }
+            - { path_prefix: /v1, rewrite_prefix: /v2, backend: app }
+            - { path: /old, redirect: "https://new.example.test/" }
+            - { path: /moved, redirect: { to: /new, status: 301 } }
+            - { backend: app }
+      - { name: grafana, sni: grafana.example.test, reencrypt: grafana }
+      - { name: secure, sni: secure.example.test, reencrypt: { http: [{ backend: secure }] } }
+      - { name: db, sni: db.example.test, edge: { tcp: db } }
+      - { name: secure-tcp, sni: secure-tcp.example.test, reencrypt: { tcp: secure } }
       - { protocol: [ssh, silent], forward: vault }
       - { protocol: http, redirect: { status: 301, https_port: 443, acme_challenge: acme } }
       - { protocol: any, reject: true }
 `;
   // The parser takes it (with the warnings any real config might have) ...
   parseConfig(text);
-  // ... and so does the schema.
-  assertValid(await loadValidator(), parseYaml(text));
+  // ... and so does the schema ...
+  const value = parseYaml(text);
+  assertValid(await loadValidator(), value);
+  // ... and it really does set every key the parser knows.
+  const used = keysUsed(value);
+  const unused = Object.values(CONFIG_KEYS).flat().filter((k) => !used.has(k));
+  assert.deepEqual(unused, [], "keys this config does not exercise");
 });
 
 type Json = Record<string, unknown>;
@@ -592,11 +785,17 @@ function configWith(
   };
 }
 
+/** A route that terminates TLS and sends requests through one HTTP route. */
+function edgeWith(httpRoute: Json): Json {
+  return { sni: "a.example.test", edge: { http: [{ backend: "b", ...httpRoute }] } };
+}
+
 const ROUTE = "/listeners/l/routes/0";
 
 Deno.test("config.schema.json refuses unknown keys, bad values and routes without one action", async () => {
   const validator = await loadValidator();
   assertValid(validator, configWith());
+  assertValid(validator, configWith({ route: edgeWith({}) }));
   const cases: [string, Json, string][] = [
     ["version 2", configWith({ top: { version: 2 } }), "/version"],
     ["an unknown top-level key", configWith({ top: { backnd: {} } }), "/backnd"],
@@ -621,6 +820,11 @@ Deno.test("config.schema.json refuses unknown keys, bad values and routes withou
       "/http/max_head_size",
     ],
     ["too many headers", configWith({ top: { http: { max_headers: 1000 } } }), "/http/max_headers"],
+    [
+      "a trusted proxy that is not an address",
+      configWith({ top: { http: { trusted_proxies: ["localhost"] } } }),
+      "/http/trusted_proxies",
+    ],
     ["a host name bind", configWith({ listener: { bind: "localhost:443" } }), "/listeners/l/bind"],
     ["a bind without host", configWith({ listener: { bind: ":443" } }), "/listeners/l/bind"],
     [
@@ -645,9 +849,102 @@ Deno.test("config.schema.json refuses unknown keys, bad values and routes withou
       configWith({ top: { backends: { "-x": { servers: "a:1" } } } }),
       "/backends/-x",
     ],
+    [
+      "a response timeout without unit",
+      configWith({ backend: { response_timeout: 5 } }),
+      "/backends/b/response_timeout",
+    ],
+    ["tls: false", configWith({ backend: { tls: false } }), "/backends/b/tls"],
+    [
+      "an unknown tls key",
+      configWith({ backend: { tls: { ca_file: "ca.pem" } } }),
+      "/backends/b/tls",
+    ],
+    [
+      "a wildcard tls server_name",
+      configWith({ backend: { tls: { server_name: "*.internal" } } }),
+      "/backends/b/tls",
+    ],
+    [
+      "an unknown health check type",
+      configWith({ backend: { health_check: { type: "ping" } } }),
+      "/backends/b/health_check/type",
+    ],
+    [
+      "certificates without a source",
+      configWith({ top: { certificates: { watch_interval: "1m" } } }),
+      "/certificates",
+    ],
+    [
+      "a wildcard certificates.default",
+      configWith({ top: { certificates: { development: true, default: "*.example.test" } } }),
+      "/certificates/default",
+    ],
+    [
+      "development as a word",
+      configWith({ top: { certificates: { development: "yes" } } }),
+      "/certificates/development",
+    ],
+    [
+      "development as a map without directory",
+      configWith({ top: { certificates: { development: {} } } }),
+      "/certificates/development",
+    ],
+    [
+      "a certificate file without cert",
+      configWith({ top: { certificates: { files: [{ key: "a.key" }] } } }),
+      "/certificates/files/0",
+    ],
     ["a route with two actions", configWith({ route: { forward: "b", reject: true } }), ROUTE],
+    [
+      "edge and passthrough in one route",
+      configWith({ route: { edge: "b", passthrough: "b" } }),
+      ROUTE,
+    ],
     ["a route with no action", configWith({ route: { name: "x" } }), ROUTE],
     ["reject: false", configWith({ route: { reject: false } }), `${ROUTE}/reject`],
+    [
+      "edge with both http and tcp",
+      configWith({ route: { edge: { http: [{ backend: "b" }], tcp: "b" } } }),
+      `${ROUTE}/edge`,
+    ],
+    ["edge with neither http nor tcp", configWith({ route: { edge: {} } }), `${ROUTE}/edge`],
+    ["edge with no HTTP routes", configWith({ route: { edge: { http: [] } } }), `${ROUTE}/edge`],
+    [
+      "an HTTP route with backend and redirect",
+      configWith({ route: edgeWith({ redirect: "/x" }) }),
+      `${ROUTE}/edge`,
+    ],
+    [
+      "a path not in normal form",
+      configWith({ route: edgeWith({ path: "/a/../b" }) }),
+      `${ROUTE}/edge`,
+    ],
+    [
+      "a path with a query",
+      configWith({ route: edgeWith({ path_prefix: "/a?b" }) }),
+      `${ROUTE}/edge`,
+    ],
+    [
+      "a rewrite_prefix that is not a path",
+      configWith({ route: edgeWith({ path_prefix: "/a", rewrite_prefix: "b" }) }),
+      `${ROUTE}/edge`,
+    ],
+    [
+      "a reserved header name",
+      configWith({ route: edgeWith({ request_headers: { set: { Host: "x" } } }) }),
+      `${ROUTE}/edge`,
+    ],
+    [
+      "a header value with a newline",
+      configWith({ route: edgeWith({ response_headers: { add: { "X-A": "a\nb" } } }) }),
+      `${ROUTE}/edge`,
+    ],
+    [
+      "an HTTP redirect status that is no redirect",
+      configWith({ route: edgeWith({ backend: undefined, redirect: { to: "/", status: 304 } }) }),
+      `${ROUTE}/edge`,
+    ],
     [
       '"any" in a protocol list',
       configWith({ route: { protocol: ["ssh", "any"], forward: "b" } }),
@@ -673,7 +970,7 @@ Deno.test("config.schema.json refuses unknown keys, bad values and routes withou
     ["a 303 redirect", configWith({ route: { redirect: { status: 303 } } }), `${ROUTE}/redirect`],
   ];
   for (const [what, config, at] of cases) {
-    const failures = validator.validate(config);
+    const failures = validator.validate(JSON.parse(JSON.stringify(config)));
     assert.ok(
       failures.some((f) => f.at === at),
       `${what}: expected a failure at ${at}, got ${JSON.stringify(failures)}`,
@@ -784,5 +1081,197 @@ Deno.test("the address patterns accept exactly what parseHostPort accepts", asyn
       !("problem" in asServer),
       `server ${text}`,
     );
+  }
+});
+
+/** The issues of a config text the parser refuses; none when it accepts it. */
+function issuesOfText(text: string): ConfigError["issues"] {
+  try {
+    parseConfig(text);
+    return [];
+  } catch (e) {
+    if (e instanceof ConfigError) return e.issues;
+    throw e;
+  }
+}
+
+/**
+ * Whether the parser takes a value in one place of a config that is otherwise valid. Any error
+ * elsewhere fails the test, so a refusal always means the value itself.
+ */
+function parserTakes(text: string, path: string): boolean {
+  const errors = issuesOfText(text).filter((i) => i.severity === "error");
+  for (const e of errors) assert.ok(e.path.startsWith(path), JSON.stringify(e));
+  return errors.length === 0;
+}
+
+/** A config with one edge route whose one HTTP route is `httpRoute` (flow-style YAML). */
+function withHttpRoute(httpRoute: string): string {
+  return `version: 1
+certificates: { development: true }
+backends:
+  b: { servers: ["127.0.0.1:9000"] }
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - sni: a.example.test
+        edge:
+          http:
+            - ${httpRoute}
+`;
+}
+
+const HTTP_ROUTE_PATH = "listeners.l.routes[0].edge.http[0]";
+
+Deno.test("the request path pattern accepts exactly the paths the parser takes", async () => {
+  const validator = await loadValidator();
+  const pattern = validator.resolve("#/$defs/requestPath");
+  const samples = [
+    "/",
+    "/api",
+    "/api/",
+    "//x",
+    "/a/.b",
+    "/a/b.",
+    "/...",
+    "/.well-known/acme-challenge/",
+    "/~user",
+    "/ü",
+    "/%C3%BC",
+    "/%2F",
+    "/%20",
+    "/%40",
+    "/%5B",
+    "/%7F",
+    "/a/../b",
+    "/a/./b",
+    "/.",
+    "/..",
+    "/a/..",
+    "/a/../",
+    "/%7E",
+    "/%7e",
+    "/%41",
+    "/%5F",
+    "/%2f",
+    "/%c3%bc",
+    "/%2e%2e/x",
+    "/%00",
+    "/%",
+    "/%4",
+    "/%GG",
+    "/a b",
+    "/a\tb",
+    "/a\u00a0b",
+    "/a?b",
+    "/a#b",
+    "api",
+    "",
+  ];
+  for (const path of samples) {
+    const takes = parserTakes(
+      withHttpRoute(`{ backend: b, path_prefix: ${JSON.stringify(path)} }`),
+      `${HTTP_ROUTE_PATH}.path_prefix`,
+    );
+    assert.equal(validator.validate(path, pattern).length === 0, takes, JSON.stringify(path));
+  }
+  // The parser's rule, restated: a path is taken when normalising leaves it as it is.
+  assert.equal(normalizePath("/a/../b"), "/b");
+});
+
+Deno.test("the header name pattern accepts exactly the names the parser takes", async () => {
+  const validator = await loadValidator();
+  const pattern = validator.resolve("#/$defs/headerName");
+  const samples = [
+    "X-Forwarded-Prefix",
+    "x-env",
+    "X_Under",
+    "~!#$%&'*+.^_`|",
+    "Hostname",
+    "X-Host",
+    "X-TE",
+    "Trailers",
+    "Host",
+    "HOST",
+    "content-length",
+    "Content-Length",
+    "Transfer-Encoding",
+    "Connection",
+    "Keep-Alive",
+    "Upgrade",
+    "te",
+    "TE",
+    "Trailer",
+    "Proxy-Connection",
+    "bad name",
+    "a:b",
+    "é",
+    "",
+  ];
+  for (const name of samples) {
+    const takes = parserTakes(
+      withHttpRoute(`{ backend: b, request_headers: { remove: [${JSON.stringify(name)}] } }`),
+      `${HTTP_ROUTE_PATH}.request_headers.remove`,
+    );
+    assert.equal(validator.validate(name, pattern).length === 0, takes, JSON.stringify(name));
+  }
+});
+
+Deno.test("the host name pattern accepts exactly the names certificates.default takes", async () => {
+  const validator = await loadValidator();
+  const pattern = validator.resolve("#/$defs/hostName");
+  const samples = [
+    "example.test",
+    "App.Example.Test.",
+    "xn--bcher-kva.test",
+    "a_b.test",
+    "localhost",
+    "*.example.test",
+    "a.*.test",
+    "*",
+    "10.0.0.1",
+    "a..b",
+    "-a.test",
+    "a-.test",
+    "",
+  ];
+  for (const name of samples) {
+    const takes = parserTakes(
+      `version: 1
+certificates: { development: true, default: ${JSON.stringify(name)} }
+listeners:
+  l: { bind: "127.0.0.1:0", routes: [{ reject: true }] }
+`,
+      "certificates.default",
+    );
+    assert.equal(validator.validate(name, pattern).length === 0, takes, JSON.stringify(name));
+  }
+});
+
+Deno.test("the CIDR pattern takes every entry CidrSet takes, and refuses what is no address", async () => {
+  const validator = await loadValidator();
+  const pattern = validator.resolve("#/$defs/cidr");
+  const valid = [
+    "10.0.0.0/8",
+    "192.0.2.7",
+    "192.0.2.7/32",
+    "0.0.0.0/0",
+    "::1",
+    "::/0",
+    "fd00::/8",
+    "2001:db8::1/128",
+    "::ffff:10.0.0.0/104",
+    "::ffff:192.0.2.7",
+  ];
+  for (const entry of valid) {
+    new CidrSet([entry]);
+    assert.deepEqual(validator.validate(entry, pattern), [], entry);
+  }
+  // Host bits beyond the prefix ("10.0.0.1/8") need arithmetic: only `edgemux check` sees them.
+  const invalid = ["localhost", "10.0.0.0/33", "::1/129", "10.0.0.0/", "10.0.0.0/8/8", "1.2.3", ""];
+  for (const entry of invalid) {
+    assert.throws(() => new CidrSet([entry]), RangeError, entry);
+    assert.notDeepEqual(validator.validate(entry, pattern), [], entry);
   }
 });

@@ -20,6 +20,12 @@ export interface Config {
   shutdownTimeout: number;
   http: HttpConfig;
   limits: LimitsConfig;
+  /** The admin listener (metrics, health, status page); null when off. */
+  admin: AdminConfig | null;
+  /** Worker processes sharing the listeners (SO_REUSEPORT); 1 runs everything in one. */
+  workers: number;
+  /** Reload when a config file changes (SIGHUP always reloads). */
+  watchConfig: boolean;
   /** null when no route terminates TLS and no certificates are configured. */
   certificates: CertificatesConfig | null;
   backends: Map<string, BackendConfig>;
@@ -32,6 +38,12 @@ export interface LogConfig {
   format: "text" | "json";
   /** One access line per connection. */
   access: boolean;
+}
+
+/** The admin listener. */
+export interface AdminConfig {
+  bind: HostPort;
+  position: SourcePosition;
 }
 
 /** Caps on connections, so that no client or flood can take everything. */

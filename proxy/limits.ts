@@ -42,6 +42,11 @@ export class ConnectionLimiter {
     return this.#total;
   }
 
+  /** Connections open now on one listener. */
+  inListener(listener: string): number {
+    return this.#perListener.get(listener) ?? 0;
+  }
+
   /**
    * Admits a connection, or says which cap refuses it. An admitted connection must call the
    * returned `release` exactly once when it ends.

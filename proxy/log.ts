@@ -82,6 +82,35 @@ export function formatJson(record: LogRecord): string {
   }) + "\n";
 }
 
+/** A warning or error, as the status page lists it. */
+export interface Problem {
+  time: string;
+  level: string;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+const PROBLEMS_KEPT = 50;
+const problems: Problem[] = [];
+
+/** The last warnings and errors, newest first. */
+export function recentProblems(): Problem[] {
+  return [...problems].reverse();
+}
+
+/** Keeps the last warnings and errors in memory for the status page. */
+function problemSink(record: LogRecord): void {
+  if (record.category[1] === "access") return;
+  if (record.level !== "warning" && record.level !== "error" && record.level !== "fatal") return;
+  problems.push({
+    time: new Date(record.timestamp).toISOString(),
+    level: record.level,
+    message: messageText(record),
+    details: { ...record.properties },
+  });
+  if (problems.length > PROBLEMS_KEPT) problems.shift();
+}
+
 /** Sets up the loggers; call once at start, and again on reload to change level or format. */
 export async function configureLogging(opts: LoggingOptions): Promise<void> {
   const formatter = opts.format === "json" ? formatJson : formatText;
@@ -94,9 +123,9 @@ export async function configureLogging(opts: LoggingOptions): Promise<void> {
     });
   await configure({
     reset: true,
-    sinks: { main: sink },
+    sinks: { main: sink, problems: problemSink },
     loggers: [
-      { category: ["edgemux"], lowestLevel: opts.level, sinks: ["main"] },
+      { category: ["edgemux"], lowestLevel: opts.level, sinks: ["main", "problems"] },
       {
         category: ["edgemux", "access"],
         lowestLevel: opts.access ? "info" : "fatal",

@@ -24,7 +24,10 @@ import { HealthChecker } from "./health.ts";
 import { BackendPool } from "./http/pool.ts";
 import { ConnectionLimiter } from "./limits.ts";
 import type { RequestObserver, RequestRecord } from "./http/session.ts";
-import { accessLog, log } from "./log.ts";
+import { accessLog, log, recentProblems } from "./log.ts";
+import { ProxyMetrics } from "./proxy_metrics.ts";
+import { describeAction, describeMatch, type StatusReport } from "./status.ts";
+import denoJson from "../deno.json" with { type: "json" };
 import { closeQuietly, peerAddress } from "./net.ts";
 import { prepareConfig, type PreparedConfig } from "./prepare.ts";
 import { serveTerminated, type TerminatedInfo } from "./terminate.ts";
@@ -50,6 +53,8 @@ export interface StartOptions {
   onAccess?: AccessObserver;
   /** Called with every HTTP request's record, in addition to the access log. */
   onRequest?: RequestObserver;
+  /** Bind with SO_REUSEPORT, so several processes share the listeners (`workers`). */
+  reusePort?: boolean;
 }
 
 /** A running proxy. */
@@ -60,13 +65,19 @@ export interface ProxyHandle {
   readonly activeConnections: number;
   /** The config in force. */
   readonly config: Config;
+  /** The process's metrics (counters survive reloads). */
+  readonly metrics: ProxyMetrics;
   /**
    * Replaces the config: listeners are added, removed or re-pointed, and new connections use
-   * the new rules while open ones finish on the old. On any error the old config stays.
+   * the new rules while open ones finish on the old. On any error the old config stays. Given
+   * a function, it is called to load the next config, and its time and failure count as the
+   * reload's.
    *
    * @throws {ConfigError} or {@link BindError}; nothing has changed then.
    */
-  reload(next: PreparedConfig): Promise<void>;
+  reload(next: PreparedConfig | (() => Promise<PreparedConfig>)): Promise<void>;
+  /** What the status page shows: listeners, routes, backends and their servers, problems. */
+  status(): StatusReport;
   /**
    * Stops accepting, lets open connections finish for up to `timeout` ms (the config's
    * `shutdown_timeout` by default), then closes the rest.
@@ -106,10 +117,10 @@ function bindKey(b: HostPort): string {
   return formatHostPort(b);
 }
 
-function bindOne(listener: string, bind: HostPort): Deno.TcpListener {
+function bindOne(listener: string, bind: HostPort, reusePort: boolean): Deno.TcpListener {
   const address = formatHostPort(bind);
   try {
-    return Deno.listen({ hostname: bind.host, port: bind.port, transport: "tcp" });
+    return Deno.listen({ hostname: bind.host, port: bind.port, transport: "tcp", reusePort });
   } catch (e) {
     let message: string;
     if (e instanceof Deno.errors.AddrInUse) {
@@ -143,6 +154,8 @@ function logRequest(record: RequestRecord): void {
   accessLog.info("request", { ...record });
 }
 
+const VERSION: string = denoJson.version;
+
 /** How long a replaced internal TLS listener keeps accepting, for connects already under way. */
 const TERMINATOR_GRACE = 5_000;
 
@@ -160,21 +173,133 @@ class RunningProxy implements ProxyHandle {
   #watcher: FileWatcher | null = null;
   #stopping: Promise<void> | null = null;
 
+  readonly metrics = new ProxyMetrics();
+  readonly #reusePort: boolean;
+  readonly #started = Date.now();
+  #reloads = {
+    count: 0,
+    failures: 0,
+    lastOk: null as number | null,
+    lastError: null as string | null,
+  };
+
   constructor(opts: StartOptions) {
+    this.#reusePort = opts.reusePort ?? false;
     const access = opts.onAccess;
-    this.#onAccess = access
-      ? (r) => {
-        logAccess(r);
-        access(r);
-      }
-      : logAccess;
+    this.#onAccess = (r) => {
+      logAccess(r);
+      this.metrics.connection(r);
+      access?.(r);
+    };
     const request = opts.onRequest;
-    this.#onRequest = request
-      ? (r) => {
-        logRequest(r);
-        request(r);
+    this.#onRequest = (r) => {
+      logRequest(r);
+      this.metrics.request(r);
+      request?.(r);
+    };
+    this.#collectGauges();
+  }
+
+  /** Gauges that describe the present are refreshed at each scrape. */
+  #collectGauges(): void {
+    const r = this.metrics.registry;
+    const active = r.gauge(
+      "edgemux_connections_active",
+      "Connections open now, by listener.",
+      ["listener"],
+    );
+    const up = r.gauge(
+      "edgemux_backend_server_up",
+      "1 when a backend server is in rotation (healthy), 0 when it is down.",
+      ["backend", "server"],
+    );
+    const busy = r.gauge(
+      "edgemux_backend_server_active",
+      "Connections or in-flight requests on each backend server.",
+      ["backend", "server"],
+    );
+    const expiry = r.gauge(
+      "edgemux_certificate_not_after_timestamp_seconds",
+      "When each loaded certificate expires, in Unix seconds.",
+      ["file", "name"],
+    );
+    r.collect(() => {
+      active.clear();
+      up.clear();
+      busy.clear();
+      expiry.clear();
+      const gen = this.#gen;
+      if (gen === null) return;
+      for (const l of gen.prepared.config.listeners) {
+        active.set([l.name], this.#limiter?.inListener(l.name) ?? 0);
       }
-      : logRequest;
+      const now = performance.now();
+      for (const b of gen.backends.values()) {
+        for (const s of b.servers) {
+          up.set([b.name, s.config.label], s.up(now) ? 1 : 0);
+          busy.set([b.name, s.config.label], s.active);
+        }
+      }
+      const certs = [
+        ...(gen.prepared.certs?.certs ?? []),
+        ...(gen.prepared.devCert ? [gen.prepared.devCert] : []),
+      ];
+      for (const c of certs) {
+        expiry.set([c.origin.cert, c.names[0] ?? ""], Math.floor(c.notAfter.getTime() / 1000));
+      }
+    });
+  }
+
+  /** What the status page shows. */
+  status(): StatusReport {
+    const gen = this.#gen!;
+    const config = gen.prepared.config;
+    const now = performance.now();
+    return {
+      version: VERSION,
+      pid: Deno.pid,
+      startedAt: new Date(this.#started).toISOString(),
+      uptimeSeconds: Math.floor((Date.now() - this.#started) / 1000),
+      configFiles: config.files,
+      reloads: { ...this.#reloads },
+      activeConnections: this.#active.size,
+      listeners: config.listeners.map((l) => ({
+        name: l.name,
+        addresses: (this.addrs.get(l.name) ?? []).map((a) =>
+          formatHostPort({ host: a.hostname, port: a.port })
+        ),
+        active: this.#limiter?.inListener(l.name) ?? 0,
+        routes: l.routes.map((r) => ({
+          name: r.name,
+          match: describeMatch(r),
+          action: describeAction(r),
+        })),
+      })),
+      backends: [...gen.backends.values()].map((b) => ({
+        name: b.name,
+        balance: b.config.balance,
+        healthCheck: b.config.healthCheck?.kind ?? null,
+        servers: b.servers.map((s) => ({
+          address: s.config.label,
+          up: s.up(now),
+          active: s.active,
+          weight: s.config.weight,
+          backup: s.config.backup,
+          reason: s.up(now) ? null : s.reason,
+        })),
+      })),
+      certificates: [
+        ...(gen.prepared.certs?.certs ?? []),
+        ...(gen.prepared.devCert ? [gen.prepared.devCert] : []),
+      ]
+        .map((c) => ({
+          names: c.names,
+          notAfter: c.notAfter.toISOString(),
+          file: c.origin.cert,
+          development: c === gen.prepared.devCert,
+        })),
+      recentProblems: recentProblems(),
+    };
   }
 
   get config(): Config {
@@ -209,7 +334,7 @@ class RunningProxy implements ProxyHandle {
             keep.set(key, { listener: l.name, bind });
             continue;
           }
-          const socket = bindOne(l.name, bind);
+          const socket = bindOne(l.name, bind, this.#reusePort);
           const actualKey = bindKey({
             host: bind.host,
             port: (socket.addr as Deno.NetAddr).port,
@@ -255,9 +380,20 @@ class RunningProxy implements ProxyHandle {
     }
   }
 
-  async reload(next: PreparedConfig): Promise<void> {
+  async reload(next: PreparedConfig | (() => Promise<PreparedConfig>)): Promise<void> {
     if (this.#stopping !== null) throw new Error("edgemux is stopping");
-    this.install(next);
+    const started = performance.now();
+    try {
+      this.install(typeof next === "function" ? await next() : next);
+      this.#reloads.count++;
+      this.#reloads.lastOk = Date.now();
+      this.metrics.reload(true, performance.now() - started);
+    } catch (e) {
+      this.#reloads.failures++;
+      this.#reloads.lastError = e instanceof Error ? e.message : String(e);
+      this.metrics.reload(false, performance.now() - started);
+      throw e;
+    }
   }
 
   #buildGeneration(prepared: PreparedConfig): Generation {

@@ -73,7 +73,12 @@ export class RouteTable {
           specific: route.match.protocols !== null,
         };
         if (route.match.sni === null) {
-          table.any.push({ ...base, via: "any server name" });
+          table.any.push({
+            ...base,
+            via: p !== "tls"
+              ? route.match.protocols === null ? `any protocol (${p})` : `protocol ${p}`
+              : "any server name",
+          });
           continue;
         }
         for (const pattern of route.match.sni) {

@@ -1,0 +1,296 @@
+/**
+ * Using every core: with `workers: N`, a supervisor process starts N workers, each a whole
+ * edgemux on the same listeners (SO_REUSEPORT, so the kernel spreads connections over them).
+ * The supervisor serves the admin listener, sums the workers' metrics, passes SIGHUP and
+ * SIGTERM on, and restarts a worker that dies.
+ *
+ * Supervisor and workers talk over the worker's stdin and stdout, one JSON object per line;
+ * the workers' logs go to the shared standard error.
+ *
+ * @module
+ */
+
+import { log } from "./log.ts";
+import { type MetricsSnapshot, sumSnapshots } from "./metrics.ts";
+import type { StatusReport } from "./status.ts";
+
+/** Set in a worker's environment: its index. */
+export const WORKER_ENV = "EDGEMUX_WORKER";
+
+/** What a worker tells the supervisor. */
+export type WorkerMessage =
+  | { type: "ready"; pid: number }
+  | { type: "reloaded"; ok: boolean; error?: string }
+  | { type: "reply"; id: number; data: unknown };
+
+/** What the supervisor asks a worker. */
+export type SupervisorRequest = { type: "metrics" | "status"; id: number };
+
+const encoder = new TextEncoder();
+
+/** Reads JSON lines from a stream and calls `onLine` for each object. */
+async function readLines(stream: ReadableStream<Uint8Array>, onLine: (v: unknown) => void) {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  try {
+    for await (const chunk of stream) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (line === "") continue;
+        try {
+          onLine(JSON.parse(line));
+        } catch {
+          // Not a message (stray output); ignore it.
+        }
+      }
+    }
+  } catch {
+    // The other side is gone.
+  }
+}
+
+/** The worker's end of the channel. */
+export class WorkerChannel {
+  readonly #writer = Deno.stdout.writable.getWriter();
+
+  /** Answers the supervisor's questions with `answer` until stdin closes. */
+  serve(answer: (req: SupervisorRequest) => Promise<unknown> | unknown): void {
+    void readLines(Deno.stdin.readable, async (v) => {
+      const req = v as SupervisorRequest;
+      if (typeof req?.id !== "number") return;
+      try {
+        await this.send({ type: "reply", id: req.id, data: await answer(req) });
+      } catch {
+        // The supervisor asked and left; nothing to answer.
+      }
+    });
+  }
+
+  async send(message: WorkerMessage): Promise<void> {
+    await this.#writer.write(encoder.encode(JSON.stringify(message) + "\n"));
+  }
+}
+
+interface Worker {
+  index: number;
+  child: Deno.ChildProcess;
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  pid: number;
+  ready: boolean;
+  exited: Promise<Deno.CommandStatus>;
+  waiting: Map<number, (data: unknown) => void>;
+  onReload?: (ok: boolean, error?: string) => void;
+}
+
+/** How to start one worker process. */
+export interface WorkerCommand {
+  command: string;
+  args: string[];
+}
+
+/** Starts, watches and stops the worker processes. */
+export class Supervisor {
+  readonly #workers: (Worker | null)[];
+  #stopping = false;
+  #nextId = 1;
+  #readyWaiters: (() => void)[] = [];
+
+  constructor(readonly count: number, readonly command: WorkerCommand) {
+    this.#workers = new Array(count).fill(null);
+  }
+
+  /** PIDs of the running workers. */
+  get pids(): number[] {
+    return this.#workers.filter((w): w is Worker => w !== null).map((w) => w.pid);
+  }
+
+  /** True when every worker has said it is ready. */
+  get ready(): boolean {
+    return this.#workers.every((w) => w !== null && w.ready);
+  }
+
+  /**
+   * Starts every worker and resolves when all are ready, or rejects when one exits first
+   * (a bind or config error it has already logged).
+   */
+  async start(): Promise<void> {
+    for (let i = 0; i < this.count; i++) this.#spawn(i);
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (this.ready) resolve();
+      };
+      this.#readyWaiters.push(check);
+      this.#failStart = reject;
+      check();
+    });
+    this.#failStart = null;
+  }
+
+  #failStart: ((e: Error) => void) | null = null;
+
+  #spawn(index: number): void {
+    const child = new Deno.Command(this.command.command, {
+      args: this.command.args,
+      env: { [WORKER_ENV]: String(index) },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const worker: Worker = {
+      index,
+      child,
+      writer: child.stdin.getWriter(),
+      pid: child.pid,
+      ready: false,
+      exited: child.status,
+      waiting: new Map(),
+    };
+    this.#workers[index] = worker;
+    void readLines(child.stdout, (v) => this.#onMessage(worker, v as WorkerMessage));
+    void worker.exited.then((status) => this.#onExit(worker, status));
+  }
+
+  #onMessage(w: Worker, m: WorkerMessage): void {
+    switch (m.type) {
+      case "ready":
+        w.ready = true;
+        for (const f of this.#readyWaiters) f();
+        break;
+      case "reloaded":
+        w.onReload?.(m.ok, m.error);
+        break;
+      case "reply":
+        w.waiting.get(m.id)?.(m.data);
+        w.waiting.delete(m.id);
+        break;
+    }
+  }
+
+  #onExit(w: Worker, status: Deno.CommandStatus): void {
+    if (this.#workers[w.index] === w) this.#workers[w.index] = null;
+    for (const resolve of w.waiting.values()) resolve(null);
+    if (this.#stopping) return;
+    if (!w.ready && this.#failStart !== null) {
+      this.#failStart(
+        new Error(`worker ${w.index} exited with code ${status.code} while starting`),
+      );
+      return;
+    }
+    log.error("worker exited; starting a new one", {
+      worker: w.index,
+      pid: w.pid,
+      code: status.code,
+      signal: status.signal,
+    });
+    setTimeout(() => {
+      if (!this.#stopping && this.#workers[w.index] === null) this.#spawn(w.index);
+    }, 1000);
+  }
+
+  /** Sends `signal` to every worker. */
+  signal(signal: Deno.Signal): void {
+    for (const w of this.#workers) {
+      try {
+        w?.child.kill(signal);
+      } catch {
+        // It exited a moment ago.
+      }
+    }
+  }
+
+  /**
+   * Asks every worker to reload (SIGHUP) and resolves with the first failure, or null when all
+   * reloaded. A worker that does not answer within `timeoutMs` counts as a failure.
+   */
+  async reload(timeoutMs = 30_000): Promise<string | null> {
+    const results = await Promise.all(
+      this.#workers.filter((w): w is Worker => w !== null).map((w) =>
+        new Promise<string | null>((resolve) => {
+          const timer = setTimeout(() => resolve(`worker ${w.index} did not answer`), timeoutMs);
+          w.onReload = (ok, error) => {
+            clearTimeout(timer);
+            w.onReload = undefined;
+            resolve(ok ? null : error ?? "reload failed");
+          };
+          try {
+            w.child.kill("SIGHUP");
+          } catch {
+            clearTimeout(timer);
+            resolve(`worker ${w.index} is gone`);
+          }
+        })
+      ),
+    );
+    return results.find((r) => r !== null) ?? null;
+  }
+
+  /** Asks every worker and gathers the answers (null for one that did not answer in time). */
+  async #ask(type: SupervisorRequest["type"], timeoutMs = 2000): Promise<unknown[]> {
+    return await Promise.all(
+      this.#workers.filter((w): w is Worker => w !== null && w.ready).map((w) => {
+        const id = this.#nextId++;
+        return new Promise<unknown>((resolve) => {
+          const timer = setTimeout(() => {
+            w.waiting.delete(id);
+            resolve(null);
+          }, timeoutMs);
+          w.waiting.set(id, (data) => {
+            clearTimeout(timer);
+            resolve(data);
+          });
+          w.writer.write(encoder.encode(JSON.stringify({ type, id }) + "\n")).catch(() => {
+            clearTimeout(timer);
+            resolve(null);
+          });
+        });
+      }),
+    );
+  }
+
+  /** The workers' metrics, summed. */
+  async metrics(): Promise<MetricsSnapshot> {
+    const snaps = (await this.#ask("metrics")).filter((s): s is MetricsSnapshot =>
+      Array.isArray(s)
+    );
+    return sumSnapshots(snaps);
+  }
+
+  /** One status report for all workers: sums of counts, one worker's view of the rest. */
+  async status(): Promise<StatusReport | null> {
+    const reports = (await this.#ask("status")).filter((r): r is StatusReport => r !== null);
+    if (reports.length === 0) return null;
+    const first = reports[0];
+    return {
+      ...first,
+      workers: reports.map((r) => r.pid),
+      activeConnections: reports.reduce((n, r) => n + r.activeConnections, 0),
+      listeners: first.listeners.map((l, i) => ({
+        ...l,
+        active: reports.reduce((n, r) => n + (r.listeners[i]?.active ?? 0), 0),
+      })),
+      backends: first.backends.map((b, i) => ({
+        ...b,
+        servers: b.servers.map((s, j) => ({
+          ...s,
+          active: reports.reduce((n, r) => n + (r.backends[i]?.servers[j]?.active ?? 0), 0),
+          // A server is up when every worker sees it up.
+          up: reports.every((r) => r.backends[i]?.servers[j]?.up ?? true),
+        })),
+      })),
+      recentProblems: reports.flatMap((r) => r.recentProblems).sort((a, b) =>
+        b.time.localeCompare(a.time)
+      )
+        .slice(0, 50),
+    };
+  }
+
+  /** Passes the stop signal on and waits for every worker to exit. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<void> {
+    this.#stopping = true;
+    this.signal(signal);
+    await Promise.all(this.#workers.map((w) => w?.exited));
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * `edgemux explain`: which route a connection (and, behind a terminating route, which HTTP
+ * route a request) would take, and why, worked out by the same tables the proxy uses.
+ *
+ * @module
+ */
+
+import type { ListenerConfig, Protocol } from "../config/types.ts";
+import { HttpRouter, normalizeHost } from "./http_router.ts";
+import { normalizePath } from "./path.ts";
+import { RouteTable } from "./route_table.ts";
+
+/** The connection (and request) to explain. */
+export interface ExplainQuery {
+  protocol: Protocol;
+  sni: string | null;
+  alpn: string[];
+  host: string | null;
+  path: string;
+}
+
+/** Lines of explanation, for a person to read. */
+export function explainConnection(listener: ListenerConfig, q: ExplainQuery): string[] {
+  const table = new RouteTable(listener);
+  const sni = q.sni === null ? null : q.sni.toLowerCase().replace(/\.$/, "");
+  const out: string[] = [];
+  const what = [
+    `${/^[aeiou]|^ssh/.test(q.protocol) ? "an" : "a"} ${q.protocol} connection`,
+    q.protocol === "tls" ? (sni ? `with server name "${sni}"` : "without a server name") : "",
+    q.alpn.length ? `offering ALPN ${q.alpn.join(", ")}` : "",
+  ].filter(Boolean).join(" ");
+  out.push(`listener ${listener.name}: ${what}`);
+  if (!table.sniff) {
+    out.push(
+      "  the listener forwards every connection without reading it first (one catch-all route)",
+    );
+  }
+  const decision = table.lookup({ protocol: q.protocol, sni, alpn: q.alpn });
+  if (decision === null) {
+    out.push(
+      q.protocol === "tls"
+        ? "  → no route: closed after a TLS unrecognized_name alert"
+        : "  → no route: closed",
+    );
+    return out;
+  }
+  const route = decision.route;
+  const index = listener.routes.indexOf(route);
+  out.push(
+    `  → route "${route.name}" (routes[${index}], line ${route.position.line}), ` +
+      `matched by ${decision.entry.via}`,
+  );
+  const a = route.action;
+  switch (a.kind) {
+    case "passthrough":
+    case "forward":
+      out.push(`  ${a.kind} to backend "${a.backend}"`);
+      return out;
+    case "reject":
+      out.push("  rejected");
+      return out;
+    case "redirect":
+      out.push(`  answered with a ${a.status} redirect to https`);
+      return out;
+    case "edge":
+    case "reencrypt":
+      if (a.upstream.kind === "tcp") {
+        out.push(`  TLS ends here (${a.kind}); the stream goes to backend "${a.upstream.backend}"`);
+        return out;
+      }
+  }
+  out.push(`  TLS ends here (${a.kind}); requests are routed by host and path`);
+  const host = q.host ?? sni;
+  if (host === null) {
+    out.push("  (give --host to see where a request would go)");
+    return out;
+  }
+  const normalHost = normalizeHost(host);
+  const path = normalizePath(q.path);
+  if (normalHost === null || path === null) {
+    out.push(`  a request for ${host}${q.path} is refused with 400 (not a valid host or path)`);
+    return out;
+  }
+  const sniPatterns = route.match.sni;
+  if (
+    sniPatterns !== null &&
+    !sniPatterns.some((p) =>
+      p.kind === "exact"
+        ? p.name === normalHost
+        : normalHost.indexOf(".") > 0 && normalHost.slice(normalHost.indexOf(".") + 1) === p.suffix
+    )
+  ) {
+    out.push(
+      `  a request for host ${normalHost} is answered 421: this route's names do not cover it`,
+    );
+    return out;
+  }
+  const router = new HttpRouter(a.upstream.routes);
+  const { match, reason } = router.explain(normalHost, path);
+  if (match === null) {
+    out.push(`  a request for ${normalHost}${path} finds no HTTP route: 404 (${reason})`);
+    return out;
+  }
+  const h = match.route;
+  out.push(`  → HTTP route "${h.name}": ${reason}`);
+  if (h.action.kind === "redirect") {
+    out.push(`  answered with a ${h.action.status} redirect to ${h.action.location}`);
+  } else {
+    out.push(`  sent to backend "${h.action.backend}" as ${match.upstreamPath}`);
+  }
+  return out;
+}
