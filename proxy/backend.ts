@@ -15,7 +15,7 @@ export class ServerState {
   active = 0;
   /** Down by active health checks. */
   checkedDown = false;
-  /** Down by passive health until this time (performance.now()). */
+  /** Down by passive health until this time (Date.now()). */
   passiveUntil = 0;
   /** Consecutive failures seen by real traffic. */
   failures = 0;
@@ -75,7 +75,7 @@ export class Backend {
    * down servers and full ones. Backup servers are used only when no other server is up.
    */
   pick(exclude?: ReadonlySet<ServerState>): ServerState | NoServer {
-    const now = performance.now();
+    const now = Date.now();
     this.#reportChanges(now);
     const usable = (backup: boolean) =>
       this.servers.filter((s) => s.config.backup === backup && !exclude?.has(s) && s.up(now));
@@ -148,9 +148,9 @@ export class Backend {
     server.failures++;
     if (server.failures >= limit) {
       server.failures = 0;
-      server.passiveUntil = performance.now() + this.config.passive.backoff;
+      server.passiveUntil = Date.now() + this.config.passive.backoff;
       server.reason = `${limit} failures in a row (${reason})`;
-      this.#reportChanges(performance.now());
+      this.#reportChanges(Date.now());
     }
   }
 
@@ -159,7 +159,7 @@ export class Backend {
     server.checkedDown = !up;
     if (up) server.passiveUntil = 0;
     else server.reason = reason;
-    this.#reportChanges(performance.now());
+    this.#reportChanges(Date.now());
   }
 
   /** Logs each server that went up or down since the last report, once. */

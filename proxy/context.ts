@@ -16,6 +16,7 @@ import type { BackendPool } from "./http/pool.ts";
 import type { RequestObserver } from "./http/session.ts";
 import type { TerminatedInfo } from "./terminate.ts";
 import type { Terminator } from "./terminator.ts";
+import type { DeadlineSet } from "./deadlines.ts";
 
 /** One finished connection, as written to the access log. */
 export interface AccessRecord {
@@ -68,6 +69,8 @@ export interface ListenerContext {
   readonly routers: ReadonlyMap<RouteConfig, HttpRouter>;
   /** Clients whose forwarding headers are kept (http.trusted_proxies). */
   readonly trustedProxies: CidrSet;
+  /** Read deadlines of this proxy; a graceful stop ends its idle waits. */
+  readonly deadlines: DeadlineSet;
   /** Aborted when a graceful stop begins: idle keep-alive connections close at once. */
   readonly softStop: AbortSignal;
   /** Aborted when a graceful stop runs out of time: every open connection closes. */

@@ -87,8 +87,8 @@ export async function probe(
   check: HealthCheckConfig,
   tls: TlsDialOptions | null,
 ): Promise<ProbeResult> {
-  const started = performance.now();
-  const left = () => check.timeout - (performance.now() - started);
+  const started = Date.now();
+  const left = () => check.timeout - (Date.now() - started);
   const dialled = check.kind === "tcp" || tls === null
     ? await dialTcp(server, check.timeout)
     : await dialTls(server, tls, check.timeout);

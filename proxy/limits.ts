@@ -55,7 +55,7 @@ export class ConnectionLimiter {
     listener: string,
     listenerMax: number | null,
     clientIp: string,
-    now = performance.now(),
+    now = Date.now(),
   ): (() => void) | LimitRefusal {
     const l = this.#limits;
     if (this.#total >= l.maxConnections) return "limit-total";

@@ -12,7 +12,7 @@ import { type Histogram, Registry, type Series } from "./metrics.ts";
 
 /** The metrics of one edgemux process. */
 export class ProxyMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry = new Registry();
   readonly #connections: Series;
   readonly #bytes: Series;
   readonly #connectionSeconds: Histogram;

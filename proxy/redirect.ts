@@ -30,7 +30,7 @@ export async function serveRedirect(
   client: PeerAddress,
   record: AccessRecord,
 ): Promise<void> {
-  const reader = new BufferedReader(conn, 2048, first);
+  const reader = new BufferedReader(conn, ctx.deadlines, 2048, first);
   try {
     await serve(conn, reader, action, ctx, client, record);
   } finally {

@@ -26,6 +26,7 @@ import { ConnectionLimiter } from "./limits.ts";
 import type { RequestObserver, RequestRecord } from "./http/session.ts";
 import { accessLog, log, recentProblems } from "./log.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
+import { DeadlineSet } from "./deadlines.ts";
 import { describeAction, describeMatch, type StatusReport } from "./status.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { closeQuietly, peerAddress } from "./net.ts";
@@ -164,6 +165,7 @@ class RunningProxy implements ProxyHandle {
   readonly #active = new Set<Deno.Conn>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #softStop = new AbortController();
+  readonly #deadlines = new DeadlineSet();
   readonly #hardStop = new AbortController();
   readonly #onAccess: AccessObserver;
   readonly #onRequest: RequestObserver;
@@ -173,7 +175,7 @@ class RunningProxy implements ProxyHandle {
   #watcher: FileWatcher | null = null;
   #stopping: Promise<void> | null = null;
 
-  readonly metrics = new ProxyMetrics();
+  readonly metrics: ProxyMetrics = new ProxyMetrics();
   readonly #reusePort: boolean;
   readonly #started = Date.now();
   #reloads = {
@@ -233,7 +235,7 @@ class RunningProxy implements ProxyHandle {
       for (const l of gen.prepared.config.listeners) {
         active.set([l.name], this.#limiter?.inListener(l.name) ?? 0);
       }
-      const now = performance.now();
+      const now = Date.now();
       for (const b of gen.backends.values()) {
         for (const s of b.servers) {
           up.set([b.name, s.config.label], s.up(now) ? 1 : 0);
@@ -254,7 +256,7 @@ class RunningProxy implements ProxyHandle {
   status(): StatusReport {
     const gen = this.#gen!;
     const config = gen.prepared.config;
-    const now = performance.now();
+    const now = Date.now();
     return {
       version: VERSION,
       pid: Deno.pid,
@@ -382,16 +384,16 @@ class RunningProxy implements ProxyHandle {
 
   async reload(next: PreparedConfig | (() => Promise<PreparedConfig>)): Promise<void> {
     if (this.#stopping !== null) throw new Error("edgemux is stopping");
-    const started = performance.now();
+    const started = Date.now();
     try {
       this.install(typeof next === "function" ? await next() : next);
       this.#reloads.count++;
       this.#reloads.lastOk = Date.now();
-      this.metrics.reload(true, performance.now() - started);
+      this.metrics.reload(true, Date.now() - started);
     } catch (e) {
       this.#reloads.failures++;
       this.#reloads.lastError = e instanceof Error ? e.message : String(e);
-      this.metrics.reload(false, performance.now() - started);
+      this.metrics.reload(false, Date.now() - started);
       throw e;
     }
   }
@@ -404,7 +406,10 @@ class RunningProxy implements ProxyHandle {
       // Server health carries over a reload for servers that stay.
       const state = new Backend(b, this.#gen?.backends.get(b.name));
       backends.set(b.name, state);
-      pools.set(b.name, new BackendPool(state, prepared.backendTls.get(b.name) ?? null));
+      pools.set(
+        b.name,
+        new BackendPool(state, prepared.backendTls.get(b.name) ?? null, this.#deadlines),
+      );
     }
     const checkers: HealthChecker[] = [];
     for (const b of config.backends.values()) {
@@ -444,6 +449,7 @@ class RunningProxy implements ProxyHandle {
         terminator: () => gen.terminator,
         routers: routersOf(l),
         trustedProxies,
+        deadlines: this.#deadlines,
         softStop: this.#softStop.signal,
         hardStop: this.#hardStop.signal,
       });
@@ -561,7 +567,7 @@ class RunningProxy implements ProxyHandle {
       if (timeout < this.#drainLeft()) this.#endDrain?.();
       return this.#stopping;
     }
-    this.#drainEnds = performance.now() + timeout;
+    this.#drainEnds = Date.now() + timeout;
     this.#stopping = this.#shutdown(timeout);
     return this.#stopping;
   }
@@ -570,7 +576,7 @@ class RunningProxy implements ProxyHandle {
   #endDrain: (() => void) | null = null;
 
   #drainLeft(): number {
-    return this.#drainEnds - performance.now();
+    return this.#drainEnds - Date.now();
   }
 
   async #shutdown(timeout: number): Promise<void> {
@@ -579,6 +585,7 @@ class RunningProxy implements ProxyHandle {
     for (const s of this.#sockets.values()) closeQuietly(s.socket);
     await Promise.all([...this.#sockets.values()].map((s) => s.loop));
     this.#softStop.abort();
+    this.#deadlines.stopIdle();
     if (this.#tasks.size > 0) {
       log.info("draining", { connections: this.#tasks.size, timeout_ms: timeout });
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -98,5 +98,5 @@ export async function serveTerminated(
     onRequest: ctx.onRequest,
   };
   if (alpn === "h2") await serveHttp2(conn, session);
-  else await serveHttp1(conn, new BufferedReader(conn, 4096), session);
+  else await serveHttp1(conn, new BufferedReader(conn, ctx.deadlines, 4096), session);
 }

@@ -85,7 +85,7 @@ export async function exchange(
     if ("failure" in got) return dialFailure(got);
     const { up, reused } = got;
     up.uses++;
-    const started = performance.now();
+    const started = Date.now();
     let sentBody = 0;
     let bodyStarted = false;
     // May this request go to another server if this one fails before answering? Only when it
@@ -117,7 +117,7 @@ export async function exchange(
         up,
         head: result.head,
         bodySent,
-        upstreamMs: performance.now() - started,
+        upstreamMs: Date.now() - started,
         bodyBytes: () => sentBody,
       };
     }
@@ -176,7 +176,7 @@ async function readResponseHead(
   timeout: number,
   signal: AbortSignal,
 ): Promise<HeadResult> {
-  const deadline = performance.now() + timeout;
+  const deadline = Date.now() + timeout;
   for (;;) {
     const parsed = parseResponseHead(reader.view(), req.method, RESPONSE_HEAD_LIMITS);
     if (parsed.kind === "head") {
@@ -194,11 +194,7 @@ async function readResponseHead(
     if (parsed.kind === "error") return { kind: "invalid", reason: parsed.reason };
     let n;
     try {
-      n = await reader.fill(
-        RESPONSE_HEAD_LIMITS.maxHeadBytes + 1,
-        deadline - performance.now(),
-        signal,
-      );
+      n = await reader.fill(RESPONSE_HEAD_LIMITS.maxHeadBytes + 1, deadline - Date.now());
     } catch (e) {
       return { kind: "closed", reason: `the server reset the connection: ${text(e)}` };
     }

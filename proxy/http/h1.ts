@@ -76,7 +76,7 @@ export async function serveHttp1(
       return;
     }
     const head = got.head;
-    const started = performance.now();
+    const started = Date.now();
     const record: RequestRecord = {
       conn: session.connId,
       listener: ctx.listener.name,
@@ -97,7 +97,7 @@ export async function serveHttp1(
       detail: null,
     };
     const keepAlive = await handleRequest(conn, reader, head, session, record);
-    record.ms = Math.round(performance.now() - started);
+    record.ms = Math.round(Date.now() - started);
     log(session, record);
     if (!keepAlive) return;
   }

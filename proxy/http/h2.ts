@@ -76,7 +76,7 @@ async function handleRequest(
   session: HttpSession,
   info: Deno.ServeHandlerInfo,
 ): Promise<Response> {
-  const started = performance.now();
+  const started = Date.now();
   const url = req.url;
   const hostStart = url.indexOf("//") + 2;
   const pathStart = url.indexOf("/", hostStart);
@@ -102,7 +102,7 @@ async function handleRequest(
     detail: null,
   };
   const finish = () => {
-    record.ms = Math.round(performance.now() - started);
+    record.ms = Math.round(Date.now() - started);
     session.onRequest(record);
   };
   info.completed.then(finish, () => {

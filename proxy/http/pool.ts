@@ -12,6 +12,7 @@ import { connectTlsTo, type TlsDialOptions } from "../_deno_internals.ts";
 import type { Backend, ServerState } from "../backend.ts";
 import { closeQuietly } from "../net.ts";
 import { type ConnectFailure, type Dialled, dialTcp, noServerFailure } from "../upstream.ts";
+import type { DeadlineSet } from "../deadlines.ts";
 import { BufferedReader } from "./reader.ts";
 
 /** An upstream connection with its read buffer. */
@@ -19,7 +20,7 @@ export interface UpstreamConn {
   conn: Deno.Conn;
   reader: BufferedReader;
   server: ServerState;
-  /** When it was last given back to the pool (performance.now()). */
+  /** When it was last given back to the pool (Date.now()). */
   idleSince: number;
   /** Requests sent on it so far. */
   uses: number;
@@ -46,7 +47,11 @@ export class BackendPool {
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
-  constructor(readonly backend: Backend, readonly tls: TlsDialOptions | null) {}
+  constructor(
+    readonly backend: Backend,
+    readonly tls: TlsDialOptions | null,
+    readonly deadlines: DeadlineSet,
+  ) {}
 
   get config(): BackendConfig {
     return this.backend.config;
@@ -90,7 +95,7 @@ export class BackendPool {
         return {
           up: {
             conn: dialled.conn,
-            reader: new BufferedReader(dialled.conn),
+            reader: new BufferedReader(dialled.conn, this.deadlines),
             server,
             idleSince: 0,
             uses: 0,
@@ -119,7 +124,7 @@ export class BackendPool {
       closeQuietly(up.conn);
       return;
     }
-    up.idleSince = performance.now();
+    up.idleSince = Date.now();
     list.push(up);
     this.#sweeper ??= setInterval(() => this.#sweep(), POOL_IDLE_TIMEOUT);
   }
@@ -135,7 +140,7 @@ export class BackendPool {
 
   #takeIdle(server: ServerState): UpstreamConn | null {
     const list = this.#idle.get(server);
-    const now = performance.now();
+    const now = Date.now();
     while (list && list.length > 0) {
       const up = list.pop()!;
       if (now - up.idleSince < POOL_IDLE_TIMEOUT) return up;
@@ -145,7 +150,7 @@ export class BackendPool {
   }
 
   #sweep(): void {
-    const now = performance.now();
+    const now = Date.now();
     let left = 0;
     for (const [server, list] of this.#idle) {
       const keep = list.filter((up) => {

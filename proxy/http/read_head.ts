@@ -35,7 +35,7 @@ export async function readRequestHead(
   softStop: AbortSignal,
 ): Promise<HeadRead> {
   const limits = { maxHeadBytes: http.maxHeadSize, maxHeaders: http.maxHeaders };
-  let headStarted = reader.available > 0 ? performance.now() : 0;
+  let headStarted = reader.available > 0 ? Date.now() : 0;
   for (;;) {
     if (reader.available > 0) {
       const parsed = parseRequestHead(reader.view(), limits);
@@ -48,11 +48,11 @@ export async function readRequestHead(
     const idle = reader.available === 0;
     const wait = idle
       ? http.keepaliveTimeout
-      : http.requestHeadTimeout - (performance.now() - headStarted);
+      : http.requestHeadTimeout - (Date.now() - headStarted);
     let n;
     try {
       // Only an idle connection gives way to a graceful stop; a request in flight finishes.
-      n = await reader.fill(http.maxHeadSize + 1, wait, idle ? softStop : undefined);
+      n = await reader.fill(http.maxHeadSize + 1, wait, idle);
     } catch {
       return { kind: "closed", partial: !idle };
     }
@@ -61,6 +61,6 @@ export async function readRequestHead(
       return { kind: "timeout", partial: !idle };
     }
     if (n === null) return { kind: "closed", partial: !idle };
-    if (idle) headStarted = performance.now();
+    if (idle) headStarted = Date.now();
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { readWithin, TIMED_OUT } from "../net.ts";
+import { type DeadlineSet, readBefore, TIMED_OUT } from "../deadlines.ts";
 
 export { TIMED_OUT };
 
@@ -17,7 +17,12 @@ export class BufferedReader {
   #end = 0;
   #total = 0;
 
-  constructor(readonly conn: Deno.Conn, initialSize = 4096, first?: Uint8Array) {
+  constructor(
+    readonly conn: Deno.Conn,
+    readonly deadlines: DeadlineSet,
+    initialSize = 4096,
+    first?: Uint8Array,
+  ) {
     const size = Math.max(initialSize, first?.length ?? 0);
     this.#buf = new Uint8Array(size);
     if (first) {
@@ -58,13 +63,14 @@ export class BufferedReader {
   /**
    * Reads more bytes after those buffered, growing the buffer up to `maxBuffered` bytes.
    *
+   * @param idle The wait is an idle keep-alive wait, which a graceful stop ends at once.
    * @returns the bytes added, `null` at end of stream, {@link TIMED_OUT} when `timeoutMs`
-   *   passed or `signal` aborted first, or 0 when the buffer already holds `maxBuffered` bytes.
+   *   passed first, or 0 when the buffer already holds `maxBuffered` bytes.
    */
   async fill(
     maxBuffered: number,
     timeoutMs: number,
-    signal?: AbortSignal,
+    idle = false,
   ): Promise<number | null | typeof TIMED_OUT> {
     if (this.#end === this.#buf.length) {
       const used = this.#end - this.#start;
@@ -79,7 +85,13 @@ export class BufferedReader {
       this.#end = used;
       this.#start = 0;
     }
-    const n = await readWithin(this.conn, this.#buf.subarray(this.#end), timeoutMs, signal);
+    const n = await readBefore(
+      this.conn,
+      this.#buf.subarray(this.#end),
+      timeoutMs,
+      this.deadlines,
+      idle,
+    );
     if (typeof n === "number") {
       this.#end += n;
       this.#total += n;
