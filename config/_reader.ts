@@ -360,6 +360,18 @@ export class MapValue {
   }
 }
 
+/** The map key written at `offset` (the error points at its first character only). */
+function keyAt(text: string, offset: number): string {
+  const rest = text.slice(offset);
+  const quote = rest[0] === '"' || rest[0] === "'" ? rest[0] : null;
+  if (quote !== null) {
+    const end = rest.indexOf(quote, 1);
+    return end > 0 ? rest.slice(1, end) : "";
+  }
+  const m = /^[^:\n#]*/.exec(rest);
+  return (m?.[0] ?? "").trim();
+}
+
 /** Parses one YAML file into its top-level value, recording syntax errors as issues. */
 export function readYaml(source: Source, issues: Issues): Value | undefined {
   const docs = parseAllDocuments(source.text, {
@@ -402,7 +414,7 @@ export function readYaml(source: Source, issues: Issues): Value | undefined {
   let syntaxErrors = 0;
   for (const e of doc.errors) {
     syntaxErrors++;
-    const keyText = source.text.slice(e.pos[0], e.pos[1]).trim();
+    const keyText = keyAt(source.text, e.pos[0]);
     const message = e.code === "DUPLICATE_KEY"
       ? `the key ${keyText ? `"${keyText}" ` : ""}appears twice in the same map`
       : `YAML syntax: ${e.message.split("\n")[0]}`;

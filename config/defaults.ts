@@ -52,6 +52,8 @@ export const DEFAULTS = {
     idleTimeout: 3_600_000,
   },
   redirect: { status: 308 },
+  /** An HTTP route's `redirect`: temporary unless the user says otherwise. */
+  httpRedirect: { status: 302 as const },
 } as const;
 
 /** Bounds that keep a typo from turning into a resource problem. */

@@ -663,7 +663,8 @@ function checkAdminBind(admin: AdminConfig, listeners: ListenerConfig[], issues:
   for (const l of listeners) {
     for (const b of l.binds) {
       if (b.port !== admin.bind.port) continue;
-      if (b.host === admin.bind.host || b.host === "::" || b.host === "0.0.0.0") {
+      const wild = (h: string) => h === "::" || h === "0.0.0.0";
+      if (b.host === admin.bind.host || wild(b.host) || wild(admin.bind.host)) {
         issues.add(
           "error",
           admin.position,
@@ -727,6 +728,21 @@ function readLimits(value: Value | undefined): LimitsConfig | undefined {
   return ok ? out : undefined;
 }
 
+/**
+ * YAML 1.2 reads `yes`, `no`, `on` and `off` as text, not booleans; where a boolean (or a map)
+ * is expected, say so instead of a puzzling type error. True when it reported one.
+ */
+function yesNo(v: Value): boolean {
+  const d = v.describe();
+  if (!['"yes"', '"no"', '"on"', '"off"'].includes(d.toLowerCase())) return false;
+  const yes = d.toLowerCase() === '"yes"' || d.toLowerCase() === '"on"';
+  v.error(
+    `${d} is text in YAML 1.2, not a boolean`,
+    `write ${yes ? "true" : "false"} (without quotes)`,
+  );
+  return true;
+}
+
 /** A file path from the config, resolved against the directory of the file it is written in. */
 function pathValue(v: Value, example: string): string | undefined {
   const text = v.string(example);
@@ -736,6 +752,13 @@ function pathValue(v: Value, example: string): string | undefined {
 
 function readBackendTls(value: Value): BackendTlsConfig | undefined {
   // `tls: true` is the common case: system roots, the server's own host name.
+  if (yesNo(value)) return undefined;
+  if (value.describe() === "false") {
+    return value.error(
+      "tls: false is the same as leaving tls out",
+      "remove the tls line for a plain-text backend",
+    );
+  }
   if (value.describe() === "true") {
     return { caFile: null, serverName: null, certFile: null, keyFile: null };
   }
@@ -826,7 +849,11 @@ function readCertificates(value: Value): CertificatesConfig | undefined {
   }
   if (map.has("development")) {
     const dev = map.get("development");
-    const enabled = dev.describe() === "true" || dev.describe() === "false" ? dev.boolean() : null;
+    const enabled = dev.describe() === "true" || dev.describe() === "false"
+      ? dev.boolean()
+      : yesNo(dev)
+      ? undefined
+      : null;
     if (enabled === true) {
       out.development = {
         directory: resolvePath(
@@ -836,11 +863,19 @@ function readCertificates(value: Value): CertificatesConfig | undefined {
       };
     } else if (enabled === null) {
       const devMap = dev.map(CONFIG_KEYS.development);
-      const dir = devMap?.has("directory")
+      // `development: {}` is the same as `development: true`.
+      const dir = devMap === undefined
+        ? undefined
+        : devMap.has("directory")
         ? pathValue(devMap.get("directory"), "a directory for development certificates")
-        : undefined;
+        : resolvePath(
+          dirname(resolvePath(dev.source.file)),
+          DEFAULTS.certificates.developmentDirectory,
+        );
       if (dir === undefined) ok = false;
       else out.development = { directory: dir };
+    } else if (enabled === undefined) {
+      ok = false;
     }
   }
   if (map.has("watch_interval")) {
@@ -1136,7 +1171,7 @@ function readHttpRoute(
     hosts = [];
     for (const item of map.get("host").list({ single: true, nonEmpty: true }) ?? []) {
       const text = item.string('a host such as "app.example.tld" or "*.example.tld"');
-      const pattern = text === undefined ? undefined : parseHostPattern(text);
+      const pattern = text === undefined ? undefined : parseHostPattern(text, "host");
       if (pattern === undefined) ok = false;
       else if ("problem" in pattern) {
         item.error(`cannot use host "${text}": ${pattern.problem}`, pattern.fix);
@@ -1184,7 +1219,7 @@ function readHttpRoute(
   } else {
     const r = map.get("redirect");
     let location: string | undefined;
-    let status: 301 | 302 | 303 | 307 | 308 = 302;
+    let status: 301 | 302 | 303 | 307 | 308 = DEFAULTS.httpRedirect.status;
     if (r.describe() === "a map") {
       const rm = r.map(CONFIG_KEYS.httpRedirect);
       location = rm?.require("to", '"https://example.tld/"')?.string("a URL or path");
@@ -1408,7 +1443,9 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
       const bad = protocols === null ? ["any"] : protocols.filter((p) => !allowed.includes(p));
       if (bad.length > 0) {
         map.get("protocol").error(
-          `a ${actionKey} route cannot take ${bad.map((p) => `"${p}"`).join(", ")} connections`,
+          `${/^[aeiou]/.test(actionKey) ? "an" : "a"} ${actionKey} route cannot take ${
+            bad.map((p) => `"${p}"`).join(", ")
+          } connections`,
           `use protocol: ${allowed.join(", ")} (or leave protocol out) for ${actionKey}`,
         );
         ok = false;
@@ -1471,13 +1508,18 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
  * Parses a route's server name: an exact name or `*.suffix`. The name is normalised the way the
  * ClientHello parser normalises what clients send: lowercase, one trailing dot removed.
  */
-export function parseHostPattern(text: string): HostPattern | { problem: string; fix: string } {
+export function parseHostPattern(
+  text: string,
+  key: "sni" | "host" = "sni",
+): HostPattern | { problem: string; fix: string } {
   let name = text.trim().toLowerCase();
   if (name.endsWith(".")) name = name.slice(0, -1);
   if (name === "*") {
     return {
       problem: "a lone * matches nothing in particular",
-      fix: "leave sni out to match every name (a default route)",
+      fix: key === "sni"
+        ? "leave sni out to match every name (a default route)"
+        : "leave host out to match every host",
     };
   }
   const wildcard = name.startsWith("*.");

@@ -14,7 +14,6 @@ import { normalizePath } from "../routing/path.ts";
 
 const SCHEMA_URL = new URL("../docs/config.schema.json", import.meta.url);
 const DOCS_URL = new URL("../docs/config.md", import.meta.url);
-const PARSER_URL = new URL("./parse.ts", import.meta.url);
 const EXAMPLE_URL = new URL("../config.example.yaml", import.meta.url);
 
 type SchemaObject = { [keyword: string]: unknown };
@@ -615,6 +614,12 @@ const DEFAULT_CASES: {
     schemaPath: [...ROUTE_AT, "redirect", "anyOf:object", "status"],
     read: asNumber,
   },
+  {
+    defaults: "httpRedirect.status",
+    doc: "redirect.status",
+    schemaPath: [...EDGE_HTTP_ROUTE, "redirect", "anyOf:object", "status"],
+    read: asNumber,
+  },
 ];
 
 /** Every leaf of DEFAULTS, as dotted paths, to check that DEFAULT_CASES misses none. */
@@ -675,6 +680,9 @@ Deno.test("config.schema.json accepts a config that sets every key", async () =>
   const text = `version: 1
 log: { level: debug, format: json, access: false }
 shutdown_timeout: 0
+workers: auto
+watch_config: true
+admin: { bind: "127.0.0.1:9901" }
 http:
   request_head_timeout: 2.5s
   keepalive_timeout: 90s
@@ -894,6 +902,14 @@ Deno.test("config.schema.json refuses unknown keys, bad values and routes withou
       "a certificate file without cert",
       configWith({ top: { certificates: { files: [{ key: "a.key" }] } } }),
       "/certificates/files/0",
+    ],
+    ["no workers", configWith({ top: { workers: 0 } }), "/workers"],
+    ['workers: "all"', configWith({ top: { workers: "all" } }), "/workers"],
+    ["an admin listener without bind", configWith({ top: { admin: {} } }), "/admin"],
+    [
+      "an admin listener on a host name",
+      configWith({ top: { admin: { bind: "localhost:9901" } } }),
+      "/admin/bind",
     ],
     ["a route with two actions", configWith({ route: { forward: "b", reject: true } }), ROUTE],
     [
