@@ -28,7 +28,7 @@ export class ServerState {
   /** Why it last went down, for the status page. */
   reason: string | null = null;
 
-  constructor(readonly config: ServerConfig) {}
+  constructor(public config: ServerConfig) {}
 
   /** Healthy by both active checks and passive health. */
   up(now: number): boolean {
@@ -51,19 +51,14 @@ export class Backend {
   #rotation = 0;
 
   constructor(readonly config: BackendConfig, previous?: Backend) {
-    this.servers = config.servers.map((s) => new ServerState(s));
-    // A reload keeps what is known about servers that are still in the backend.
-    if (previous !== undefined) {
-      for (const s of this.servers) {
-        const old = previous.servers.find((o) => o.config.label === s.config.label);
-        if (old === undefined) continue;
-        s.checkedDown = old.checkedDown;
-        s.passiveUntil = old.passiveUntil;
-        s.failures = old.failures;
-        s.reportedUp = old.reportedUp;
-        s.reason = old.reason;
-      }
-    }
+    // A server that stays in the backend across a reload keeps its state object: its health,
+    // and the count of connections open on it, which those connections decrement when they end.
+    this.servers = config.servers.map((s) => {
+      const old = previous?.servers.find((o) => o.config.label === s.label);
+      if (old === undefined) return new ServerState(s);
+      old.config = s;
+      return old;
+    });
   }
 
   get name(): string {
@@ -106,14 +101,11 @@ export class Backend {
         return best;
       }
       case "least_conn": {
-        // Ties go round the list, so equal servers share the load.
-        const start = this.#rotation++ % open.length;
-        let best = open[start];
-        for (let i = 1; i < open.length; i++) {
-          const s = open[(start + i) % open.length];
-          if (s.active / s.config.weight < best.active / best.config.weight) best = s;
-        }
-        return best;
+        let least = Infinity;
+        for (const s of open) least = Math.min(least, s.active / s.config.weight);
+        // Ties take turns, so equally loaded servers share the new connections evenly.
+        const tied = open.filter((s) => s.active / s.config.weight === least);
+        return tied[this.#rotation++ % tied.length];
       }
       case "random": {
         // Power of two choices: two weighted random servers, the less busy one wins.

@@ -61,7 +61,9 @@ export class HealthChecker {
   async #round(server: ServerState): Promise<void> {
     const result = await probe(server, this.check, this.tls);
     if (this.#stopped) return;
-    const wasUp = !server.checkedDown;
+    // A server passive health took out counts as down here too, so passing checks bring it
+    // back before its backoff ends.
+    const wasUp = server.up(Date.now());
     // `streak` counts results that disagree with the current verdict.
     if (result.ok === wasUp) {
       server.streak = 0;

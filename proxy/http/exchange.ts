@@ -80,9 +80,15 @@ export async function exchange(
 ): Promise<Answer | NoAnswer> {
   const tried = new Set<ServerState>();
   const retries = pool.config.retries;
-  for (let attempt = 0;; attempt++) {
-    const got = await pool.acquire(attempt === 0, signal, tried);
-    if ("failure" in got) return dialFailure(got);
+  // Failures of fresh connections count against `retries`; a pooled connection found dead is a
+  // stale leftover, not the server's fault, and gets one free second try on a fresh one.
+  let failures = 0;
+  let staleRetried = false;
+  let last: NoAnswer | null = null;
+  for (;;) {
+    const got = await pool.acquire(!staleRetried && failures === 0, signal, tried);
+    // Every server already failed this request: say what they did, not that none is up.
+    if ("failure" in got) return last ?? dialFailure(got);
     const { up, reused } = got;
     up.uses++;
     const started = Date.now();
@@ -90,19 +96,27 @@ export async function exchange(
     let bodyStarted = false;
     // May this request go to another server if this one fails before answering? Only when it
     // can be sent again unchanged and may safely be processed twice (RFC 9110 §9.2.2).
-    const again = () => req.retriable && !bodyStarted && attempt < retries + 1;
+    const again = () => req.retriable && !bodyStarted && failures < retries;
+    const failed = (reason: string) => {
+      failures++;
+      pool.backend.connectFailed(up.server, reason);
+      tried.add(up.server);
+    };
     try {
       await writeAll(up.conn, req.head);
     } catch (e) {
       pool.release(up, false);
-      if (reused || again()) {
-        if (!reused) {
-          pool.backend.connectFailed(up.server, "reset");
-          tried.add(up.server);
-        }
+      last = noAnswer(502, "upstream-reset", `sending the request failed: ${text(e)}`, up);
+      // Nothing reached the server, so even a POST may go again.
+      if (reused && !staleRetried) {
+        staleRetried = true;
         continue;
       }
-      return noAnswer(502, "upstream-reset", `sending the request failed: ${text(e)}`, up);
+      if (failures < retries) {
+        failed("reset");
+        continue;
+      }
+      return last;
     }
     const bodySent = sendBody(req.body, up, () => {
       bodyStarted = true;
@@ -123,14 +137,18 @@ export async function exchange(
     }
     // The body task fails on its next write to the closed connection; nobody waits for it.
     pool.release(up, false);
-    if (result.kind === "closed" && again()) {
+    if (result.kind === "closed" && req.retriable && !bodyStarted) {
+      last = noAnswer(502, "upstream-closed", result.reason, up);
       // A pooled connection the server had already closed answers with an immediate EOF; that
       // says nothing about the server. A fresh one failing does.
-      if (!reused) {
-        pool.backend.connectFailed(up.server, result.reason);
-        tried.add(up.server);
+      if (reused && !staleRetried) {
+        staleRetried = true;
+        continue;
       }
-      continue;
+      if (again()) {
+        failed(result.reason);
+        continue;
+      }
     }
     if (result.kind === "timeout") {
       return noAnswer(504, "upstream-timeout", "no response head within response_timeout", up);

@@ -188,8 +188,13 @@ export async function dialTls(
   signal?: AbortSignal,
 ): Promise<Dialled<Deno.TlsConn>> {
   const connecting = connectTlsTo(server.config, tls).then(async (conn) => {
-    await conn.handshake();
-    return conn;
+    try {
+      await conn.handshake();
+      return conn;
+    } catch (e) {
+      closeQuietly(conn);
+      throw e;
+    }
   });
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
