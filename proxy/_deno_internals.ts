@@ -87,3 +87,72 @@ export function connectTlsTo(server: ServerConfig, tls: TlsDialOptions): Promise
     ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {}),
   } as unknown as Deno.ConnectTlsOptions);
 }
+
+type Libc = Deno.DynamicLibrary<{
+  getsockname: { parameters: ["i32", "buffer", "buffer"]; result: "i32" };
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"]; result: "i32" };
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"]; result: "i32" };
+}>;
+
+let libc: Libc | null | undefined;
+
+function loadLibc(): Libc | null {
+  try {
+    return Deno.dlopen("libc.so.6", {
+      getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+      getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+      setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+    });
+  } catch {
+    // No --allow-ffi, or not glibc Linux.
+    return null;
+  }
+}
+
+const AF_INET = 2;
+const SOL_SOCKET = 1;
+const SO_ACCEPTCONN = 30;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+
+/**
+ * Sets TCP_NODELAY on the IPv4 listening socket bound to `port`, so every socket it accepts
+ * inherits it (Linux copies the option from the listener). Deno offers no way to set it on a
+ * TLS listener or on the connections one accepts, and without it the internal TLS hop meets
+ * Nagle's algorithm: a small TLS record written while the previous one waits for a delayed ACK
+ * is held back for up to 40 ms, which shows as stalls in streamed responses.
+ *
+ * The listener's file descriptor is found with getsockname(2) over the process's descriptors
+ * (the kernel hands out the lowest free one, so the search is short). Returns false when it
+ * cannot be done (no `--allow-ffi`, another libc); edgemux then works, with those stalls.
+ */
+export function setListenerNoDelay(port: number): boolean {
+  if (libc === undefined) libc = loadLibc();
+  if (libc === null) return false;
+  const addr = new Uint8Array(128);
+  const len = new Uint32Array(1);
+  const value = new Int32Array(1);
+  const valueLen = new Uint32Array(1);
+  const { getsockname, getsockopt, setsockopt } = libc.symbols;
+  for (let fd = 3, misses = 0; fd < 1 << 20 && misses < 4096; fd++) {
+    len[0] = addr.length;
+    if (getsockname(fd, addr, new Uint8Array(len.buffer)) !== 0) {
+      misses++;
+      continue;
+    }
+    misses = 0;
+    if ((addr[0] | (addr[1] << 8)) !== AF_INET || ((addr[2] << 8) | addr[3]) !== port) continue;
+    valueLen[0] = 4;
+    getsockopt(
+      fd,
+      SOL_SOCKET,
+      SO_ACCEPTCONN,
+      new Uint8Array(value.buffer),
+      new Uint8Array(valueLen.buffer),
+    );
+    if (value[0] !== 1) continue;
+    value[0] = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, new Uint8Array(value.buffer), 4) === 0;
+  }
+  return false;
+}

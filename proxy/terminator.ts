@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type CertifiedKey, listenTlsWithResolver } from "./_deno_internals.ts";
+import { type CertifiedKey, listenTlsWithResolver, setListenerNoDelay } from "./_deno_internals.ts";
 import { log } from "./log.ts";
 import { closeQuietly, noDelay } from "./net.ts";
 
@@ -58,6 +58,9 @@ export class Terminator<T> {
       if (chosen === null) throw new Error(`no certificate for "${sni}"`);
       return chosen;
     });
+    if (!setListenerNoDelay(this.port)) {
+      log.debug("TCP_NODELAY is not set on the internal TLS listener (needs --allow-ffi)", {});
+    }
     this.#accepting = this.#acceptLoop();
   }
 

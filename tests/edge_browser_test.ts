@@ -2,7 +2,9 @@
  * A real browser through an `edge` route: headless Chromium loads a page whose stylesheet,
  * script and image come from the backend through edgemux, then the script calls an API with
  * `fetch()` and makes a WebSocket round trip, and writes what it saw into the page. The test
- * reads the final DOM (`--dump-dom`) and edgemux's request records.
+ * reads the page through the DevTools protocol (`--dump-dom` serialises the page at its load
+ * event, before the script's own asynchronous work is done) and checks edgemux's request
+ * records. A near miss checks that the SPKI pin alone is what makes Chromium trust the page.
  */
 
 import { deepEqual, equal, match, ok } from "node:assert/strict";

@@ -110,6 +110,22 @@ async function handleRequest(
     finish();
   });
 
+  // The same caps as an HTTP/1.1 head (Deno's HTTP/2 server has its own, larger ones).
+  const http = session.ctx.http;
+  let fieldCount = 0;
+  let size = req.method.length + path.length + authority.length + 16;
+  for (const [name, value] of req.headers) {
+    fieldCount++;
+    size += name.length + value.length + 4;
+  }
+  if (fieldCount > http.maxHeaders || size > http.maxHeadSize) {
+    record.status = 431;
+    record.end = "bad-request";
+    record.detail = fieldCount > http.maxHeaders
+      ? `${fieldCount} header fields, over max_headers`
+      : `request head of ${size} bytes, over max_head_size`;
+    return plain(431);
+  }
   const decision = decide(session, authority, path);
   record.host = decision.host;
   if (decision.kind === "respond") {
