@@ -18,6 +18,7 @@ import { type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts
 import { FileWatcher } from "./proxy/certs/watch.ts";
 import { closeLogging, configureLogging, log } from "./proxy/log.ts";
 import { BindError } from "./proxy/runtime.ts";
+import { LIBC_PATHS } from "./proxy/_deno_internals.ts";
 import { Notifier } from "./proxy/sd_notify.ts";
 import { describeAction, describeMatch } from "./proxy/status.ts";
 import { Supervisor, WORKER_ENV, WorkerChannel, type WorkerCommand } from "./proxy/workers.ts";
@@ -557,32 +558,60 @@ async function supervise(
 
 /**
  * How to start a worker: the same program with the same config. A compiled edgemux is its own
- * runtime; under `deno run`, the worker gets the permissions this process has (queried, since
- * Deno does not say which flags it was started with).
+ * runtime with its permissions baked in. Under `deno run`, Deno does not say which flags it was
+ * started with, so each permission is asked about: granted in full, it is passed in full;
+ * otherwise it is passed for exactly the things edgemux uses that were granted.
  */
 function workerCommand(flags: RunFlags, prepared: PreparedConfig): WorkerCommand {
   const cli = ["run", "-c", flags.path];
   if (flags.level) cli.push("--log-level", flags.level);
   if (flags.format) cli.push("--log-format", flags.format);
   const exec = Deno.execPath();
-  if (!exec.endsWith("/deno")) return { command: exec, args: cli };
-  const perms: string[] = [];
-  for (const name of ["net", "read", "env", "sys", "run"] as const) {
-    if (Deno.permissions.querySync({ name }).state === "granted") perms.push(`--allow-${name}`);
-  }
-  const devDir = prepared.config.certificates?.development?.directory;
-  if (Deno.permissions.querySync({ name: "write" }).state === "granted") {
-    perms.push("--allow-write");
-  } else if (
-    devDir && Deno.permissions.querySync({ name: "write", path: devDir }).state === "granted"
-  ) {
-    perms.push(`--allow-write=${devDir}`);
-  }
+  if (!/(^|\/)deno$/.test(exec)) return { command: exec, args: cli };
+  const granted = (d: Deno.PermissionDescriptor) =>
+    Deno.permissions.querySync(d).state === "granted";
+  const scoped = (
+    name: "read" | "write" | "env" | "run" | "ffi",
+    items: string[],
+    descriptor: (item: string) => Deno.PermissionDescriptor,
+  ): string[] => {
+    if (granted({ name } as Deno.PermissionDescriptor)) return [`--allow-${name}`];
+    const allowed = [...new Set(items)].filter((item) => granted(descriptor(item)));
+    return allowed.length ? [`--allow-${name}=${allowed.join(",")}`] : [];
+  };
+  const config = prepared.config;
+  const readPaths = [
+    flags.path,
+    ...config.files,
+    ...prepared.watched,
+    ...[...config.backends.values()].flatMap((b) =>
+      [b.tls?.caFile, b.tls?.certFile, b.tls?.keyFile].filter((p): p is string => !!p)
+    ),
+    config.certificates?.development?.directory ?? "",
+    "/proc/uptime",
+  ].filter(Boolean);
+  const writePaths = [
+    config.certificates?.development?.directory ?? "",
+    Deno.env.get("NOTIFY_SOCKET") ?? "",
+  ]
+    .filter(Boolean);
+  const perms = [
+    ...(granted({ name: "net" }) ? ["--allow-net"] : []),
+    ...scoped("read", readPaths, (path) => ({ name: "read", path })),
+    ...scoped("write", writePaths, (path) => ({ name: "write", path })),
+    ...scoped("env", [WORKER_ENV, "NOTIFY_SOCKET", "LOG_TOKENS", "LOG_STREAM"], (variable) => ({
+      name: "env",
+      variable,
+    })),
+    ...scoped("run", [exec], (command) => ({ name: "run", command })),
+    ...scoped("ffi", LIBC_PATHS, (path) => ({ name: "ffi", path })),
+    ...(granted({ name: "sys" }) ? ["--allow-sys"] : []),
+  ];
   const configFile = fileURLToPath(new URL("./deno.json", import.meta.url));
-  const config = existsSync(configFile) ? ["--config", configFile] : [];
+  const denoConfig = existsSync(configFile) ? ["--config", configFile] : [];
   return {
     command: exec,
-    args: ["run", ...perms, "--unstable-net", ...config, Deno.mainModule, ...cli],
+    args: ["run", ...perms, "--unstable-net", ...denoConfig, Deno.mainModule, ...cli],
   };
 }
 

@@ -96,17 +96,29 @@ type Libc = Deno.DynamicLibrary<{
 
 let libc: Libc | null | undefined;
 
+/**
+ * Where glibc lives on Debian/Ubuntu (x86-64, arm64) and Fedora/RHEL. They are tried in this
+ * order; the compile task grants `--allow-ffi` for exactly these paths and nothing else.
+ */
+export const LIBC_PATHS = [
+  "/lib/x86_64-linux-gnu/libc.so.6",
+  "/lib/aarch64-linux-gnu/libc.so.6",
+  "/lib64/libc.so.6",
+];
+
 function loadLibc(): Libc | null {
-  try {
-    return Deno.dlopen("libc.so.6", {
-      getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-      getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-      setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-    });
-  } catch {
-    // No --allow-ffi, or not glibc Linux.
-    return null;
+  for (const path of LIBC_PATHS) {
+    try {
+      return Deno.dlopen(path, {
+        getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+        getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+        setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+      });
+    } catch {
+      // Not there, or no --allow-ffi for it: try the next one.
+    }
   }
+  return null;
 }
 
 const AF_INET = 2;

@@ -7,10 +7,13 @@
  * @module
  */
 
+import { log } from "./log.ts";
+
 /** Sends sd_notify messages; every method is a no-op when systemd did not ask for them. */
 export class Notifier {
   readonly #path: string | null;
   #socket: Deno.DatagramConn | null = null;
+  #warned = false;
 
   /** @param socketPath The value of `NOTIFY_SOCKET`, or undefined outside systemd. */
   constructor(socketPath: string | undefined) {
@@ -37,8 +40,16 @@ export class Notifier {
         transport: "unixpacket",
         path: this.#path,
       });
-    } catch {
-      // systemd went away or the socket is unusable: readiness is best effort.
+    } catch (e) {
+      // Readiness is best effort, but a service manager waiting for READY=1 would otherwise
+      // time out with no clue why: say so once.
+      if (!this.#warned) {
+        this.#warned = true;
+        log.warn("cannot send sd_notify messages", {
+          socket: this.#path,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
     }
   }
 
