@@ -16,6 +16,12 @@ export const SERVER_NAME: unique symbol = Symbol.for("unstableServerName") as ne
 /** The handle `serveHttpOnConnection` returns. */
 export interface ServedConnection {
   finished: Promise<void>;
+  /**
+   * Stops taking new requests and closes once the ones in flight have been answered in full.
+   * Never abort the connection's signal after calling it (Deno 2.9.6 then throws an uncaught
+   * BadResource from inside the abort listener, DENO-FACTS §2.6).
+   */
+  shutdown(): Promise<void>;
 }
 
 type ServeOnConnection = (

@@ -47,6 +47,12 @@ export interface RelayOptions {
   pending?: PendingRead;
   /** Aborting it closes both sides (graceful stop past its deadline). */
   signal?: AbortSignal;
+  /**
+   * When the server's side ends, close the client's at once instead of passing a half-close
+   * on. For edgemux's own internal TLS server: once it has closed, nothing the client could
+   * still send would be read.
+   */
+  closeWhenServerEnds?: boolean;
 }
 
 const IDLE_BUFFER = 2048;
@@ -98,8 +104,8 @@ export async function relay(
   opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   const [up, down] = await Promise.all([
-    pump(client, server, "client", "server", state, closeBoth, opts.pending),
-    pump(server, client, "server", "client", state, closeBoth),
+    pump(client, server, "client", "server", state, closeBoth, false, opts.pending),
+    pump(server, client, "server", "client", state, closeBoth, opts.closeWhenServerEnds ?? false),
   ]);
   clearTimeout(idleTimer);
   opts.signal?.removeEventListener("abort", onAbort);
@@ -121,6 +127,7 @@ async function pump(
   dstSide: "client" | "server",
   state: RelayState,
   closeBoth: (end: RelayEnd) => void,
+  closeWhenServerEnds: boolean,
   pending?: PendingRead,
 ): Promise<number> {
   let total = 0;
@@ -164,6 +171,10 @@ async function pump(
   }
   // End of stream from src: pass the half-close on and let the other direction finish.
   state.end ??= srcSide === "client" ? "client-closed" : "server-closed";
+  if (srcSide === "server" && closeWhenServerEnds) {
+    closeBoth("server-closed");
+    return total;
+  }
   if (!state.closed) {
     try {
       await dst.closeWrite();

@@ -108,9 +108,12 @@ interface Generation {
  *
  * @throws {BindError} When an address cannot be bound; nothing is left bound then.
  */
-export function startProxy(prepared: PreparedConfig, opts: StartOptions = {}): ProxyHandle {
+export async function startProxy(
+  prepared: PreparedConfig,
+  opts: StartOptions = {},
+): Promise<ProxyHandle> {
   const proxy = new RunningProxy(opts);
-  proxy.install(prepared);
+  await proxy.install(prepared);
   return proxy;
 }
 
@@ -322,7 +325,7 @@ class RunningProxy implements ProxyHandle {
   }
 
   /** Binds what `prepared` needs and makes it the current generation (first start or reload). */
-  install(prepared: PreparedConfig): void {
+  async install(prepared: PreparedConfig): Promise<void> {
     const config = prepared.config;
     // Bind every new address first; if one fails, undo and keep the old state.
     const fresh: Socket[] = [];
@@ -350,11 +353,13 @@ class RunningProxy implements ProxyHandle {
       throw e;
     }
     const gen = this.#buildGeneration(prepared);
+    // A listener closed while an accept is pending keeps listening until that accept settles;
+    // waiting for its loop means a removed address refuses connections once reload() returns.
+    const closing: Promise<void>[] = [];
     const old = this.#gen;
     this.#gen = gen;
     if (this.#limiter === null) this.#limiter = new ConnectionLimiter(config.limits);
     else this.#limiter.update(config.limits);
-    if (old !== null) { for (const c of old.checkers) void c.stop(); }
     for (const c of gen.checkers) c.start();
     // Sockets that stay are re-pointed by name; the accept loop looks up the context per accept.
     for (const [key, s] of this.#sockets) {
@@ -365,6 +370,7 @@ class RunningProxy implements ProxyHandle {
       }
       closeQuietly(s.socket);
       this.#sockets.delete(key);
+      closing.push(s.loop);
       log.info("listener closed", { listener: s.listener, address: key });
     }
     for (const s of fresh) {
@@ -374,6 +380,7 @@ class RunningProxy implements ProxyHandle {
     }
     if (old !== null) this.#retire(old);
     this.#watchCertificates(prepared);
+    await Promise.all(closing);
     for (const name of prepared.devNames) {
       log.warn("serving a self-signed development certificate (browsers will warn)", {
         name,
@@ -386,7 +393,7 @@ class RunningProxy implements ProxyHandle {
     if (this.#stopping !== null) throw new Error("edgemux is stopping");
     const started = Date.now();
     try {
-      this.install(typeof next === "function" ? await next() : next);
+      await this.install(typeof next === "function" ? await next() : next);
       this.#reloads.count++;
       this.#reloads.lastOk = Date.now();
       this.metrics.reload(true, Date.now() - started);
@@ -510,7 +517,7 @@ class RunningProxy implements ProxyHandle {
     try {
       const next = await prepareConfig(current.config, { warnings: [] });
       if (this.#stopping !== null) return;
-      this.install(next);
+      await this.install(next);
       log.info("certificates reloaded", {
         certificates: next.certs?.certs.length ?? 0,
       });

@@ -58,6 +58,7 @@ export async function terminate(
     idleTimeout: ctx.listener.idleTimeout,
     pending,
     signal: ctx.hardStop,
+    closeWhenServerEnds: true,
   });
   record.up += result.up;
   record.down += result.down;

@@ -9,6 +9,7 @@
  */
 
 import { serveHttpOnConnection } from "../_deno_internals.ts";
+import { closeQuietly } from "../net.ts";
 import { ChunkedScanner } from "../http1/chunked.ts";
 import type { BodyFraming } from "../http1/head.ts";
 import { STATUS_TEXT } from "../http1/respond.ts";
@@ -24,20 +25,43 @@ export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise
   const ac = new AbortController();
   let active = 0;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  let closing = false;
+  let requests = 0;
+  let fallback: ReturnType<typeof setTimeout> | undefined;
+  // Closing gracefully (a GOAWAY, then the end of the streams in flight) rather than by abort,
+  // which would cut off the tail of a response still being written. Deno's graceful shutdown
+  // does not end a connection that never carried a request, so that one is aborted (it has
+  // nothing to flush), and any other gets a grace period before its socket is closed.
+  const close = () => {
+    clearTimeout(idleTimer);
+    if (closing) return;
+    closing = true;
+    if (requests === 0) {
+      ac.abort();
+      return;
+    }
+    served.shutdown().catch(() => {});
+    fallback = setTimeout(() => closeQuietly(conn), 2000);
+  };
   const idle = () => {
     clearTimeout(idleTimer);
-    if (ctx.softStop.aborted) ac.abort();
-    else idleTimer = setTimeout(() => ac.abort(), ctx.http.keepaliveTimeout);
+    if (ctx.softStop.aborted) close();
+    else idleTimer = setTimeout(close, ctx.http.keepaliveTimeout);
   };
   const onSoftStop = () => {
-    if (active === 0) ac.abort();
+    if (active === 0) close();
   };
-  const onHardStop = () => ac.abort();
+  // At the drain deadline the client side is closed by the relay anyway; aborting is only safe
+  // while no graceful shutdown has started.
+  const onHardStop = () => {
+    if (!closing) ac.abort();
+    else closeQuietly(conn);
+  };
   ctx.softStop.addEventListener("abort", onSoftStop);
   ctx.hardStop.addEventListener("abort", onHardStop);
-  idle();
   const handler = (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
     active++;
+    requests++;
     clearTimeout(idleTimer);
     const done = () => {
       if (--active === 0) idle();
@@ -52,12 +76,14 @@ export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise
     () => new Response("Internal Server Error\n", { status: 500 }),
     () => {},
   );
+  idle();
   try {
     await served.finished;
   } catch {
     // The client reset the connection; every stream on it has ended with it.
   } finally {
     clearTimeout(idleTimer);
+    clearTimeout(fallback);
     ctx.softStop.removeEventListener("abort", onSoftStop);
     ctx.hardStop.removeEventListener("abort", onHardStop);
   }

@@ -1,0 +1,461 @@
+/**
+ * The admin listener of `edgemux run`: `/metrics` read with a real exposition-format parser
+ * (tests/_helpers/prometheus.ts) and compared with the traffic the test sent, `/healthz`,
+ * `/readyz`, `/status.json`, the answers to other paths and methods, and the status page as
+ * headless Chromium renders it, kept as a screenshot in tests/artifacts/.
+ */
+
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { Registry, renderPrometheus } from "../proxy/metrics.ts";
+import { startTcpBackend } from "./_helpers/backends.ts";
+import { certPath, keyPath } from "./_helpers/certs.ts";
+import { startDownloadBackend } from "./_helpers/download_backend.ts";
+import { readAll, writeAll } from "./_helpers/edgemux.ts";
+import { logLines, replaceFile, startEdgemuxCli } from "./_helpers/edgemux_cli.ts";
+import { run } from "./_helpers/process.ts";
+import {
+  type Exposition,
+  parsePrometheus,
+  PrometheusFormatError,
+  scrapeUntil,
+} from "./_helpers/prometheus.ts";
+import { makeTempDir } from "./_helpers/tmp.ts";
+import { requireTool } from "./_helpers/tools.ts";
+
+const ARTIFACTS = fileURLToPath(new URL("./artifacts", import.meta.url));
+const NAME = "web.example.test";
+
+// ---------------------------------------------------------------------------------------------
+// The parser itself: what it accepts, and that it does refuse broken expositions
+// ---------------------------------------------------------------------------------------------
+
+Deno.test("parsePrometheus() reads HELP, TYPE, escaped labels, special values and timestamps", () => {
+  const m = parsePrometheus(
+    [
+      "# A comment that is neither HELP nor TYPE.",
+      "# HELP http_requests_total Requests, with a \\\\ and a\\nsecond line.",
+      "# TYPE http_requests_total counter",
+      'http_requests_total{method="post",path="C:\\\\dir \\"q\\"\\nnext",} 1027 1395066363000',
+      'http_requests_total{method="get"} 3',
+      "# TYPE temperature gauge",
+      "temperature -Inf",
+      "temperature_hint NaN",
+      "# TYPE latency histogram",
+      'latency_bucket{le="0.5"} 1',
+      'latency_bucket{le="1"} 2',
+      'latency_bucket{le="+Inf"} 3',
+      "latency_sum 4.5e0",
+      "latency_count 3",
+      "",
+    ].join("\n"),
+  );
+  const requests = m.family("http_requests_total");
+  equal(requests.type, "counter");
+  equal(requests.help, "Requests, with a \\ and a\nsecond line.");
+  deepEqual(requests.samples[0].labels, { method: "post", path: 'C:\\dir "q"\nnext' });
+  equal(requests.samples[0].timestamp, 1395066363000);
+  equal(m.sum("http_requests_total"), 1030);
+  equal(m.value("temperature", {}), -Infinity);
+  ok(Number.isNaN(m.value("temperature_hint", {})));
+  equal(m.family("temperature_hint").type, "untyped");
+  const [h] = m.histogram("latency");
+  deepEqual(h.buckets, [{ le: 0.5, count: 1 }, { le: 1, count: 2 }, { le: Infinity, count: 3 }]);
+  equal(h.sum, 4.5);
+  equal(h.count, 3);
+});
+
+Deno.test("parsePrometheus() refuses expositions a scraper would reject", () => {
+  const histogram = (buckets: string, count: number) =>
+    `# TYPE h histogram\n${buckets}h_sum 1\nh_count ${count}\n`;
+  const cases: [string, string, RegExp][] = [
+    [
+      "buckets that shrink",
+      histogram('h_bucket{le="1"} 5\nh_bucket{le="2"} 4\nh_bucket{le="+Inf"} 5\n', 5),
+      /buckets must be cumulative/,
+    ],
+    [
+      "+Inf that differs from _count",
+      histogram('h_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\n', 3),
+      /_count is 3 but the \+Inf bucket holds 2/,
+    ],
+    ["no +Inf bucket", histogram('h_bucket{le="1"} 1\n', 1), /no le="\+Inf" bucket/],
+    ["a duplicate series", 'a{x="1"} 1\na{x="1"} 2\n', /duplicate series/],
+    ["TYPE after samples", "a 1\n# TYPE a gauge\n", /TYPE of a comes after its samples/],
+    ["a family in two groups", 'a 1\nb 1\na{x="2"} 1\n', /not in one group/],
+    ["an unknown escape", 'a{x="\\t"} 1\n', /unknown escape/],
+    ["an unterminated label value", 'a{x="1} 1\n', /unterminated value/],
+    ["a value that is not a number", "a 1O\n", /not a sample value/],
+    ["a negative counter", "# TYPE c counter\nc -1\n", /counter c is -1/],
+    ["no final line feed", "a 1", /must end with a line feed/],
+  ];
+  for (const [what, text, message] of cases) {
+    throws(() => parsePrometheus(text), (e: unknown) => {
+      ok(e instanceof PrometheusFormatError, `${what}: ${e}`);
+      match(e.message, message, what);
+      return true;
+    }, what);
+  }
+});
+
+Deno.test("edgemux's renderer escapes label values and HELP text so they parse back unchanged", () => {
+  const registry = new Registry();
+  const odd = 'C:\\path with "quotes"\nand a second line';
+  registry.counter("odd_total", 'Help with a \\ backslash and\na line feed; "quotes" stay.', [
+    "value",
+  ]).inc([odd], 2);
+  registry.histogram("odd_seconds", "A histogram.", ["value"], [0.1, 1]).observe([odd], 0.5);
+  const m = parsePrometheus(renderPrometheus(registry.snapshot()));
+  equal(m.value("odd_total", { value: odd }), 2);
+  equal(m.family("odd_total").help, 'Help with a \\ backslash and\na line feed; "quotes" stay.');
+  const [h] = m.histogram("odd_seconds", { value: odd });
+  deepEqual(h.buckets.map((b) => b.count), [0, 1, 1]);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The admin listener of a running edgemux
+// ---------------------------------------------------------------------------------------------
+
+interface Ports {
+  tcp: number;
+  https: number;
+}
+
+function adminConfig(
+  echoPort: number,
+  webPort: number,
+  probePort: number,
+  ports: Ports,
+): string {
+  return `version: 1
+log: { level: info, format: text, access: true }
+shutdown_timeout: 3s
+admin: { bind: "127.0.0.1:0" }
+certificates:
+  files: [{ cert: ${certPath("edge-wildcard")}, key: ${keyPath("edge-wildcard")} }]
+  watch_interval: 0s
+backends:
+  echo: { servers: ["127.0.0.1:${echoPort}"] }
+  web: { servers: ["127.0.0.1:${webPort}"] }
+  probe:
+    servers: ["127.0.0.1:${probePort}"]
+    health_check: { type: tcp, interval: 200ms, timeout: 100ms, fall: 2, rise: 1 }
+listeners:
+  tcp:
+    bind: "127.0.0.1:${ports.tcp}"
+    routes:
+      - forward: echo
+  https:
+    bind: "127.0.0.1:${ports.https}"
+    routes:
+      - { name: web, sni: ${NAME}, edge: web }
+      - { name: probe, sni: probe.example.test, forward: probe }
+`;
+}
+
+/** Fetches `path` from the admin listener. */
+async function admin(base: string, path: string, init: RequestInit = {}) {
+  const res = await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(5000) });
+  return { status: res.status, headers: res.headers, body: await res.text() };
+}
+
+/** Headless Chromium as TESTING.md describes it, with its console sent to stderr. */
+async function chromiumScreenshot(url: string, screenshot: string) {
+  const chromium = requireTool("chromium", "chromium");
+  await using profile = await makeTempDir("edgemux-chromium-");
+  const result = await run(chromium, [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    `--user-data-dir=${profile.path}`,
+    "--enable-logging=stderr",
+    "--v=0",
+    "--hide-scrollbars",
+    "--window-size=1280,1400",
+    `--screenshot=${screenshot}`,
+    url,
+  ], { timeoutMs: 45_000 });
+  equal(result.code, 0, `chromium failed:\n${result.stderr}`);
+  // Chromium writes page console messages (CSP violations, failed loads, script errors) as
+  // `[pid:tid:time:LEVEL:CONSOLE(line)] "message", source: url (line)`.
+  const console = result.stderr.split("\n").filter((l) => /:CONSOLE[:(]/.test(l));
+  return { console, stderr: result.stderr };
+}
+
+/** Whether a PNG file starts with the PNG signature and has the given size. */
+async function pngSize(path: string): Promise<{ width: number; height: number }> {
+  const bytes = await Deno.readFile(path);
+  deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
+/** The counters a set of connections through the tcp listener must produce. */
+function tcpTotals(m: Exposition) {
+  return {
+    connections: m.sum("edgemux_connections_total", { listener: "tcp" }),
+    clientClosed: m.sum("edgemux_connections_total", { listener: "tcp", end: "client-closed" }),
+    up: m.value("edgemux_connection_bytes_total", { listener: "tcp", direction: "up" }),
+    down: m.value("edgemux_connection_bytes_total", { listener: "tcp", direction: "down" }),
+    durations: m.histogram("edgemux_connection_duration_seconds", { listener: "tcp" })[0]?.count,
+  };
+}
+
+Deno.test("the admin listener's /metrics counts the traffic sent, and its other endpoints answer", async (t) => {
+  await using echo = await startTcpBackend("echo", "echo");
+  await using web = startDownloadBackend();
+  const probe = await startTcpBackend("probe", "echo");
+  await using _probe = probe;
+  await using dir = await makeTempDir("edgemux-admin-");
+  const file = `${dir.path}/edgemux.yaml`;
+  await Deno.writeTextFile(
+    file,
+    adminConfig(echo.port, web.port, probe.port, { tcp: 0, https: 0 }),
+  );
+  await using cli = await startEdgemuxCli(file);
+  const base = cli.adminUrl;
+  const ports = { tcp: cli.port("tcp"), https: cli.port("https") };
+
+  await t.step("/healthz, /readyz, 404 for other paths, 405 for other methods", async () => {
+    const healthz = await admin(base, "/healthz");
+    equal(healthz.status, 200);
+    equal(healthz.body, "ok\n");
+    const readyz = await admin(base, "/readyz");
+    equal(readyz.status, 200);
+    equal(readyz.body, "ready\n");
+    for (const path of ["/nope", "/metrics/", "/status", "/healthz/x", "/index.html"]) {
+      equal((await admin(base, path)).status, 404, path);
+    }
+    for (const method of ["POST", "PUT", "DELETE"]) {
+      const res = await admin(base, "/metrics", { method, body: "x" });
+      equal(res.status, 405, method);
+      equal(res.headers.get("allow"), "GET, HEAD");
+    }
+    const head = await admin(base, "/metrics", { method: "HEAD" });
+    equal(head.status, 200);
+    equal(head.body, "");
+    const metrics = await admin(base, "/metrics");
+    equal(metrics.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    equal(metrics.headers.get("cache-control"), "no-store");
+    parsePrometheus(metrics.body);
+  });
+
+  await t.step("7 TCP connections: connections, ends, bytes both ways and durations", async () => {
+    const sizes = [1, 2, 3, 4, 5, 6, 7].map((k) => k * 1000 + k);
+    const sent = sizes.reduce((a, b) => a + b, 0);
+    // While one is open, the active gauge says so.
+    const held = await Deno.connect({ hostname: "127.0.0.1", port: ports.tcp });
+    await writeAll(held, new Uint8Array(sizes[0]).fill(1));
+    let m = await scrapeUntil(
+      `${base}/metrics`,
+      (m) => m.value("edgemux_connections_active", { listener: "tcp" }) === 1,
+    );
+    equal(m.value("edgemux_connections_active", { listener: "tcp" }), 1);
+    await held.closeWrite();
+    equal((await readAll(held)).length, sizes[0]);
+    held.close();
+    for (const size of sizes.slice(1)) {
+      using conn = await Deno.connect({ hostname: "127.0.0.1", port: ports.tcp });
+      await writeAll(conn, new Uint8Array(size).fill(size & 0xff));
+      await conn.closeWrite();
+      equal((await readAll(conn)).length, size);
+    }
+    m = await scrapeUntil(`${base}/metrics`, (m) => tcpTotals(m).durations === 7);
+    deepEqual(tcpTotals(m), {
+      connections: 7,
+      clientClosed: 7,
+      up: sent,
+      down: sent,
+      durations: 7,
+    });
+    equal(m.value("edgemux_connections_active", { listener: "tcp" }), 0);
+  });
+
+  await t.step(
+    "HTTP requests through edge: one count per status, and a duration each",
+    async () => {
+      const curl = requireTool("curl", "curl");
+      const paths = ["/a", "/b", "/c", "/status/404", "/status/404", "/status/503"];
+      const result = await run(curl, [
+        "-sS",
+        "--http1.1",
+        "--resolve",
+        `${NAME}:${ports.https}:127.0.0.1`,
+        "--cacert",
+        certPath("ca"),
+        "-w",
+        "%{http_code}\n",
+        ...paths.flatMap((p) => ["-o", "/dev/null", `https://${NAME}:${ports.https}${p}`]),
+      ]);
+      equal(result.code, 0, result.stderr);
+      equal(result.stdout, "200\n200\n200\n404\n404\n503\n");
+      const m = await scrapeUntil(
+        `${base}/metrics`,
+        (m) => m.sum("edgemux_connections_total", { listener: "https" }) === 1,
+      );
+      const requests = (status: string) =>
+        m.value("edgemux_http_requests_total", {
+          listener: "https",
+          route: "web",
+          backend: "web",
+          status,
+        });
+      deepEqual([requests("200"), requests("404"), requests("503")], [3, 2, 1]);
+      equal(m.sum("edgemux_http_requests_total"), 6);
+      const [durations] = m.histogram("edgemux_http_request_duration_seconds", {
+        listener: "https",
+        route: "web",
+      });
+      equal(durations.count, 6);
+      equal(m.histogram("edgemux_http_upstream_response_seconds", { backend: "web" })[0].count, 6);
+      // curl reused one connection for all six.
+      equal(m.sum("edgemux_connections_total", { listener: "https" }), 1);
+      const bodies = paths.map((p) =>
+        p.startsWith("/status/") ? `status ${p.slice(8)}\n` : `ok ${p}\n`
+      );
+      const up = m.value("edgemux_connection_bytes_total", { listener: "https", direction: "up" });
+      const down = m.value("edgemux_connection_bytes_total", {
+        listener: "https",
+        direction: "down",
+      });
+      const requestLines = paths.reduce((n, p) => n + `GET ${p} HTTP/1.1\r\n`.length, 0);
+      ok(up !== undefined && up >= requestLines, `up=${up}, the request lines alone are longer`);
+      const bodyBytes = bodies.reduce((n, b) => n + b.length, 0);
+      ok(down !== undefined && down >= bodyBytes, `down=${down}, the bodies alone are longer`);
+    },
+  );
+
+  await t.step("a server's up gauge flips when it dies and its health check notices", async () => {
+    const up = { backend: "probe", server: `127.0.0.1:${probe.port}` };
+    let m = await scrapeUntil(
+      `${base}/metrics`,
+      (m) => m.value("edgemux_backend_server_up", up) === 1,
+    );
+    equal(m.value("edgemux_backend_server_up", up), 1);
+    await probe.close();
+    m = await scrapeUntil(
+      `${base}/metrics`,
+      (m) => m.value("edgemux_backend_server_up", up) === 0,
+      5000,
+    );
+    equal(m.value("edgemux_backend_server_up", up), 0);
+    equal(
+      m.value("edgemux_backend_server_up", { backend: "echo", server: `127.0.0.1:${echo.port}` }),
+      1,
+    );
+    const status = JSON.parse((await admin(base, "/status.json")).body) as {
+      backends: {
+        name: string;
+        healthCheck: string | null;
+        servers: { up: boolean; reason: string | null }[];
+      }[];
+    };
+    const probeStatus = status.backends.find((b) => b.name === "probe");
+    equal(probeStatus?.healthCheck, "tcp");
+    equal(probeStatus?.servers[0].up, false);
+    match(probeStatus?.servers[0].reason ?? "", /refused/i);
+    await cli.waitForOutput(/WARN {2}server down backend=probe/, 5000);
+  });
+
+  await t.step("reloads count by result, and the traffic counters survive them", async () => {
+    // The same config with the listeners' ports written out, so they stay where they are.
+    await replaceFile(file, adminConfig(echo.port, web.port, probe.port, ports));
+    cli.signal("SIGHUP");
+    let m = await scrapeUntil(
+      `${base}/metrics`,
+      (m) => m.value("edgemux_reloads_total", { result: "success" }) === 1,
+    );
+    equal(m.value("edgemux_reloads_total", { result: "success" }), 1);
+    const stamp = m.value("edgemux_last_reload_timestamp_seconds", { result: "success" }) ?? 0;
+    ok(Math.abs(stamp - Date.now() / 1000) < 30, `last reload at ${stamp}`);
+    await replaceFile(file, "version: 1\nlisteners: {}\nbogus: true\n");
+    cli.signal("SIGHUP");
+    m = await scrapeUntil(
+      `${base}/metrics`,
+      (m) => m.value("edgemux_reloads_total", { result: "failure" }) === 1,
+    );
+    equal(m.value("edgemux_reloads_total", { result: "success" }), 1);
+    equal(m.value("edgemux_reloads_total", { result: "failure" }), 1);
+    equal(tcpTotals(m).connections, 7);
+    equal(m.sum("edgemux_http_requests_total"), 6);
+    // The log is written in batches; the metrics can be ahead of it.
+    await cli.waitForOutput("reload failed; the running config stays", 5000);
+    equal(logLines(cli.output(), "config reloaded").length, 1);
+    equal(logLines(cli.output(), "reload failed; the running config stays").length, 1);
+  });
+
+  await t.step("headless Chromium renders the status page with no console message", async () => {
+    const page = await admin(base, "/");
+    equal(page.status, 200);
+    equal(page.headers.get("content-type"), "text/html; charset=utf-8");
+    equal(
+      page.headers.get("content-security-policy"),
+      "default-src 'none'; style-src 'unsafe-inline'",
+    );
+    for (const text of ["tcp", "https", "web", "probe", "echo", "down", "1 reloads"]) {
+      ok(page.body.includes(text), `the page does not mention ${text}`);
+    }
+    await Deno.mkdir(ARTIFACTS, { recursive: true });
+    const screenshot = `${ARTIFACTS}/status-page.png`;
+    await Deno.remove(screenshot).catch(() => {});
+    const shot = await chromiumScreenshot(`${base}/`, screenshot);
+    deepEqual(shot.console, [], `console messages:\n${shot.console.join("\n")}`);
+    deepEqual(await pngSize(screenshot), { width: 1280, height: 1400 });
+  });
+
+  await t.step("/readyz says 503 while draining, and edgemux exits 0", async () => {
+    const held = await Deno.connect({ hostname: "127.0.0.1", port: ports.tcp });
+    await writeAll(held, new Uint8Array([1, 2, 3]));
+    await scrapeUntil(
+      `${base}/metrics`,
+      (m) => m.value("edgemux_connections_active", { listener: "tcp" }) === 1,
+    );
+    cli.signal("SIGTERM");
+    await cli.waitForOutput("draining", 5000);
+    const readyz = await admin(base, "/readyz");
+    equal(readyz.status, 503);
+    equal(readyz.body, "not ready\n");
+    equal((await admin(base, "/healthz")).status, 200);
+    await held.closeWrite();
+    equal((await readAll(held)).length, 3);
+    held.close();
+    const exit = await cli.exited;
+    equal(exit.code, 0, cli.output());
+  });
+});
+
+Deno.test("the console check does catch a page that breaks its CSP (a control for the test above)", async () => {
+  const abort = new AbortController();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: abort.signal,
+    onListen: () => {},
+  }, () =>
+    new Response(
+      '<!doctype html><title>x</title><style>p{color:red}</style><p>styled</p><img src="/a.png">',
+      {
+        headers: {
+          "content-type": "text/html; charset=utf-8",
+          "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
+      },
+    ));
+  try {
+    await using dir = await makeTempDir("edgemux-chromium-control-");
+    const shot = await chromiumScreenshot(
+      `http://127.0.0.1:${server.addr.port}/`,
+      `${dir.path}/control.png`,
+    );
+    equal(shot.console.length, 1, shot.stderr);
+    match(shot.console[0], /violates the following Content Security Policy directive/);
+  } finally {
+    abort.abort();
+    await server.finished;
+  }
+});
