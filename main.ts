@@ -447,8 +447,6 @@ async function serve(
     await notifier.ready("serving");
   });
 
-  await channel?.send({ type: "ready", pid: Deno.pid });
-  await notifier.ready("serving");
   log.info("edgemux started", {
     version: VERSION,
     config: flags.path,
@@ -456,6 +454,8 @@ async function serve(
     admin: admin ? formatHostPort({ host: admin.addr.hostname, port: admin.addr.port }) : null,
     worker: worker ? Deno.env.get(WORKER_ENV) : null,
   });
+  await channel?.send({ type: "ready", pid: Deno.pid });
+  await notifier.ready("serving");
 
   const signal = await stopSignal(() => void proxy.shutdown(0));
   stopping = true;

@@ -133,9 +133,13 @@ Deno.test("workers: 2 starts two workers that share the load, reload on SIGHUP, 
   );
   const pids = (supervisorLine?.workers ?? "").split(",").map(Number);
 
-  await t.step("the log names two worker pids, children of the supervisor", () => {
+  await t.step("the log names two worker pids, children of the supervisor", async () => {
     equal(pids.length, 2, cli.output());
     notEqual(pids[0], pids[1]);
+    // Each process flushes its own log: a worker's line may land after the supervisor's.
+    for (let i = 0; i < 50 && workerStarts(cli).length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const starts = workerStarts(cli);
     deepEqual(starts.map((s) => s.pid).sort(), [...pids].sort(), cli.output());
     deepEqual(starts.map((s) => s.worker).sort(), ["0", "1"]);
