@@ -96,7 +96,7 @@ async function run(
     // Only a catch-all route: forward at once, so server-speaks-first protocols work.
     protocol = "unknown";
   } else {
-    const sniffed = await sniff(conn, ctx.listener.sniff);
+    const sniffed = await sniff(conn, ctx.listener.sniff, ctx.deadlines);
     const verdict = sniffOutcome(sniffed, record);
     if (verdict === null) {
       if (record.end === "malformed-hello") await sendQuietly(conn, ALERT_DECODE_ERROR);
@@ -184,7 +184,7 @@ async function act(
     case "forward": {
       const backend = ctx.backends.get(action.backend)!;
       record.backend = action.backend;
-      const connected = await connectUpstream(backend, ctx.hardStop);
+      const connected = await connectUpstream(backend, ctx.deadlines, ctx.hardStop);
       record.server = connected.server?.config.label ?? null;
       if (!connected.ok) {
         record.end = connected.failure;
@@ -237,7 +237,8 @@ async function relayTo(
   const result = await relay(conn, upstream, {
     idleTimeout: ctx.listener.idleTimeout,
     pending,
-    signal: ctx.hardStop,
+    deadlines: ctx.deadlines,
+    stopped: ctx.hardStop,
   });
   record.up += result.up;
   record.down += result.down;

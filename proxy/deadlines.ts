@@ -1,106 +1,84 @@
 /**
- * Read deadlines for many connections with one timer. A timer per read (and a Promise.race
- * against it) cost about a tenth of the CPU of a small keep-alive request in profiles; here a
- * read registers an entry in a set, and one interval tick fires the entries that are due.
+ * Deadlines for many connections with one timer. A timer per read (and a Promise.race against
+ * it) cost a tenth of the CPU of a small keep-alive request in profiles, and a Node-style timer
+ * object per idle connection cost memory; here each connection owns one small entry whose time
+ * it moves forward as it reads, and one interval tick fires the entries that are due.
  * A deadline fires at its time or up to one tick (100 ms) later, which suits timeouts of
  * seconds.
+ *
+ * An expired read is ended the only way Deno allows: by closing the connection, whose pending
+ * read then fails. The owner of the entry tells the two apart with `expired`.
  *
  * @module
  */
 
-/** A registered deadline. */
-export interface Deadline {
-  readonly at: number;
-  /** Runs once when the deadline passes (or at a graceful stop, for idle waits). */
-  readonly fire: () => void;
-  /** An idle keep-alive wait: a graceful stop fires it at once. */
-  readonly idle: boolean;
+/** One connection's deadline. Reuse it for every wait of that connection. */
+export class Deadline {
+  /** When it fires (Date.now() milliseconds); Infinity while disarmed. */
+  at = Infinity;
+  /** Set once it has fired. */
+  expired = false;
+  /** An idle keep-alive wait, which a graceful stop ends at once. */
+  idle = false;
+
+  /** @param onExpire Runs once, when the deadline passes while armed. */
+  constructor(public onExpire: () => void) {}
 }
 
 const TICK = 100;
 
 /** The pending deadlines of one running proxy. */
 export class DeadlineSet {
-  readonly #entries = new Set<Deadline>();
+  readonly #armed = new Set<Deadline>();
   #timer: ReturnType<typeof setInterval> | undefined;
-  #now = Date.now();
   #stopping = false;
 
-  /** Milliseconds, from Date.now(): a plain V8 call, unlike performance.now(), a runtime op. */
-  get now(): number {
-    return Date.now();
-  }
-
-  /** Registers `fire` to run `ms` from now. */
-  add(ms: number, fire: () => void, idle = false): Deadline {
+  /** Arms `d` to fire `ms` from now (moving it if it was armed already). */
+  arm(d: Deadline, ms: number, idle = false): void {
+    d.at = Date.now() + ms;
+    d.idle = idle;
     if (idle && this.#stopping) {
       // Stopping already: an idle wait ends at once.
-      queueMicrotask(fire);
+      this.#fire(d);
+      return;
     }
-    const d: Deadline = { at: this.now + ms, fire, idle };
-    this.#entries.add(d);
+    this.#armed.add(d);
     if (this.#timer === undefined) {
-      this.#now = Date.now();
       this.#timer = setInterval(() => this.#tick(), TICK);
       // The interval must not keep a finished program (or a test) alive on its own.
       Deno.unrefTimer(this.#timer as unknown as number);
     }
-    return d;
   }
 
-  cancel(d: Deadline): void {
-    this.#entries.delete(d);
+  /** Stops `d` from firing (until armed again). */
+  disarm(d: Deadline): void {
+    d.at = Infinity;
+    this.#armed.delete(d);
   }
 
   /** A graceful stop began: idle waits end now, and new ones end at once. */
   stopIdle(): void {
     this.#stopping = true;
-    for (const d of [...this.#entries]) {
-      if (!d.idle) continue;
-      this.#entries.delete(d);
-      d.fire();
-    }
+    for (const d of [...this.#armed]) if (d.idle) this.#fire(d);
+  }
+
+  #fire(d: Deadline): void {
+    this.#armed.delete(d);
+    if (d.expired) return;
+    d.expired = true;
+    d.onExpire();
   }
 
   #tick(): void {
-    this.#now = Date.now();
-    if (this.#entries.size === 0) {
+    if (this.#armed.size === 0) {
       clearInterval(this.#timer);
       this.#timer = undefined;
       return;
     }
-    for (const d of this.#entries) {
-      if (d.at > this.#now) continue;
-      this.#entries.delete(d);
-      d.fire();
-    }
+    const now = Date.now();
+    for (const d of this.#armed) if (d.at <= now) this.#fire(d);
   }
 }
 
-/** Returned by {@link readBefore} when the deadline passed first. */
+/** Returned by a read whose deadline passed first. */
 export const TIMED_OUT: unique symbol = Symbol("timed out");
-
-/**
- * Reads into `buf`, giving up after `ms` (or at once at a graceful stop when `idle`). Deno
- * reads cannot be cancelled, so on a timeout the read stays pending (its outcome is ignored)
- * and the caller decides what to do with the connection.
- */
-export async function readBefore(
-  conn: Deno.Conn,
-  buf: Uint8Array,
-  ms: number,
-  deadlines: DeadlineSet,
-  idle = false,
-): Promise<number | null | typeof TIMED_OUT> {
-  let expire!: () => void;
-  const expired = new Promise<typeof TIMED_OUT>((resolve) => expire = () => resolve(TIMED_OUT));
-  const d = deadlines.add(ms, expire, idle);
-  const read = conn.read(buf);
-  try {
-    const result = await Promise.race([read, expired]);
-    if (result === TIMED_OUT) read.catch(() => {});
-    return result;
-  } finally {
-    deadlines.cancel(d);
-  }
-}

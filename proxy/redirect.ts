@@ -17,6 +17,7 @@ import { BufferedReader } from "./http/reader.ts";
 import { type PeerAddress, writeAll } from "./net.ts";
 
 const ACME_PREFIX = "/.well-known/acme-challenge/";
+const REQUEST_TIMEOUT_BYTES = simpleResponse(408, { close: true }).length;
 
 /**
  * Answers requests on `conn` until the client closes, stops keeping the connection alive, or
@@ -56,7 +57,8 @@ async function serve(
     switch (got.kind) {
       case "timeout":
         if (got.partial) {
-          await send(simpleResponse(408, { close: true }));
+          // readRequestHead has answered 408 and closed the connection.
+          record.down += REQUEST_TIMEOUT_BYTES;
           return end(record, "request-timeout", null);
         }
         return end(record, "keepalive-timeout", null);

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { Deadline, type DeadlineSet } from "./deadlines.ts";
 import { closeQuietly, isClosedLocally, isPeerGone } from "./net.ts";
 
 // Timings on the hot paths use Date.now(), a plain V8 call; performance.now() is a runtime op,
@@ -45,8 +46,18 @@ export interface RelayOptions {
   idleTimeout: number;
   /** A downstream read the sniffer started and could not cancel (a `silent` client). */
   pending?: PendingRead;
-  /** Aborting it closes both sides (graceful stop past its deadline). */
+  /** Where the idle deadline is kept. */
+  deadlines: DeadlineSet;
+  /**
+   * Aborting it closes both sides. edgemux itself does not need it: at the end of a graceful
+   * stop it closes the client sockets, which ends their relays.
+   */
   signal?: AbortSignal;
+  /**
+   * Aborted when edgemux closes connections at the end of a graceful stop. Only read when a
+   * side fails, to log `shutdown` rather than a reset; no listener is kept per connection.
+   */
+  stopped?: AbortSignal;
   /**
    * When the server's side ends, close the client's at once instead of passing a half-close
    * on. For edgemux's own internal TLS server: once it has closed, nothing the client could
@@ -55,7 +66,12 @@ export interface RelayOptions {
   closeWhenServerEnds?: boolean;
 }
 
-const IDLE_BUFFER = 2048;
+/**
+ * What each direction of an idle connection holds while it waits. Small, because a thousand
+ * idle SSH sessions would otherwise pin megabytes; a typical small request or TLS record still
+ * fits in one read.
+ */
+const IDLE_BUFFER = 1024;
 const BUSY_BUFFER = 64 * 1024;
 const POOL_LIMIT = 64;
 const pool: Uint8Array[] = [];
@@ -79,26 +95,24 @@ export async function relay(
   server: Deno.Conn,
   opts: RelayOptions,
 ): Promise<RelayResult> {
-  const state: RelayState = { end: null, lastActivity: Date.now(), closed: false };
+  const state: RelayState = {
+    end: null,
+    closed: false,
+    idle: null as unknown as Deadline,
+    idleTimeout: opts.idleTimeout,
+  };
   const closeBoth = (end: RelayEnd) => {
-    state.end ??= end;
+    state.end ??= opts.stopped?.aborted && end !== "client-closed" && end !== "server-closed"
+      ? "shutdown"
+      : end;
     if (state.closed) return;
     state.closed = true;
     closeQuietly(client);
     closeQuietly(server);
   };
-
-  // One timer per connection, re-armed only when it fires early: cheaper than resetting a
-  // timer on every read.
-  let idleTimer: ReturnType<typeof setTimeout> | undefined;
-  const armIdle = (delay: number) => {
-    idleTimer = setTimeout(() => {
-      const idle = Date.now() - state.lastActivity;
-      if (idle >= opts.idleTimeout) closeBoth("idle-timeout");
-      else armIdle(opts.idleTimeout - idle);
-    }, delay);
-  };
-  armIdle(opts.idleTimeout);
+  // One deadline entry per relay, moved forward on every read: no timer object per connection.
+  state.idle = new Deadline(() => closeBoth("idle-timeout"));
+  opts.deadlines.arm(state.idle, opts.idleTimeout);
   const onAbort = () => closeBoth("shutdown");
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -107,7 +121,7 @@ export async function relay(
     pump(client, server, "client", "server", state, closeBoth, false, opts.pending),
     pump(server, client, "server", "client", state, closeBoth, opts.closeWhenServerEnds ?? false),
   ]);
-  clearTimeout(idleTimer);
+  opts.deadlines.disarm(state.idle);
   opts.signal?.removeEventListener("abort", onAbort);
   closeBoth("client-closed");
   return { up, down, end: state.end! };
@@ -115,8 +129,9 @@ export async function relay(
 
 interface RelayState {
   end: RelayEnd | null;
-  lastActivity: number;
   closed: boolean;
+  idle: Deadline;
+  idleTimeout: number;
 }
 
 /** Copies src → dst until src ends or something fails; returns the bytes copied. */
@@ -148,7 +163,7 @@ async function pump(
         n = await src.read(buf);
       }
       if (n === null) break;
-      state.lastActivity = Date.now();
+      state.idle.at = Date.now() + state.idleTimeout;
       failedSide = dstSide;
       let offset = 0;
       while (offset < n) offset += await dst.write(buf.subarray(offset, n));

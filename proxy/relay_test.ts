@@ -1,5 +1,8 @@
 import { equal, ok } from "node:assert/strict";
+import { DeadlineSet } from "./deadlines.ts";
 import { relay } from "./relay.ts";
+
+const deadlines = new DeadlineSet();
 
 /** A connected TCP pair on loopback: [the side relay() gets, the side the test drives]. */
 async function pair(): Promise<[Deno.TcpConn, Deno.TcpConn, () => void]> {
@@ -41,7 +44,7 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
 Deno.test("relay() passes a client's half-close on and still delivers the server's reply", async () => {
   const [clientInner, client, stop1] = await pair();
   const [serverInner, server, stop2] = await pair();
-  const done = relay(clientInner, serverInner, { idleTimeout: 5000 });
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines });
   await writeAll(client, new TextEncoder().encode("question"));
   await client.closeWrite();
   // The server sees EOF after the question, then answers on its still-open write side.
@@ -62,7 +65,7 @@ Deno.test("relay() passes a client's half-close on and still delivers the server
 Deno.test("relay() copies 32 MiB each way intact across buffer switches", async () => {
   const [clientInner, client, stop1] = await pair();
   const [serverInner, server, stop2] = await pair();
-  const done = relay(clientInner, serverInner, { idleTimeout: 5000 });
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines });
   const size = 32 * 1024 * 1024;
   const payload = new Uint8Array(size);
   for (let i = 0; i < size; i += 4096) payload[i] = (i / 4096) & 0xff;
@@ -95,7 +98,7 @@ Deno.test("relay() closes both sides after the idle timeout", async () => {
   const [clientInner, client, stop1] = await pair();
   const [serverInner, server, stop2] = await pair();
   const started = performance.now();
-  const result = await relay(clientInner, serverInner, { idleTimeout: 300 });
+  const result = await relay(clientInner, serverInner, { idleTimeout: 300, deadlines });
   const elapsed = performance.now() - started;
   equal(result.end, "idle-timeout");
   ok(elapsed >= 290 && elapsed < 2000, `idle close after ${elapsed} ms`);
@@ -110,7 +113,7 @@ Deno.test("relay() closes both sides after the idle timeout", async () => {
 Deno.test("relay() passes on a server that goes away, and ends when the client follows", async () => {
   const [clientInner, client, stop1] = await pair();
   const [serverInner, server, stop2] = await pair();
-  const done = relay(clientInner, serverInner, { idleTimeout: 5000 });
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines });
   await writeAll(client, new Uint8Array(10));
   // Closing with unread data makes the kernel send a reset rather than a FIN.
   await server.read(new Uint8Array(1));
@@ -128,7 +131,7 @@ Deno.test("relay() closes both sides at once when its signal aborts", async () =
   const [clientInner, client, stop1] = await pair();
   const [serverInner, server, stop2] = await pair();
   const ac = new AbortController();
-  const done = relay(clientInner, serverInner, { idleTimeout: 5000, signal: ac.signal });
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines, signal: ac.signal });
   setTimeout(() => ac.abort(), 50);
   equal((await done).end, "shutdown");
   equal((await readAll(client)).length, 0);
@@ -143,7 +146,7 @@ Deno.test("relay() takes over a read the sniffer already started", async () => {
   const [serverInner, server, stop2] = await pair();
   const buffer = new Uint8Array(1024);
   const pending = { promise: clientInner.read(buffer), buffer };
-  const done = relay(clientInner, serverInner, { idleTimeout: 5000, pending });
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines, pending });
   await writeAll(client, new TextEncoder().encode("late first words"));
   await client.closeWrite();
   equal(new TextDecoder().decode(await readAll(server)), "late first words");

@@ -8,6 +8,8 @@
 
 import { maxHelloWireBytes } from "./client_hello.ts";
 import { type Classification, classify } from "./classify.ts";
+import { Deadline, type DeadlineSet } from "./deadlines.ts";
+import { closeQuietly } from "./net.ts";
 import type { PendingRead } from "./relay.ts";
 
 /** What the sniffer found. `bytes` is everything read, to be replayed upstream first. */
@@ -40,25 +42,19 @@ const SILENT = Symbol("silent");
 
 /**
  * Reads from `conn` until the first bytes can be classified. Never throws; a read error counts
- * as `closed`. On `timeout` and `too-large` the connection is left open for the caller to
- * answer (an alert, a log line) and close.
+ * as `closed`. On `too-large` the connection is left open for the caller to answer (an alert)
+ * and close; on `timeout` it has been closed already (a read can only be ended by closing).
  */
-export async function sniff(conn: Deno.Conn, opts: SniffOptions): Promise<SniffResult> {
+export async function sniff(
+  conn: Deno.Conn,
+  opts: SniffOptions,
+  deadlines: DeadlineSet,
+): Promise<SniffResult> {
   const cap = maxHelloWireBytes(opts.maxHelloSize);
   let buf = new Uint8Array(INITIAL_BUFFER);
   let length = 0;
-  let timedOut = false;
-  let deadline: ReturnType<typeof setTimeout> | undefined;
-  // Reads cannot be cancelled: at the deadline the only way out of a pending read is to
-  // interrupt it. A dedicated promise lets the deadline win the race without closing the conn.
-  let onDeadline!: () => void;
-  const expired = new Promise<typeof SILENT>((resolve) => {
-    onDeadline = () => resolve(SILENT);
-  });
-  deadline = setTimeout(() => {
-    timedOut = true;
-    onDeadline();
-  }, opts.timeout);
+  const deadline = new Deadline(() => closeQuietly(conn));
+  deadlines.arm(deadline, opts.timeout);
   try {
     for (;;) {
       if (length === buf.length) {
@@ -71,6 +67,8 @@ export async function sniff(conn: Deno.Conn, opts: SniffOptions): Promise<SniffR
       const read = conn.read(target);
       let n: number | null | typeof SILENT;
       if (length === 0 && opts.silentAfter !== null) {
+        // Silence must not close the connection (it is handed over, read pending), so this
+        // one wait races a timer of its own. Only listeners with a silent route get here.
         let silenceTimer: ReturnType<typeof setTimeout> | undefined;
         const silence = new Promise<typeof SILENT>((resolve) => {
           silenceTimer = setTimeout(() => resolve(SILENT), opts.silentAfter!);
@@ -82,14 +80,11 @@ export async function sniff(conn: Deno.Conn, opts: SniffOptions): Promise<SniffR
         }
         if (n === SILENT) return { kind: "silent", pending: { promise: read, buffer: target } };
       } else {
-        n = await Promise.race([read, expired]);
+        n = await read;
       }
-      if (n === SILENT || timedOut) {
-        // The read may still complete later; swallow its outcome, the caller closes the conn.
-        read.catch(() => {});
-        return { kind: "timeout", bytes: buf.subarray(0, length) };
+      if (n === null) {
+        return { kind: deadline.expired ? "timeout" : "closed", bytes: buf.subarray(0, length) };
       }
-      if (n === null) return { kind: "closed", bytes: buf.subarray(0, length) };
       length += n;
       const verdict = classify(buf.subarray(0, length), opts.maxHelloSize);
       if (verdict.kind !== "incomplete") {
@@ -97,9 +92,8 @@ export async function sniff(conn: Deno.Conn, opts: SniffOptions): Promise<SniffR
       }
     }
   } catch {
-    return { kind: "closed", bytes: buf.subarray(0, length) };
+    return { kind: deadline.expired ? "timeout" : "closed", bytes: buf.subarray(0, length) };
   } finally {
-    clearTimeout(deadline);
-    deadline = undefined;
+    deadlines.disarm(deadline);
   }
 }

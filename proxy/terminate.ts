@@ -57,7 +57,8 @@ export async function terminate(
   const result = await relay(conn, inner, {
     idleTimeout: ctx.listener.idleTimeout,
     pending,
-    signal: ctx.hardStop,
+    deadlines: ctx.deadlines,
+    stopped: ctx.hardStop,
     closeWhenServerEnds: true,
   });
   record.up += result.up;
@@ -83,7 +84,10 @@ export async function serveTerminated(
       return;
     }
     record.server = got.up.server.config.label;
-    await relay(conn, got.up.conn, { idleTimeout: ctx.listener.idleTimeout, signal: ctx.hardStop });
+    await relay(conn, got.up.conn, {
+      idleTimeout: ctx.listener.idleTimeout,
+      deadlines: ctx.deadlines,
+    });
     pool.release(got.up, false);
     return;
   }

@@ -7,6 +7,7 @@
  */
 
 import type { Backend, NoServer, ServerState } from "./backend.ts";
+import { Deadline, type DeadlineSet } from "./deadlines.ts";
 import { noDelay } from "./net.ts";
 
 /** Why no server took the connection, as logged. */
@@ -93,39 +94,54 @@ export async function connectWithRetries<C>(
   };
 }
 
-/** Dials one server over plain TCP under the backend's connect timeout. */
+/**
+ * Dials one server over plain TCP under the backend's connect timeout, kept in `deadlines`
+ * (or, without them, in a timer of its own).
+ */
 export async function dialTcp(
   server: ServerState,
   connectTimeout: number,
-  signal?: AbortSignal,
+  deadlines?: DeadlineSet,
 ): Promise<Dialled<Deno.TcpConn>> {
-  const timeout = AbortSignal.timeout(connectTimeout);
-  const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  const ac = new AbortController();
+  const deadline = new Deadline(() => ac.abort());
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (deadlines) deadlines.arm(deadline, connectTimeout);
+  else {
+    timer = setTimeout(() => {
+      deadline.expired = true;
+      ac.abort();
+    }, connectTimeout);
+  }
   try {
     const conn = await Deno.connect({
       hostname: server.config.address.host,
       port: server.config.address.port,
-      signal: combined,
+      signal: ac.signal,
     });
     noDelay(conn);
     return { conn };
   } catch (e) {
-    if (timeout.aborted) return { failure: "upstream-timeout", detail: "connect timed out" };
+    if (deadline.expired) return { failure: "upstream-timeout", detail: "connect timed out" };
     if (e instanceof Deno.errors.ConnectionRefused) {
       return { failure: "upstream-refused", detail: "connection refused" };
     }
     return { failure: "upstream-unreachable", detail: e instanceof Error ? e.message : String(e) };
+  } finally {
+    if (deadlines) deadlines.disarm(deadline);
+    clearTimeout(timer);
   }
 }
 
 /** Connects a TCP-level route to a server of `backend` over plain TCP. */
 export function connectUpstream(
   backend: Backend,
+  deadlines: DeadlineSet,
   signal?: AbortSignal,
 ): Promise<ConnectResult<Deno.TcpConn>> {
   return connectWithRetries(
     backend,
-    (server, s) => dialTcp(server, backend.config.connectTimeout, s),
+    (server) => dialTcp(server, backend.config.connectTimeout, deadlines),
     signal,
   );
 }

@@ -123,7 +123,7 @@ export async function exchange(
     }, (n) => {
       sentBody += n;
     });
-    const result = await readResponseHead(up.reader, req, pool.config.responseTimeout, signal);
+    const result = await readResponseHead(up.reader, req, pool.config.responseTimeout);
     if (result.kind === "head") {
       pool.backend.responded(up.server, result.head.status);
       return {
@@ -192,7 +192,6 @@ async function readResponseHead(
   reader: BufferedReader,
   req: OutgoingRequest,
   timeout: number,
-  signal: AbortSignal,
 ): Promise<HeadResult> {
   const deadline = Date.now() + timeout;
   for (;;) {

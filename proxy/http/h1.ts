@@ -65,7 +65,7 @@ export async function serveHttp1(
     if (got.kind === "stopping" || got.kind === "closed") return;
     if (got.kind === "timeout") {
       if (got.partial) {
-        await writeQuietly(conn, simpleResponse(408, { close: true }));
+        // readRequestHead has answered 408 and closed the connection.
         log(session, errorRecord(session, 408, "request-timeout", "request head not finished"));
       }
       return;
@@ -447,7 +447,7 @@ async function tunnel(
   }
   const result = await relay(conn, up.conn, {
     idleTimeout: target.idleTimeout,
-    signal: target.signal,
+    deadlines: up.reader.deadlines,
   });
   outcome.bytesIn += result.up;
   outcome.bytesOut += result.down;

@@ -170,7 +170,7 @@ export class BackendPool {
   /** Dials one server: plain TCP, or TLS when the backend has `tls`. */
   #dial(server: ServerState, signal?: AbortSignal): Promise<Dialled<Deno.Conn>> {
     return this.tls === null
-      ? dialTcp(server, this.config.connectTimeout, signal)
+      ? dialTcp(server, this.config.connectTimeout, this.deadlines)
       : dialTls(server, this.tls, this.config.connectTimeout, signal);
   }
 }

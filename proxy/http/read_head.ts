@@ -9,14 +9,29 @@
 
 import type { HttpConfig } from "../../config/types.ts";
 import { parseRequestHead, type RequestHead } from "../http1/head.ts";
+import { simpleResponse } from "../http1/respond.ts";
+import { writeAll } from "../net.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
+
+const REQUEST_TIMEOUT = simpleResponse(408, { close: true });
+
+async function answer408(reader: BufferedReader): Promise<void> {
+  try {
+    await writeAll(reader.conn, REQUEST_TIMEOUT);
+  } catch {
+    // The client is gone as well.
+  }
+}
 
 /** The outcome of {@link readRequestHead}. */
 export type HeadRead =
   | { kind: "head"; head: RequestHead }
   /** Refuse with `status` and close. */
   | { kind: "error"; status: 400 | 414 | 431 | 501 | 505; reason: string }
-  /** Time ran out: mid-head (`partial`, answer 408) or while idle (close quietly). */
+  /**
+   * Time ran out, and the connection is closed: mid-head (`partial`; it was answered 408
+   * first) or while idle (closed quietly).
+   */
   | { kind: "timeout"; partial: boolean }
   /** The client closed or reset: mid-head (`partial`) or between requests. */
   | { kind: "closed"; partial: boolean }
@@ -52,7 +67,13 @@ export async function readRequestHead(
     let n;
     try {
       // Only an idle connection gives way to a graceful stop; a request in flight finishes.
-      n = await reader.fill(http.maxHeadSize + 1, wait, idle);
+      // A client that stops in the middle of a head is told why before it is closed.
+      n = await reader.fill(
+        http.maxHeadSize + 1,
+        wait,
+        idle,
+        idle ? null : () => answer408(reader),
+      );
     } catch {
       return { kind: "closed", partial: !idle };
     }

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { type DeadlineSet, readBefore, TIMED_OUT } from "../deadlines.ts";
+import { Deadline, type DeadlineSet, TIMED_OUT } from "../deadlines.ts";
+import { closeQuietly } from "../net.ts";
 
 export { TIMED_OUT };
 
@@ -16,6 +17,10 @@ export class BufferedReader {
   #start = 0;
   #end = 0;
   #total = 0;
+  /** One deadline for every wait of this connection; on expiry it closes the connection. */
+  readonly #deadline: Deadline;
+  /** What an expiry does beyond closing (answer 408 first, for a half-sent request head). */
+  #beforeClose: (() => Promise<void>) | null = null;
 
   constructor(
     readonly conn: Deno.Conn,
@@ -23,6 +28,11 @@ export class BufferedReader {
     initialSize = 4096,
     first?: Uint8Array,
   ) {
+    this.#deadline = new Deadline(() => {
+      const last = this.#beforeClose;
+      if (last === null) closeQuietly(this.conn);
+      else last().finally(() => closeQuietly(this.conn));
+    });
     const size = Math.max(initialSize, first?.length ?? 0);
     this.#buf = new Uint8Array(size);
     if (first) {
@@ -64,14 +74,18 @@ export class BufferedReader {
    * Reads more bytes after those buffered, growing the buffer up to `maxBuffered` bytes.
    *
    * @param idle The wait is an idle keep-alive wait, which a graceful stop ends at once.
+   * @param beforeClose On expiry, run this (it may write a last response) before closing.
    * @returns the bytes added, `null` at end of stream, {@link TIMED_OUT} when `timeoutMs`
-   *   passed first, or 0 when the buffer already holds `maxBuffered` bytes.
+   *   passed first (the connection is then closed), or 0 when the buffer already holds
+   *   `maxBuffered` bytes.
    */
   async fill(
     maxBuffered: number,
     timeoutMs: number,
     idle = false,
+    beforeClose: (() => Promise<void>) | null = null,
   ): Promise<number | null | typeof TIMED_OUT> {
+    if (this.#deadline.expired) return TIMED_OUT;
     if (this.#end === this.#buf.length) {
       const used = this.#end - this.#start;
       if (this.#start > 0 && used < this.#buf.length / 2) {
@@ -85,17 +99,20 @@ export class BufferedReader {
       this.#end = used;
       this.#start = 0;
     }
-    const n = await readBefore(
-      this.conn,
-      this.#buf.subarray(this.#end),
-      timeoutMs,
-      this.deadlines,
-      idle,
-    );
-    if (typeof n === "number") {
-      this.#end += n;
-      this.#total += n;
+    this.#beforeClose = beforeClose;
+    this.deadlines.arm(this.#deadline, timeoutMs, idle);
+    let n: number | null;
+    try {
+      n = await this.conn.read(this.#buf.subarray(this.#end));
+    } catch (e) {
+      if (this.#deadline.expired) return TIMED_OUT;
+      throw e;
+    } finally {
+      this.deadlines.disarm(this.#deadline);
     }
+    if (n === null) return this.#deadline.expired ? TIMED_OUT : null;
+    this.#end += n;
+    this.#total += n;
     return n;
   }
 
