@@ -71,7 +71,7 @@ export interface RelayOptions {
  * idle SSH sessions would otherwise pin megabytes; a typical small request or TLS record still
  * fits in one read.
  */
-const IDLE_BUFFER = 1024;
+const IDLE_BUFFER = 512;
 const BUSY_BUFFER = 64 * 1024;
 const POOL_LIMIT = 64;
 const pool: Uint8Array[] = [];

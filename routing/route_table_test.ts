@@ -188,3 +188,34 @@ Deno.test("RouteTable.lists() puts ALPN routes first, then named protocols, then
   );
   assert.deepEqual(tlsAny?.entries.map((e) => e.route.name), ["h2", "tls", "any"]);
 });
+
+Deno.test("RouteTable.lookup() ranks edge and reencrypt routes by server name like passthrough", () => {
+  const { config } = parseConfig(
+    `version: 1
+certificates: { development: true }
+backends:
+  plain: { servers: ["127.0.0.1:9001"] }
+  secure: { servers: ["127.0.0.1:9002"], tls: true }
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - { name: catch-all, protocol: tls, passthrough: plain }
+      - { name: wildcard, sni: "*.example.test", reencrypt: secure }
+      - { name: exact, sni: app.example.test, edge: { http: [{ backend: plain }] } }
+      - { name: h2-only, sni: app.example.test, alpn: h2, edge: { tcp: plain } }
+`,
+    "route_table_test.yaml",
+  );
+  const table = new RouteTable(config.listeners[0]);
+  assert.equal(routeFor(table, "tls", "app.example.test", ["h2"]), "h2-only");
+  assert.equal(routeFor(table, "tls", "app.example.test", ["http/1.1"]), "exact");
+  assert.equal(routeFor(table, "tls", "api.example.test"), "wildcard");
+  assert.equal(routeFor(table, "tls", "example.test"), "catch-all");
+  // Terminating routes take TLS only, like passthrough.
+  assert.equal(routeFor(table, "http"), null);
+  assert.deepEqual(
+    (["tls", "http", "ssh", "silent", "unknown"] as const).filter((p) => table.accepts(p)),
+    ["tls"],
+  );
+});
