@@ -39,7 +39,12 @@ export interface DialFailure {
  * closing fails.
  */
 export const POOL_IDLE_TIMEOUT = 4_000;
-const MAX_IDLE_PER_SERVER = 64;
+/**
+ * Idle connections kept per server. High enough for an HTTP/2 client with hundreds of streams
+ * in flight (each takes its own upstream connection): a lower cap would close and re-dial on
+ * every request. The idle timeout bounds how long they stay.
+ */
+const MAX_IDLE_PER_SERVER = 1024;
 
 /** The connection pool of one backend. */
 export class BackendPool {
