@@ -6,19 +6,70 @@
  * @module
  */
 
-import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
+import {
+  type Alias,
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  type Node,
+  parseAllDocuments,
+  visit,
+} from "yaml";
 import type { Document } from "yaml";
 import type { ConfigIssue, SourcePosition } from "./errors.ts";
 import { DURATION_HINT, parseDuration, parseSize, SIZE_HINT } from "./units.ts";
 
 /** One config file's text and its line index. */
 export class Source {
-  readonly lines = new LineCounter();
-  constructor(readonly file: string, readonly text: string) {}
+  /**
+   * Offsets where each line starts, built from the text itself (yaml's own line counter misses
+   * newlines inside tokens it could not parse, and then points at the wrong line).
+   */
+  readonly #lineStarts: number[] = [0];
+  /** Anchors by name, each with where it is defined, for resolving aliases in one lookup. */
+  #anchors: Map<string, { offset: number; node: Node }[]> | null = null;
+
+  constructor(readonly file: string, readonly text: string) {
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) {
+      this.#lineStarts.push(i + 1);
+    }
+  }
 
   position(offset: number): SourcePosition {
-    const { line, col } = this.lines.linePos(offset);
-    return { file: this.file, line, column: col };
+    const starts = this.#lineStarts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { file: this.file, line: lo + 1, column: offset - starts[lo] + 1 };
+  }
+
+  /**
+   * The node an alias stands for: the last anchor of that name before it. yaml's own
+   * `resolve` walks the whole document for each alias, which made a config with thousands
+   * of aliases take seconds; this walks it once.
+   */
+  resolveAlias(doc: Document, alias: Alias): Node | null {
+    if (this.#anchors === null) {
+      const anchors = new Map<string, { offset: number; node: Node }[]>();
+      visit(doc, (_key, node) => {
+        if (isNode(node) && !isAlias(node) && node.anchor) {
+          const list = anchors.get(node.anchor) ?? [];
+          list.push({ offset: node.range?.[0] ?? 0, node });
+          anchors.set(node.anchor, list);
+        }
+      });
+      this.#anchors = anchors;
+    }
+    const at = alias.range?.[0] ?? Infinity;
+    let found: Node | null = null;
+    for (const a of this.#anchors.get(alias.source) ?? []) if (a.offset < at) found = a.node;
+    return found;
   }
 }
 
@@ -155,8 +206,7 @@ export class Value {
   /** Follows a YAML alias (`*name`) to the node it stands for. */
   resolved(): Node | null {
     if (this.node !== null && isAlias(this.node)) {
-      const target = this.node.resolve(this.doc);
-      return (target as Node | undefined) ?? null;
+      return this.source.resolveAlias(this.doc, this.node);
     }
     return this.node;
   }
@@ -372,13 +422,38 @@ function keyAt(text: string, offset: number): string {
   return (m?.[0] ?? "").trim();
 }
 
+/** Config files larger than this are refused before parsing. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** YAML syntax errors reported per file. */
+const MAX_SYNTAX_ERRORS = 20;
+
 /** Parses one YAML file into its top-level value, recording syntax errors as issues. */
 export function readYaml(source: Source, issues: Issues): Value | undefined {
-  const docs = parseAllDocuments(source.text, {
-    lineCounter: source.lines,
-    prettyErrors: false,
-    uniqueKeys: true,
-  });
+  if (source.text.length > MAX_CONFIG_BYTES) {
+    issues.add(
+      "error",
+      { file: source.file, line: 1, column: 1 },
+      "",
+      `the file is ${source.text.length} bytes, more than a config should ever need`,
+      `keep each config file under ${MAX_CONFIG_BYTES / 1024 / 1024} MiB`,
+    );
+    return undefined;
+  }
+  let docs;
+  try {
+    docs = parseAllDocuments(source.text, { prettyErrors: false, uniqueKeys: true });
+  } catch (e) {
+    // yaml's parser recurses per nesting level and can run out of stack outside its own
+    // error handling; no real config nests anywhere near that deep.
+    issues.add(
+      "error",
+      { file: source.file, line: 1, column: 1 },
+      "",
+      `the YAML cannot be read: ${e instanceof RangeError ? "it nests too deeply" : String(e)}`,
+      "check the indentation; a config nests a few levels, not thousands",
+    );
+    return undefined;
+  }
   if (!Array.isArray(docs)) {
     issues.add(
       "error",
@@ -414,6 +489,17 @@ export function readYaml(source: Source, issues: Issues): Value | undefined {
   let syntaxErrors = 0;
   for (const e of doc.errors) {
     syntaxErrors++;
+    // One broken line can make the YAML parser report an error per character after it.
+    if (syntaxErrors > MAX_SYNTAX_ERRORS) {
+      issues.add(
+        "error",
+        null,
+        "",
+        `${doc.errors.length - MAX_SYNTAX_ERRORS} more YAML syntax errors follow`,
+        "correct the first ones; the rest often follow from them",
+      );
+      break;
+    }
     const keyText = keyAt(source.text, e.pos[0]);
     const message = e.code === "DUPLICATE_KEY"
       ? `the key ${keyText ? `"${keyText}" ` : ""}appears twice in the same map`
