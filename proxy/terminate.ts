@@ -55,7 +55,9 @@ export async function terminate(
     return;
   }
   const result = await relay(conn, inner, {
-    idleTimeout: ctx.listener.idleTimeout,
+    // The internal server enforces the HTTP timeouts; this relay must not cut a request that
+    // waits on a slow backend (no bytes move meanwhile), so it allows the longest of them.
+    idleTimeout: outerIdleTimeout(ctx),
     pending,
     deadlines: ctx.deadlines,
     stopped: ctx.hardStop,
@@ -65,6 +67,13 @@ export async function terminate(
   record.down += result.down;
   // From the client's side the inner half is "the server".
   record.end = result.end;
+}
+
+/** The idle bound of the client ↔ internal-listener relay of a terminated connection. */
+function outerIdleTimeout(ctx: ListenerContext): number {
+  let longest = ctx.http.keepaliveTimeout;
+  for (const b of ctx.backends.values()) longest = Math.max(longest, b.config.responseTimeout);
+  return ctx.listener.idleTimeout + longest;
 }
 
 /** The inner half: runs once the internal listener has finished the TLS handshake. */

@@ -62,7 +62,8 @@ export interface Answer {
 /** No response head: what to answer the client with, and why. */
 export interface NoAnswer {
   ok: false;
-  status: 502 | 503 | 504;
+  /** 400/408 when the client's own request body failed (it may be gone already). */
+  status: 400 | 408 | 502 | 503 | 504;
   end: string;
   detail: string;
   server: string | null;
@@ -123,7 +124,35 @@ export async function exchange(
     }, (n) => {
       sentBody += n;
     });
-    const result = await readResponseHead(up.reader, req, pool.config.responseTimeout);
+    // A request body that fails on the client's side (it left, stalled, or sent broken chunked
+    // framing) ends the exchange at once: waiting for a response to half a request would only
+    // hold the backend until response_timeout.
+    const headRead = readResponseHead(up.reader, req, pool.config.responseTimeout);
+    const first: HeadResult | BodyOutcome = await Promise.race([
+      headRead,
+      bodySent.then((o): Promise<HeadResult | BodyOutcome> | BodyOutcome =>
+        o === "done" || o === "upstream-failed" ? headRead : o
+      ),
+    ]);
+    if (typeof first === "string") {
+      pool.release(up, false);
+      headRead.catch(() => {});
+      const status = first === "bad-body" ? 400 : 408;
+      const end = first === "bad-body"
+        ? "bad-request"
+        : first === "client-timeout"
+        ? "request-timeout"
+        : "client-closed";
+      return {
+        ok: false,
+        status,
+        end,
+        detail: first === "bad-body" ? "malformed chunked request body" : "request body cut short",
+        server: up.server.config.label,
+        retryAfter: null,
+      };
+    }
+    const result = first;
     if (result.kind === "head") {
       pool.backend.responded(up.server, result.head.status);
       return {

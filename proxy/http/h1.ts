@@ -351,7 +351,8 @@ async function streamBody(
     let left = framing.length;
     if (left === 0) await flushHead();
     while (left > 0) {
-      const chunk = await src.readChunk(left, target.idleTimeout);
+      const chunk = await upstreamRead(() => src.readChunk(left, target.idleTimeout));
+      if (chunk === RESET) return "upstream-reset";
       if (chunk === null) return "upstream-closed";
       if (chunk === TIMED_OUT) return "upstream-timeout";
       await write(chunk);
@@ -362,7 +363,8 @@ async function streamBody(
   }
   if (framing.kind === "close") {
     for (;;) {
-      const chunk = await src.readChunk(64 * 1024, target.idleTimeout);
+      const chunk = await upstreamRead(() => src.readChunk(64 * 1024, target.idleTimeout));
+      if (chunk === RESET) return "upstream-reset";
       if (chunk === TIMED_OUT) return "upstream-timeout";
       if (chunk === null) {
         await flushHead();
@@ -375,7 +377,8 @@ async function streamBody(
   const scanner = new ChunkedScanner();
   for (;;) {
     if (src.available === 0) {
-      const n = await src.fill(64 * 1024, target.idleTimeout);
+      const n = await upstreamRead(() => src.fill(64 * 1024, target.idleTimeout));
+      if (n === RESET) return "upstream-reset";
       if (n === null) return "upstream-closed";
       if (n === TIMED_OUT) return "upstream-timeout";
     }
@@ -401,6 +404,20 @@ async function streamBody(
       await flushHead();
       return "done";
     }
+  }
+}
+
+const RESET = Symbol("upstream reset");
+
+/**
+ * A read from the backend. Its failure is the backend's (a reset mid-response), told apart
+ * from a failure to write to the client, which the caller's catch reports as the client's.
+ */
+async function upstreamRead<T>(read: () => Promise<T>): Promise<T | typeof RESET> {
+  try {
+    return await read();
+  } catch {
+    return RESET;
   }
 }
 
