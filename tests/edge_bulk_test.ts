@@ -276,8 +276,11 @@ listeners:
   console.log(
     `    peak RSS of the test process (edgemux and backends): ${Math.round(peak / MiB)} MiB`,
   );
+  // Holding one transfer would take at least 1 GiB. Below that, the figure is garbage the
+  // collector has not reached yet: alone this test peaks near 450 MiB, beside the rest of the
+  // suite on two busy cores it has reached 850 MiB.
   ok(
-    peak < 768 * MiB,
+    peak < 1000 * MiB,
     `edgemux or a backend held the data: peak RSS ${Math.round(peak / MiB)} MiB`,
   );
 });
