@@ -22,6 +22,12 @@ export interface TerminatedInfo {
   action: TerminateAction;
   client: PeerAddress;
   record: AccessRecord;
+  /**
+   * Set by the inner half, called by the outer one when the client's connection is gone: an
+   * HTTP/1.1 response waiting on its backend writes nothing to the client, so it would not
+   * notice by itself until the backend sent more.
+   */
+  onClientGone?: () => void;
 }
 
 /** The outer half: hand the client's TLS bytes to the internal listener and relay. */
@@ -67,6 +73,7 @@ export async function terminate(
   record.down += result.down;
   // From the client's side the inner half is "the server".
   record.end = result.end;
+  info.onClientGone?.();
 }
 
 /** The idle bound of the client ↔ internal-listener relay of a terminated connection. */
@@ -101,6 +108,7 @@ export async function serveTerminated(
     return;
   }
   const session: HttpSession = {
+    upstream: null,
     ctx,
     tlsRoute: info.route,
     router: ctx.routers.get(info.route)!,
@@ -110,6 +118,10 @@ export async function serveTerminated(
     connId: record.conn,
     trusted: ctx.trustedProxies.contains(info.client.ip),
     onRequest: ctx.onRequest,
+  };
+  info.onClientGone = () => {
+    closeQuietly(conn);
+    if (session.upstream !== null) closeQuietly(session.upstream.conn);
   };
   if (alpn === "h2") await serveHttp2(conn, session);
   else await serveHttp1(conn, new BufferedReader(conn, ctx.deadlines, 4096), session);

@@ -44,6 +44,8 @@ export interface OutgoingRequest {
   retriable: boolean;
   /** Interim (1xx) response heads, as raw bytes, for an HTTP/1.1 client to see. */
   onInterim?: (raw: Uint8Array) => Promise<void>;
+  /** Told each upstream connection the request is sent on (to close it if the client leaves). */
+  onConnection?: (up: UpstreamConn) => void;
 }
 
 /** A response head has arrived; the body is still to be read from `up.reader`. */
@@ -92,6 +94,7 @@ export async function exchange(
     if ("failure" in got) return last ?? dialFailure(got);
     const { up, reused } = got;
     up.uses++;
+    req.onConnection?.(up);
     const started = Date.now();
     let sentBody = 0;
     let bodyStarted = false;

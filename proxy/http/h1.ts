@@ -22,7 +22,7 @@ import {
 import { closeQuietly, writeAll } from "../net.ts";
 import { relay } from "../relay.ts";
 import { type Answer, exchange, type OutgoingRequest, type RequestBody } from "./exchange.ts";
-import type { BackendPool } from "./pool.ts";
+import type { BackendPool, UpstreamConn } from "./pool.ts";
 import { readRequestHead } from "./read_head.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 import { decide, type HttpSession, isIdempotent, type RequestRecord } from "./session.ts";
@@ -38,6 +38,8 @@ export interface ForwardTarget {
   close: boolean;
   idleTimeout: number;
   signal: AbortSignal;
+  /** Told the upstream connection in use (and null when done), so a vanished client ends it. */
+  onUpstream?: (up: UpstreamConn | null) => void;
 }
 
 /** How forwarding one request went, for the request record and the server loop. */
@@ -153,6 +155,7 @@ async function handleRequest(
         close: false,
         idleTimeout: session.ctx.listener.idleTimeout,
         signal: session.ctx.hardStop,
+        onUpstream: (up) => session.upstream = up,
       });
       record.status = out.status;
       record.server = out.server;
@@ -196,11 +199,27 @@ export async function forwardRequest(
     }),
     body,
     retriable: isIdempotent(head.method) && body.kind === "none",
+    onConnection: target.onUpstream,
     onInterim: async (raw) => {
       // 100 Continue and 103 Early Hints go to HTTP/1.1 clients as they come.
       if (head.version === 11) await writeAll(conn, raw);
     },
   };
+  try {
+    return await forwardWith(conn, reader, head, target, req, upgrade);
+  } finally {
+    target.onUpstream?.(null);
+  }
+}
+
+async function forwardWith(
+  conn: Deno.Conn,
+  reader: BufferedReader,
+  head: RequestHead,
+  target: ForwardTarget,
+  req: OutgoingRequest,
+  upgrade: string | null,
+): Promise<ForwardOutcome> {
   const answer = await exchange(target.pool, req, target.signal);
   if (!answer.ok) {
     const response = simpleResponse(answer.status, {

@@ -11,7 +11,7 @@ import { normalizeHost } from "../../routing/http_router.ts";
 import { normalizePath } from "../../routing/path.ts";
 import type { ListenerContext } from "../context.ts";
 import type { PeerAddress } from "../net.ts";
-import type { BackendPool } from "./pool.ts";
+import type { BackendPool, UpstreamConn } from "./pool.ts";
 
 /** One HTTP request as written to the access log. */
 export interface RequestRecord {
@@ -59,6 +59,8 @@ export interface HttpSession {
   /** The client may set `X-Forwarded-For` (it is a configured trusted proxy). */
   readonly trusted: boolean;
   readonly onRequest: RequestObserver;
+  /** The upstream connection of the HTTP/1.1 request in progress, closed if the client leaves. */
+  upstream: UpstreamConn | null;
 }
 
 /** The outcome of routing one request. */
