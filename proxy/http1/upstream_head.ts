@@ -72,7 +72,7 @@ export function forwardingFields(
       ["x-forwarded-proto", facts.proto],
     ];
     if (host) out.push(["x-forwarded-host", host]);
-    out.push(["forwarded", mine]);
+    out.push(["forwarded", mine], ["x-real-ip", facts.clientIp]);
     return out;
   }
   const joined = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v).join(", ");
@@ -86,6 +86,10 @@ export function forwardingFields(
   ];
   if (xhost || host) out.push(["x-forwarded-host", xhost || host]);
   out.push(["forwarded", fwd ? `${fwd}, ${mine}` : mine]);
+  // A trusted proxy's X-Real-IP names the client it saw; without one, the address is ours.
+  out.push(["x-real-ip", joined("x-real-ip") || facts.clientIp]);
+  const trueClient = joined("true-client-ip");
+  if (trueClient) out.push(["true-client-ip", trueClient]);
   return out;
 }
 

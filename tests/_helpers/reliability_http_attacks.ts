@@ -75,7 +75,8 @@ export interface Attack {
 /** The forwarding fields edgemux writes for a client at 127.0.0.1 over https. */
 function forwarded(authority = HOST): string {
   return `x-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: https\r\n` +
-    `x-forwarded-host: ${authority}\r\nforwarded: for=127.0.0.1;proto=https;host="${authority}"\r\n`;
+    `x-forwarded-host: ${authority}\r\nforwarded: for=127.0.0.1;proto=https;host="${authority}"\r\n` +
+    `x-real-ip: 127.0.0.1\r\n`;
 }
 
 /**
