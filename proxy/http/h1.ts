@@ -25,7 +25,13 @@ import { type Answer, exchange, type OutgoingRequest, type RequestBody } from ".
 import type { BackendPool, UpstreamConn } from "./pool.ts";
 import { readRequestHead } from "./read_head.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
-import { decide, type HttpSession, isIdempotent, type RequestRecord } from "./session.ts";
+import {
+  decide,
+  type HttpSession,
+  isIdempotent,
+  newRequestRecord,
+  type RequestRecord,
+} from "./session.ts";
 
 /** What the caller needs to forward one request. */
 export interface ForwardTarget {
@@ -79,25 +85,7 @@ export async function serveHttp1(
     }
     const head = got.head;
     const started = Date.now();
-    const record: RequestRecord = {
-      conn: session.connId,
-      listener: ctx.listener.name,
-      client: session.client.ip,
-      http: "h1",
-      method: head.method,
-      host: head.authority,
-      path: head.path,
-      status: 0,
-      route: null,
-      backend: null,
-      server: null,
-      bytes_in: 0,
-      bytes_out: 0,
-      ms: 0,
-      upstream_ms: null,
-      end: "ok",
-      detail: null,
-    };
+    const record = newRequestRecord(session, "h1", head.method, head.authority, head.path);
     const keepAlive = await handleRequest(conn, reader, head, session, record);
     record.ms = Math.round(Date.now() - started);
     log(session, record);
@@ -497,25 +485,11 @@ function errorRecord(
   end: string,
   detail: string,
 ): RequestRecord {
-  return {
-    conn: session.connId,
-    listener: session.ctx.listener.name,
-    client: session.client.ip,
-    http: "h1",
-    method: "-",
-    host: null,
-    path: "-",
-    status,
-    route: null,
-    backend: null,
-    server: null,
-    bytes_in: 0,
-    bytes_out: 0,
-    ms: 0,
-    upstream_ms: null,
-    end,
-    detail,
-  };
+  const record = newRequestRecord(session, "h1", "-", null, "-");
+  record.status = status;
+  record.end = end;
+  record.detail = detail;
+  return record;
 }
 
 function log(session: HttpSession, record: RequestRecord): void {

@@ -17,7 +17,13 @@ import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "../http1/up
 import { exchange, type RequestBody } from "./exchange.ts";
 import type { BackendPool, UpstreamConn } from "./pool.ts";
 import { TIMED_OUT } from "./reader.ts";
-import { decide, type HttpSession, isIdempotent, type RequestRecord } from "./session.ts";
+import {
+  decide,
+  type HttpSession,
+  isIdempotent,
+  newRequestRecord,
+  type RequestRecord,
+} from "./session.ts";
 
 /** Serves HTTP/2 on a terminated connection until the client or a timeout closes it. */
 export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise<void> {
@@ -108,25 +114,7 @@ async function handleRequest(
   const pathStart = url.indexOf("/", hostStart);
   const authority = url.slice(hostStart, pathStart < 0 ? url.length : pathStart).toLowerCase();
   const path = pathStart < 0 ? "/" : url.slice(pathStart);
-  const record: RequestRecord = {
-    conn: session.connId,
-    listener: session.ctx.listener.name,
-    client: session.client.ip,
-    http: "h2",
-    method: req.method,
-    host: authority,
-    path,
-    status: 0,
-    route: null,
-    backend: null,
-    server: null,
-    bytes_in: 0,
-    bytes_out: 0,
-    ms: 0,
-    upstream_ms: null,
-    end: "ok",
-    detail: null,
-  };
+  const record = newRequestRecord(session, "h2", req.method, authority, path);
   const finish = () => {
     record.ms = Math.round(Date.now() - started);
     session.onRequest(record);

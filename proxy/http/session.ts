@@ -42,6 +42,35 @@ export interface RequestRecord {
   detail: string | null;
 }
 
+/** A fresh record for a request on `session`, to be filled in as the request goes. */
+export function newRequestRecord(
+  session: HttpSession,
+  http: "h1" | "h2",
+  method: string,
+  host: string | null,
+  path: string,
+): RequestRecord {
+  return {
+    conn: session.connId,
+    listener: session.ctx.listener.name,
+    client: session.client.ip,
+    http,
+    method,
+    host,
+    path,
+    status: 0,
+    route: null,
+    backend: null,
+    server: null,
+    bytes_in: 0,
+    bytes_out: 0,
+    ms: 0,
+    upstream_ms: null,
+    end: "ok",
+    detail: null,
+  };
+}
+
 /** Receives every request record. */
 export type RequestObserver = (record: RequestRecord) => void;
 
