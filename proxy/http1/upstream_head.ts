@@ -52,6 +52,9 @@ const FORWARDING = new Set([
   "x-forwarded-proto",
   "x-forwarded-host",
   "forwarded",
+  // Read by common backends (nginx's real_ip module) as the client's address.
+  "x-real-ip",
+  "true-client-ip",
 ]);
 
 /** The fields of a message as edgemux received them: lowercase names, in order. */

@@ -672,7 +672,8 @@ export async function runBackendFaults(sizes: BackendFaultSizes): Promise<Scenar
       );
       const rec = await requestRecord("/closeup", after);
       f.check(rec.end !== "ok", `${what("backend closes mid-upload")}: logged as ok`);
-      ends[`${what("backend closes mid-upload")} → ${rec.end}`] = 1;
+      const key = `${what("backend closes mid-upload")} → ${rec.end}`;
+      ends[key] = (ends[key] ?? 0) + 1;
     }
     {
       const after = host.requests.at(-1)?.conn ?? 0;
