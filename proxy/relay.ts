@@ -68,8 +68,8 @@ export interface RelayOptions {
 
 /**
  * What each direction of an idle connection holds while it waits. Small, because a thousand
- * idle SSH sessions would otherwise pin megabytes; a typical small request or TLS record still
- * fits in one read.
+ * idle SSH sessions would otherwise pin megabytes; keystrokes and most small requests fit in one
+ * read, and anything larger continues in the big buffer.
  */
 const IDLE_BUFFER = 512;
 /**
