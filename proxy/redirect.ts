@@ -9,11 +9,12 @@
 import type { RedirectAction } from "../config/types.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
 import type { RequestHead } from "./http1/head.ts";
-import { simpleResponse } from "./http1/respond.ts";
+import { simpleResponse, simpleResponseInto } from "./http1/respond.ts";
 import { NO_HEADER_OPS } from "./http1/upstream_head.ts";
 import { forwardRequest } from "./http/h1.ts";
 import { readRequestHead } from "./http/read_head.ts";
 import { BufferedReader } from "./http/reader.ts";
+import { returnScratch, takeScratch } from "./http1/scratch.ts";
 import { type PeerAddress, writeAll } from "./net.ts";
 
 const ACME_PREFIX = "/.well-known/acme-challenge/";
@@ -32,10 +33,13 @@ export async function serveRedirect(
   record: AccessRecord,
 ): Promise<void> {
   const reader = new BufferedReader(conn, ctx.deadlines, 2048, first);
+  // For the redirects themselves; each is written before the next request is read.
+  const scratch = takeScratch();
   try {
-    await serve(conn, reader, action, ctx, client, record);
+    await serve(conn, reader, action, ctx, client, record, scratch);
   } finally {
     record.up = reader.totalRead;
+    returnScratch(scratch);
   }
 }
 
@@ -46,6 +50,7 @@ async function serve(
   ctx: ListenerContext,
   client: PeerAddress,
   record: AccessRecord,
+  scratch: Uint8Array,
 ): Promise<void> {
   const send = async (response: Uint8Array) => {
     await writeAll(conn, response);
@@ -99,7 +104,7 @@ async function serve(
     // A request body would have to be read and thrown away to find the next request; closing
     // is simpler and costs a client that sends bodies to port 80 nothing it needs.
     const close = !head.keepAlive || head.body.kind !== "none";
-    await send(simpleResponse(action.status, {
+    await send(simpleResponseInto(scratch, action.status, {
       headers: [["location", location]],
       body: `Redirecting to ${location}\n`,
       close,

@@ -19,6 +19,7 @@ import {
   type ForwardingFacts,
   upstreamRequestHead,
 } from "../http1/upstream_head.ts";
+import { returnScratch, takeScratch } from "../http1/scratch.ts";
 import { closeQuietly, writeAll } from "../net.ts";
 import { relay } from "../relay.ts";
 import { type Answer, exchange, type OutgoingRequest, type RequestBody } from "./exchange.ts";
@@ -171,6 +172,8 @@ export async function forwardRequest(
     ? { kind: "none" }
     : { kind: "wire", framing: head.body, reader, idleTimeout: target.idleTimeout };
   const upgrade = head.upgrade;
+  // The request head is written (and written again on a retry) only inside forwardWith.
+  const scratch = takeScratch();
   const req: OutgoingRequest = {
     method: head.method,
     head: upstreamRequestHead({
@@ -184,7 +187,7 @@ export async function forwardRequest(
       forwarding: target.forwarding,
       ops: target.requestOps,
       close: target.close,
-    }),
+    }, scratch),
     body,
     retriable: isIdempotent(head.method) && body.kind === "none",
     onConnection: target.onUpstream,
@@ -197,6 +200,7 @@ export async function forwardRequest(
     return await forwardWith(conn, reader, head, target, req, upgrade);
   } finally {
     target.onUpstream?.(null);
+    returnScratch(scratch);
   }
 }
 
@@ -331,17 +335,37 @@ async function streamBody(
   outcome: ForwardOutcome,
 ): Promise<string> {
   headText += keepAlive ? "\r\n" : "connection: close\r\n\r\n";
-  let pending: Uint8Array | null = encodeHead(headText);
+  const scratch = takeScratch();
+  try {
+    return await streamBodyWith(conn, src, framing, dechunk, target, outcome, headText, scratch);
+  } finally {
+    returnScratch(scratch);
+  }
+}
+
+async function streamBodyWith(
+  conn: Deno.Conn,
+  src: BufferedReader,
+  framing: ResponseHead["body"],
+  dechunk: boolean,
+  target: ForwardTarget,
+  outcome: ForwardOutcome,
+  headText: string,
+  scratch: Uint8Array,
+): Promise<string> {
+  let pending: Uint8Array | null = encodeHead(headText, scratch);
   const write = async (chunk: Uint8Array) => {
-    if (pending !== null) {
-      const both = new Uint8Array(pending.length + chunk.length);
-      both.set(pending, 0);
-      both.set(chunk, pending.length);
-      pending = null;
-      await writeAll(conn, both);
-    } else {
-      await writeAll(conn, chunk);
-    }
+    if (pending === null) return await writeAll(conn, chunk);
+    const head = pending;
+    pending = null;
+    const size = head.length + chunk.length;
+    // The head is usually at the front of `scratch`, with room behind it for the chunk.
+    const both = head.buffer === scratch.buffer && size <= scratch.length
+      ? scratch.subarray(0, size)
+      : new Uint8Array(size);
+    if (both.buffer !== head.buffer) both.set(head, 0);
+    both.set(chunk, head.length);
+    await writeAll(conn, both);
   };
   const flushHead = async () => {
     if (pending !== null) {

@@ -14,6 +14,7 @@ import { ChunkedScanner } from "../http1/chunked.ts";
 import type { BodyFraming } from "../http1/head.ts";
 import { STATUS_TEXT } from "../http1/respond.ts";
 import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "../http1/upstream_head.ts";
+import { returnScratch, takeScratch } from "../http1/scratch.ts";
 import { exchange, type RequestBody } from "./exchange.ts";
 import type { BackendPool, UpstreamConn } from "./pool.ts";
 import { TIMED_OUT } from "./reader.ts";
@@ -166,6 +167,8 @@ async function handleRequest(
   const body: RequestBody = req.body === null
     ? { kind: "none" }
     : { kind: "stream", stream: req.body, length };
+  // The request head is written (and written again on a retry) only inside exchange().
+  const scratch = takeScratch();
   const answer = await exchange(
     decision.pool,
     {
@@ -181,12 +184,12 @@ async function handleRequest(
         forwarding: { clientIp: session.client.ip, proto: "https", trusted: session.trusted },
         ops: decision.route.requestHeaders,
         close: false,
-      }),
+      }, scratch),
       body,
       retriable: isIdempotent(req.method) && body.kind === "none",
     },
     session.ctx.hardStop,
-  );
+  ).finally(() => returnScratch(scratch));
   if (!answer.ok) {
     record.status = answer.status;
     record.end = answer.end;

@@ -58,3 +58,32 @@ export function simpleResponse(status: number, opts: SimpleResponseOptions = {})
   out.set(body, headBytes.length);
   return out;
 }
+
+/**
+ * {@link simpleResponse} written into `scratch` instead of fresh memory: the hot path of a
+ * redirect listener answers every request without allocating a buffer. Returns the filled
+ * part of `scratch`, or a freshly allocated response when it does not fit. The caller must not
+ * reuse `scratch` until the returned bytes are written.
+ */
+export function simpleResponseInto(
+  scratch: Uint8Array,
+  status: number,
+  opts: SimpleResponseOptions = {},
+): Uint8Array {
+  const reason = STATUS_TEXT[status] ?? "Unknown";
+  // The body goes to the back half first, so its length in bytes is known for the head.
+  const half = scratch.length >> 1;
+  const bodyText = opts.body ?? `${reason}\n`;
+  const body = encoder.encodeInto(bodyText, scratch.subarray(half));
+  if (body.read < bodyText.length) return simpleResponse(status, opts);
+  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (const [name, value] of opts.headers ?? []) head += `${name}: ${value}\r\n`;
+  head += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.written}\r\n`;
+  if (opts.close) head += "connection: close\r\n";
+  head += "\r\n";
+  const written = encoder.encodeInto(head, scratch.subarray(0, half));
+  if (written.read < head.length) return simpleResponse(status, opts);
+  if (opts.head) return scratch.subarray(0, written.written);
+  scratch.copyWithin(written.written, half, half + body.written);
+  return scratch.subarray(0, written.written + body.written);
+}

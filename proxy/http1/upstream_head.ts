@@ -137,8 +137,11 @@ export interface UpstreamRequest {
   close: boolean;
 }
 
-/** Serialises the request head for the backend. */
-export function upstreamRequestHead(req: UpstreamRequest): Uint8Array {
+/**
+ * Serialises the request head for the backend: into `into` when it fits (the result is then a
+ * view of `into`), else into fresh memory.
+ */
+export function upstreamRequestHead(req: UpstreamRequest, into?: Uint8Array): Uint8Array {
   let text = `${req.method} ${req.path || "/"} HTTP/1.1\r\n`;
   if (req.authority !== null) text += `host: ${req.authority}\r\n`;
   const own = endToEndFields(req.headers, req.connection).filter(([n]) =>
@@ -154,14 +157,17 @@ export function upstreamRequestHead(req: UpstreamRequest): Uint8Array {
   if (req.upgrade !== null) text += `connection: upgrade\r\nupgrade: ${req.upgrade}\r\n`;
   else if (req.close) text += "connection: close\r\n";
   text += "\r\n";
-  const out = new Uint8Array(text.length);
-  encodeLatin1Into(text, out, 0);
-  return out;
+  return encodeHead(text, into);
 }
 
-/** Encodes a head (status line or request line plus fields) given as text. */
-export function encodeHead(text: string): Uint8Array {
-  const out = new Uint8Array(text.length);
+/**
+ * Encodes a head (status line or request line plus fields) given as text: into `into` when it
+ * fits (the result is then a view of `into`), else into fresh memory.
+ */
+export function encodeHead(text: string, into?: Uint8Array): Uint8Array {
+  const out = into !== undefined && text.length <= into.length
+    ? into.subarray(0, text.length)
+    : new Uint8Array(text.length);
   encodeLatin1Into(text, out, 0);
   return out;
 }

@@ -1,6 +1,6 @@
 import { equal, match } from "node:assert/strict";
 import { parseRequestHead, type RequestHead } from "./head.ts";
-import { NO_HEADER_OPS, upstreamRequestHead } from "./upstream_head.ts";
+import { encodeHead, NO_HEADER_OPS, upstreamRequestHead } from "./upstream_head.ts";
 
 function head(text: string): RequestHead {
   const r = parseRequestHead(new TextEncoder().encode(text));
@@ -56,4 +56,42 @@ Deno.test("upstreamRequestHead() drops hop-by-hop fields and those Connection na
   match(text, /\r\ncontent-length: 3\r\n/);
   match(text, /\r\nconnection: close\r\n\r\n$/);
   match(text, /^POST \/y HTTP\/1\.1\r\nhost: a\.example\.test\r\n/);
+});
+
+Deno.test("encodeHead() fills the buffer it is given when the head fits, else fresh memory", () => {
+  const into = new Uint8Array(32).fill(0xee);
+  const small = encodeHead("HTTP/1.1 204 No Content\r\n\r\n", into);
+  equal(small.buffer, into.buffer);
+  equal(small.byteOffset, 0);
+  equal(new TextDecoder().decode(small), "HTTP/1.1 204 No Content\r\n\r\n");
+  equal(into[small.length], 0xee, "nothing written past the head");
+
+  const text = "HTTP/1.1 200 OK\r\nx-long: " + "v".repeat(40) + "\r\n\r\n";
+  const big = encodeHead(text, into);
+  equal(big.buffer === into.buffer, false);
+  equal(new TextDecoder().decode(big), text);
+  equal(into[0], small[0], "a head that does not fit leaves the buffer alone");
+});
+
+Deno.test("upstreamRequestHead() writes the same bytes with or without a buffer", () => {
+  const h = head(SPOOFED);
+  const req = {
+    method: h.method,
+    path: h.path,
+    authority: h.authority,
+    headers: h.headers,
+    connection: h.connection,
+    framing: h.body,
+    upgrade: null,
+    forwarding: { clientIp: "192.0.2.7", proto: "https" as const, trusted: false },
+    ops: NO_HEADER_OPS,
+    close: false,
+  };
+  const fresh = upstreamRequestHead(req);
+  const scratch = new Uint8Array(4096);
+  const reused = upstreamRequestHead(req, scratch);
+  equal(reused.buffer, scratch.buffer);
+  equal(new TextDecoder().decode(reused), new TextDecoder().decode(fresh));
+  const tooSmall = upstreamRequestHead(req, new Uint8Array(16));
+  equal(new TextDecoder().decode(tooSmall), new TextDecoder().decode(fresh));
 });
