@@ -1,6 +1,11 @@
 import { equal, match } from "node:assert/strict";
 import { parseRequestHead, type RequestHead } from "./head.ts";
-import { encodeHead, NO_HEADER_OPS, upstreamRequestHead } from "./upstream_head.ts";
+import {
+  encodeHead,
+  NO_HEADER_OPS,
+  type UpstreamRequest,
+  upstreamRequestHead,
+} from "./upstream_head.ts";
 
 function head(text: string): RequestHead {
   const r = parseRequestHead(new TextEncoder().encode(text));
@@ -8,8 +13,8 @@ function head(text: string): RequestHead {
   return r.head;
 }
 
-function upstream(h: RequestHead, trusted: boolean, close = false): string {
-  return new TextDecoder().decode(upstreamRequestHead({
+function request(h: RequestHead, trusted: boolean, close = false): UpstreamRequest {
+  return {
     method: h.method,
     path: h.path,
     authority: h.authority,
@@ -20,7 +25,11 @@ function upstream(h: RequestHead, trusted: boolean, close = false): string {
     forwarding: { clientIp: "192.0.2.7", proto: "https", trusted },
     ops: NO_HEADER_OPS,
     close,
-  }));
+  };
+}
+
+function upstream(h: RequestHead, trusted: boolean, close = false): string {
+  return new TextDecoder().decode(upstreamRequestHead(request(h, trusted, close)));
 }
 
 const SPOOFED = "GET /x HTTP/1.1\r\nHost: a.example.test\r\nX-Forwarded-For: 6.6.6.6\r\n" +
@@ -74,19 +83,7 @@ Deno.test("encodeHead() fills the buffer it is given when the head fits, else fr
 });
 
 Deno.test("upstreamRequestHead() writes the same bytes with or without a buffer", () => {
-  const h = head(SPOOFED);
-  const req = {
-    method: h.method,
-    path: h.path,
-    authority: h.authority,
-    headers: h.headers,
-    connection: h.connection,
-    framing: h.body,
-    upgrade: null,
-    forwarding: { clientIp: "192.0.2.7", proto: "https" as const, trusted: false },
-    ops: NO_HEADER_OPS,
-    close: false,
-  };
+  const req = request(head(SPOOFED), false);
   const fresh = upstreamRequestHead(req);
   const scratch = new Uint8Array(4096);
   const reused = upstreamRequestHead(req, scratch);
