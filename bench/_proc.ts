@@ -60,6 +60,28 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
 }
 
 /**
+ * Spawns `argv` without a shell in a process group of its own, stdout and stderr piped, and
+ * remembers its PID for {@linkcode killAllStarted}.
+ */
+function spawnTracked(
+  argv: readonly string[],
+  opts: ServerOptions,
+  stdin: "null" | "piped",
+): Deno.ChildProcess {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+    detached: true,
+  }).spawn();
+  live.add(child.pid);
+  return child;
+}
+
+/**
  * Runs `argv` to completion without a shell, with stdin closed.
  *
  * @throws {Error} when the time limit passes (the process group is killed first)
@@ -69,16 +91,7 @@ export async function runCommand(
   opts: RunOptions,
 ): Promise<CommandResult> {
   const started = performance.now();
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    cwd: opts.cwd,
-    env: opts.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    detached: true,
-  }).spawn();
-  live.add(child.pid);
+  const child = spawnTracked(argv, opts, "null");
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -128,16 +141,7 @@ export function startServer(
   argv: readonly string[],
   opts: ServerOptions = {},
 ): Server {
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    cwd: opts.cwd,
-    env: opts.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    detached: true,
-  }).spawn();
-  live.add(child.pid);
+  const child = spawnTracked(argv, opts, "null");
   let tail = "";
   const keep = async (stream: ReadableStream<Uint8Array>) => {
     try {
@@ -192,16 +196,7 @@ export interface Interactive {
 
 /** Starts a program that talks in lines on stdin and stdout; stderr is collected. */
 export function startInteractive(argv: readonly string[], opts: ServerOptions = {}): Interactive {
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    cwd: opts.cwd,
-    env: opts.env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    detached: true,
-  }).spawn();
-  live.add(child.pid);
+  const child = spawnTracked(argv, opts, "piped");
   const stderr = readAll(child.stderr);
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const writer = child.stdin.getWriter();

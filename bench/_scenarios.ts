@@ -9,6 +9,7 @@
 
 import {
   CLOCK_TICKS_PER_SECOND,
+  type CommandResult,
   cpuTicks,
   formatCommand,
   openFds,
@@ -232,33 +233,59 @@ const TOOL_SLACK_MS = 20_000;
  */
 const AB_MAX_REQUESTS = 100_000;
 
+/**
+ * Runs a load tool meant to last about `seconds`, killing it well after that. A non-zero exit
+ * is an error naming the tool, with what it printed. With `names`, host names resolve through
+ * the bench's hosts file.
+ */
+async function runTool(
+  argv: string[],
+  seconds: number,
+  names?: NameResolver,
+): Promise<CommandResult> {
+  const out = await runCommand(names ? names.wrap(argv) : argv, {
+    timeoutMs: seconds * 1000 + TOOL_SLACK_MS,
+  });
+  if (out.code !== 0) {
+    throw new BenchError(`${argv[0]} exited with ${out.code}: ${out.stderr}\n${out.stdout}`);
+  }
+  return out;
+}
+
+/**
+ * A requests-per-second case whose tool runs for `seconds`, or for 1 s when warming up.
+ * `measure` gets the target and the length of this run.
+ */
+function requestCase(
+  name: string,
+  seconds: number,
+  measure: (t: Target, seconds: number) => Promise<Measured>,
+): Case {
+  return {
+    name,
+    unit: "req/s",
+    cpuUnit: "µs/req",
+    run: (t, warm) => measure(t, warm ? 1 : seconds),
+  };
+}
+
 function wrkCase(
   ctx: Context,
   name: string,
   connections: number,
   url: (t: Target) => string,
 ): Case {
-  return {
-    name,
-    unit: "req/s",
-    cpuUnit: "µs/req",
-    async run(t, warm) {
-      const seconds = warm ? 1 : ctx.durations.wrkSeconds;
-      const argv = ["wrk", "-t1", `-c${connections}`, `-d${seconds}s`, "--latency", url(t)];
-      const out = await runCommand(ctx.names.wrap(argv), {
-        timeoutMs: seconds * 1000 + TOOL_SLACK_MS,
-      });
-      if (out.code !== 0) throw new BenchError(`wrk exited with ${out.code}: ${out.stderr}`);
-      const r = parseWrk(out.stdout);
-      checkWrk(r, `${name} → ${t.name}`);
-      return {
-        value: r.rps,
-        ops: r.requests,
-        details: { requests: r.requests, seconds: r.seconds, p50ms: r.p50ms, p99ms: r.p99ms },
-        argv,
-      };
-    },
-  };
+  return requestCase(name, ctx.durations.wrkSeconds, async (t, seconds) => {
+    const argv = ["wrk", "-t1", `-c${connections}`, `-d${seconds}s`, "--latency", url(t)];
+    const r = parseWrk((await runTool(argv, seconds, ctx.names)).stdout);
+    checkWrk(r, `${name} → ${t.name}`);
+    return {
+      value: r.rps,
+      ops: r.requests,
+      details: { requests: r.requests, seconds: r.seconds, p50ms: r.p50ms, p99ms: r.p99ms },
+      argv,
+    };
+  });
 }
 
 function abCase(
@@ -268,78 +295,58 @@ function abCase(
   url: (t: Target) => string,
   redirects = false,
 ): Case {
-  return {
-    name,
-    unit: "req/s",
-    cpuUnit: "µs/req",
-    async run(t, warm) {
-      const seconds = warm ? 1 : ctx.durations.abSeconds;
-      // Bounded by time and by count. -t comes first: it also sets -n 50000, which the
-      // later -n replaces.
-      const argv = [
-        "ab",
-        "-q",
-        "-t",
-        String(seconds),
-        "-n",
-        String(AB_MAX_REQUESTS),
-        "-c",
-        "10",
-        "-s",
-        "10",
-        ...(tls ? ["-f", "TLS1.3"] : []),
-        url(t),
-      ];
-      const out = await runCommand(ctx.names.wrap(argv), {
-        timeoutMs: seconds * 1000 + TOOL_SLACK_MS,
-      });
-      if (out.code !== 0) {
-        throw new BenchError(`ab exited with ${out.code}: ${out.stderr}\n${out.stdout}`);
-      }
-      const r = parseAb(out.stdout);
-      checkAb(r, `${name} → ${t.name}`, redirects);
-      if (tls && !r.tls.startsWith("TLSv1.3")) {
-        throw new BenchError(`${name} → ${t.name}: ab negotiated "${r.tls}", not TLS 1.3`);
-      }
-      return {
-        value: r.rps,
-        ops: r.complete,
-        details: { requests: r.complete, seconds: r.seconds, tls: r.tls },
-        argv,
-      };
-    },
-  };
+  return requestCase(name, ctx.durations.abSeconds, async (t, seconds) => {
+    // Bounded by time and by count. -t comes first: it also sets -n 50000, which the
+    // later -n replaces.
+    const argv = [
+      "ab",
+      "-q",
+      "-t",
+      String(seconds),
+      "-n",
+      String(AB_MAX_REQUESTS),
+      "-c",
+      "10",
+      "-s",
+      "10",
+      ...(tls ? ["-f", "TLS1.3"] : []),
+      url(t),
+    ];
+    const r = parseAb((await runTool(argv, seconds, ctx.names)).stdout);
+    checkAb(r, `${name} → ${t.name}`, redirects);
+    if (tls && !r.tls.startsWith("TLSv1.3")) {
+      throw new BenchError(`${name} → ${t.name}: ab negotiated "${r.tls}", not TLS 1.3`);
+    }
+    return {
+      value: r.rps,
+      ops: r.complete,
+      details: { requests: r.complete, seconds: r.seconds, tls: r.tls },
+      argv,
+    };
+  });
 }
 
 function h2loadCase(ctx: Context, name: string): Case {
-  return {
-    name,
-    unit: "req/s",
-    cpuUnit: "µs/req",
-    async run(t, warm) {
-      const seconds = warm ? 1 : ctx.durations.h2loadSeconds;
-      const argv = [
-        "h2load",
-        "-t1",
-        "-c32",
-        "-m10",
-        "-D",
-        String(seconds),
-        `--connect-to=127.0.0.1:${t.edgePort}`,
-        `https://${t.edgeName}:${t.edgePort}/`,
-      ];
-      const out = await runCommand(argv, { timeoutMs: seconds * 1000 + TOOL_SLACK_MS });
-      if (out.code !== 0) throw new BenchError(`h2load exited with ${out.code}: ${out.stderr}`);
-      const r = parseH2load(out.stdout);
-      checkH2load(r, "h2", `${name} → ${t.name}`);
-      return {
-        value: r.rps,
-        ops: r.succeeded,
-        details: { requests: r.succeeded, seconds: r.seconds, protocol: r.protocol },
-        argv,
-      };
-    },
-  };
+  return requestCase(name, ctx.durations.h2loadSeconds, async (t, seconds) => {
+    const argv = [
+      "h2load",
+      "-t1",
+      "-c32",
+      "-m10",
+      "-D",
+      String(seconds),
+      `--connect-to=127.0.0.1:${t.edgePort}`,
+      `https://${t.edgeName}:${t.edgePort}/`,
+    ];
+    const r = parseH2load((await runTool(argv, seconds)).stdout);
+    checkH2load(r, "h2", `${name} → ${t.name}`);
+    return {
+      value: r.rps,
+      ops: r.succeeded,
+      details: { requests: r.succeeded, seconds: r.seconds, protocol: r.protocol },
+      argv,
+    };
+  });
 }
 
 function iperfCase(ctx: Context, name: string, streams: number, warm = true): Case {
@@ -392,6 +399,7 @@ function downloadCase(ctx: Context, name: string): Case {
     cpuUnit: "s/GB",
     async run(t, warm) {
       const which = warm ? "small" : ctx.durations.download;
+      const url = `https://${NAMES.passthrough}:${t.passthroughPort}${FILES[which]}`;
       const argv = [
         "curl",
         "-sS",
@@ -401,16 +409,14 @@ function downloadCase(ctx: Context, name: string): Case {
         "-o",
         "/dev/null",
         "--resolve",
-        `${NAMES.passthrough}:${t.passthroughPort}:127.0.0.1`,
+        loopbackResolve(url),
         "--cacert",
         CA_FILE,
         "-w",
         CURL_WRITE_OUT,
-        `https://${NAMES.passthrough}:${t.passthroughPort}${FILES[which]}`,
+        url,
       ];
-      const out = await runCommand(argv, { timeoutMs: 120_000 + TOOL_SLACK_MS });
-      if (out.code !== 0) throw new BenchError(`curl exited with ${out.code}: ${out.stderr}`);
-      const r = parseCurl(out.stdout);
+      const r = parseCurl((await runTool(argv, 120)).stdout);
       if (r.status !== 200 || r.bytes !== FILE_SIZES[which]) {
         throw new BenchError(
           `${name} → ${t.name}: status ${r.status}, ${r.bytes} of ${FILE_SIZES[which]} bytes`,
@@ -426,13 +432,19 @@ function downloadCase(ctx: Context, name: string): Case {
   };
 }
 
+/** curl's `--resolve` entry that sends the URL's host name to 127.0.0.1. */
+function loopbackResolve(url: string): string {
+  const u = new URL(url);
+  const port = u.port || (u.protocol === "https:" ? "443" : "80");
+  return `${u.hostname}:${port}:127.0.0.1`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checks before measuring: real answers from the right backend, not error pages
 
 interface CurlCheck {
+  /** Its host name is resolved to 127.0.0.1. */
   url: string;
-  /** --resolve NAME:PORT, or none for plain IP URLs. */
-  resolve?: string;
   http2?: boolean;
   status: number;
   body?: string;
@@ -450,7 +462,8 @@ async function curlCheck(label: string, c: CurlCheck): Promise<void> {
     "--cacert",
     CA_FILE,
     c.http2 ? "--http2" : "--http1.1",
-    ...(c.resolve ? ["--resolve", c.resolve] : []),
+    "--resolve",
+    loopbackResolve(c.url),
     c.url,
   ];
   const out = await runCommand(argv, { timeoutMs: 20_000 });
@@ -619,7 +632,6 @@ export const passthrough: Scenario = throughput({
   check: (_ctx, t) =>
     curlCheck(`passthrough → ${t.name}`, {
       url: https(NAMES.passthrough, t.passthroughPort),
-      resolve: `${NAMES.passthrough}:${t.passthroughPort}:127.0.0.1`,
       status: 200,
       body: BODIES.vault,
     }),
@@ -643,7 +655,6 @@ export const edge: Scenario = throughput({
     for (const http2 of [false, true]) {
       await curlCheck(`edge (${http2 ? "h2" : "http/1.1"}) → ${t.name}`, {
         url: https(t.edgeName, t.edgePort),
-        resolve: `${t.edgeName}:${t.edgePort}:127.0.0.1`,
         http2,
         httpVersion: http2 ? "2" : "1.1",
         status: 200,
@@ -668,7 +679,6 @@ export const reencrypt: Scenario = throughput({
   check: (_ctx, t) =>
     curlCheck(`reencrypt → ${t.name}`, {
       url: https(t.reencryptName, t.reencryptPort),
-      resolve: `${t.reencryptName}:${t.reencryptPort}:127.0.0.1`,
       status: 200,
       body: BODIES.internal,
     }),
@@ -698,7 +708,6 @@ export const redirect: Scenario = throughput({
   check: (_ctx, t) =>
     curlCheck(`redirect → ${t.name}`, {
       url: `http://${NAMES.redirect}:${t.redirectPort}${REDIRECT_PATH}`,
-      resolve: `${NAMES.redirect}:${t.redirectPort}:127.0.0.1`,
       status: 308,
       location: `https://${NAMES.redirect}:${t.redirectHttpsPort}${REDIRECT_PATH}`,
     }),

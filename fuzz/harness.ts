@@ -134,16 +134,11 @@ export interface RunOptions {
 /** Re-runs of a case that went over its time bound; the fastest counts (GC, other processes). */
 export const SLOW_RERUNS = 4;
 
-/** Runs `count` inputs of `target` from `start` and then its scaling families. */
-export function runTarget(target: FuzzTarget, opts: RunOptions): TargetReport {
-  const start = opts.start ?? 0;
-  const keep = opts.keepPerFailure ?? 3;
-  const maxDistinct = opts.maxDistinctFailures ?? 20;
-  const progress = opts.progress;
-  target.setup();
-  const report: TargetReport = {
-    target: target.name,
-    seed: opts.seed,
+/** A report of no inputs yet: no time spent, no verdicts, no failures. */
+export function emptyReport(target: string, seed: number, start: number): TargetReport {
+  return {
+    target,
+    seed,
     start,
     inputs: 0,
     seconds: 0,
@@ -156,6 +151,16 @@ export function runTarget(target: FuzzTarget, opts: RunOptions): TargetReport {
     failureCounts: {},
     scaling: [],
   };
+}
+
+/** Runs `count` inputs of `target` from `start` and then its scaling families. */
+export function runTarget(target: FuzzTarget, opts: RunOptions): TargetReport {
+  const start = opts.start ?? 0;
+  const keep = opts.keepPerFailure ?? 3;
+  const maxDistinct = opts.maxDistinctFailures ?? 20;
+  const progress = opts.progress;
+  target.setup();
+  const report = emptyReport(target.name, opts.seed, start);
   const record = (f: Failure) => {
     const sig = failureSignature(f);
     const seen = report.failureCounts[sig] ?? 0;

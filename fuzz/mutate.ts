@@ -5,6 +5,7 @@
  * @module
  */
 
+import { concat } from "../proxy/_testing/hello_builder.ts";
 import type { Rng } from "./rng.ts";
 
 /** A big-endian length (or count) field found in a structured input. */
@@ -35,19 +36,6 @@ const INTERESTING_U16 = [
   0x0010,
   0x002b,
 ];
-
-/** Concatenates byte arrays. */
-export function join(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 function readField(buf: Uint8Array, field: LengthField): number {
   let v = 0;
@@ -140,19 +128,19 @@ export function mutateOnce(rng: Rng, buf: Uint8Array, opts: MutateOptions = {}):
       const from = rng.below(n);
       const len = Math.min(1 + rng.size(n - from - 1), maxLength - n);
       const at = rng.below(n + 1);
-      return join(buf.subarray(0, at), buf.subarray(from, from + len), buf.subarray(at));
+      return concat(buf.subarray(0, at), buf.subarray(from, from + len), buf.subarray(at));
     }
     case 6: { // random bytes inserted
       if (n >= maxLength) return buf.slice();
       const at = rng.below(n + 1);
       const len = Math.min(1 + rng.size(64), maxLength - n);
-      return join(buf.subarray(0, at), rng.bytes(len), buf.subarray(at));
+      return concat(buf.subarray(0, at), rng.bytes(len), buf.subarray(at));
     }
     case 7: { // a range deleted
       if (n === 0) return buf.slice();
       const from = rng.below(n);
       const len = 1 + rng.size(n - from - 1);
-      return join(buf.subarray(0, from), buf.subarray(from + len));
+      return concat(buf.subarray(0, from), buf.subarray(from + len));
     }
     case 8: { // spliced with another input
       const donors = opts.donors ?? [];
@@ -160,7 +148,7 @@ export function mutateOnce(rng: Rng, buf: Uint8Array, opts: MutateOptions = {}):
       const other = rng.pick(donors);
       const cut = rng.below(n + 1);
       const otherCut = rng.below(other.length + 1);
-      const out = join(buf.subarray(0, cut), other.subarray(otherCut));
+      const out = concat(buf.subarray(0, cut), other.subarray(otherCut));
       return out.length > maxLength ? out.slice(0, maxLength) : out;
     }
     case 9: { // a 16-bit value that means something
@@ -184,7 +172,7 @@ export function mutateOnce(rng: Rng, buf: Uint8Array, opts: MutateOptions = {}):
       if (n >= maxLength) return buf.slice();
       const at = rng.below(n + 1);
       const len = Math.min(1 + rng.size(512), maxLength - n);
-      return join(
+      return concat(
         buf.subarray(0, at),
         new Uint8Array(len).fill(rng.pick(BOUNDARY_BYTES)),
         buf.subarray(at),

@@ -16,7 +16,7 @@
 
 import { parseArgs } from "node:util";
 import type { Failure, FuzzCase, TargetReport } from "./harness.ts";
-import { failureSignature, PropertyError, SLOW_RERUNS } from "./harness.ts";
+import { emptyReport, failureSignature, PropertyError, SLOW_RERUNS } from "./harness.ts";
 import { Rng } from "./rng.ts";
 import { targetNamed, TARGETS } from "./targets/mod.ts";
 import type { WorkerRequest } from "./_worker.ts";
@@ -209,19 +209,10 @@ async function runInWorkers(
       })(),
     };
     const partial: TargetReport = {
-      target: name,
-      seed,
-      start,
+      ...emptyReport(name, seed, start),
       inputs: done,
-      seconds: 0,
-      runSeconds: 0,
-      slowestMs: 0,
-      slowestIndex: -1,
-      slowestRawMs: 0,
-      verdicts: {},
       failures: [failure],
       failureCounts: { [failureSignature(failure)]: 1 },
-      scaling: [],
     };
     merged = merge(merged, partial);
     if (index < 0) return merged;

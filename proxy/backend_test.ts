@@ -6,33 +6,33 @@
 
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import fc from "fast-check";
-import { parseConfig } from "../config/parse.ts";
 import type { BackendConfig, ServerConfig } from "../config/types.ts";
+import { parseBackendConfig } from "./_testing/backend_config.ts";
 import { Backend, type NoServer, type ServerState } from "./backend.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/**
- * The config of backend `b` from the YAML of its body (indented under `b:`), parsed the way
- * edgemux parses a real config file.
- */
+/** The config of backend `b` from the YAML of its keys (see parseBackendConfig). */
 function backendConfig(body: string): BackendConfig {
-  const indented = body.trim().split("\n").map((line) => `    ${line}`).join("\n");
-  const yaml = `version: 1
-backends:
-  b:
-${indented}
-listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: b
-`;
-  const b = parseConfig(yaml, "backend_test.yaml").config.backends.get("b");
-  if (b === undefined) throw new Error("backend b is missing from the parsed config");
-  return b;
+  return parseBackendConfig(body, "backend_test.yaml");
+}
+
+/** A Backend for `b` from the YAML of its keys. */
+function backendOf(body: string): Backend {
+  return new Backend(backendConfig(body));
+}
+
+/** The keys of a backend whose servers 127.0.0.1:1, :2, ... have these `weights`. */
+function weighted(weights: number[], balance?: string): string {
+  const servers = weights.map((w, i) => `  - { address: "127.0.0.1:${i + 1}", weight: ${w} }`);
+  return [...(balance ? [`balance: ${balance}`] : []), "servers:", ...servers].join("\n");
+}
+
+/** Fails the health check of the servers of `backend` on `ports`, as a checker would. */
+function takeDown(backend: Backend, ...ports: number[]): void {
+  for (const port of ports) backend.setChecked(server(backend, port), false, "test");
 }
 
 /** Picks `n` times, failing the test if any pick finds no server. */
@@ -50,6 +50,13 @@ function label(picked: ServerState | NoServer): string {
 
 function count(picks: string[], which: string): number {
   return picks.filter((p) => p === which).length;
+}
+
+/** How many picks each server got, by its short name; servers never picked are left out. */
+function tally(picks: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const p of picks) counts[p] = (counts[p] ?? 0) + 1;
+  return counts;
 }
 
 /** The longest run of consecutive equal picks of `which`. */
@@ -122,24 +129,13 @@ function withSeededRandom<T>(seed: number, body: () => T): T {
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("pick() with round_robin and weights 1:3 gives exactly 100 and 300 of 400 picks", () => {
-  const backend = new Backend(backendConfig(`
-balance: round_robin
-servers:
-  - { address: "127.0.0.1:1", weight: 1 }
-  - { address: "127.0.0.1:2", weight: 3 }
-`));
+  const backend = backendOf(weighted([1, 3], "round_robin"));
   const picks = pickMany(backend, 400);
-  equal(count(picks, "1"), 100);
-  equal(count(picks, "2"), 300);
+  deepEqual(tally(picks), { 1: 100, 2: 300 });
 });
 
 Deno.test("pick() with round_robin mixes a 1:3 weighting evenly: one light pick in every four", () => {
-  const backend = new Backend(backendConfig(`
-balance: round_robin
-servers:
-  - { address: "127.0.0.1:1", weight: 1 }
-  - { address: "127.0.0.1:2", weight: 3 }
-`));
+  const backend = backendOf(weighted([1, 3], "round_robin"));
   const picks = pickMany(backend, 400);
   // Smooth weighted round robin never sends the light server two in a row, nor the heavy one
   // more than its weight in a row.
@@ -151,26 +147,19 @@ servers:
 });
 
 Deno.test("pick() with round_robin and equal weights alternates between the servers", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
-`));
+`);
   const picks = pickMany(backend, 30);
-  for (const p of ["1", "2", "3"]) equal(count(picks, p), 10);
+  deepEqual(tally(picks), { 1: 10, 2: 10, 3: 10 });
   for (let i = 1; i < picks.length; i++) notEqual(picks[i], picks[i - 1]);
 });
 
 Deno.test("pick() with round_robin shares picks among the servers left when one goes down", () => {
-  const backend = new Backend(backendConfig(`
-servers:
-  - { address: "127.0.0.1:1", weight: 1 }
-  - { address: "127.0.0.1:2", weight: 1 }
-  - { address: "127.0.0.1:3", weight: 2 }
-`));
-  backend.setChecked(server(backend, 3), false, "test");
+  const backend = backendOf(weighted([1, 1, 2]));
+  takeDown(backend, 3);
   const picks = pickMany(backend, 40);
-  equal(count(picks, "3"), 0);
-  equal(count(picks, "1"), 20);
-  equal(count(picks, "2"), 20);
+  deepEqual(tally(picks), { 1: 20, 2: 20 });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -178,10 +167,10 @@ servers:
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("pick() with least_conn picks the server with the fewest open connections", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 balance: least_conn
 servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
-`));
+`);
   server(backend, 1).active = 4;
   server(backend, 2).active = 1;
   server(backend, 3).active = 2;
@@ -189,10 +178,10 @@ servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
 });
 
 Deno.test("pick() with least_conn fills servers up as their counts change", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 balance: least_conn
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
-`));
+`);
   server(backend, 1).active = 3;
   // As the caller does: each pick opens a connection on the chosen server.
   const picks: string[] = [];
@@ -207,27 +196,20 @@ servers: ["127.0.0.1:1", "127.0.0.1:2"]
 });
 
 Deno.test("pick() with least_conn spreads ties over all the tied servers", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 balance: least_conn
 servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
-`));
+`);
   const picks = pickMany(backend, 30);
-  for (const p of ["1", "2", "3"]) equal(count(picks, p), 10, `picks: ${picks}`);
+  deepEqual(tally(picks), { 1: 10, 2: 10, 3: 10 }, `picks: ${picks}`);
   // Two idle servers and one busy: the busy one is never picked, the others share.
   server(backend, 3).active = 1;
   const more = pickMany(backend, 20);
-  equal(count(more, "3"), 0);
-  equal(count(more, "1"), 10);
-  equal(count(more, "2"), 10);
+  deepEqual(tally(more), { 1: 10, 2: 10 });
 });
 
 Deno.test("pick() with least_conn compares connections per unit of weight", () => {
-  const backend = new Backend(backendConfig(`
-balance: least_conn
-servers:
-  - { address: "127.0.0.1:1", weight: 1 }
-  - { address: "127.0.0.1:2", weight: 4 }
-`));
+  const backend = backendOf(weighted([1, 4], "least_conn"));
   // 2 of weight 1 is busier than 6 of weight 4 (2 > 1.5).
   server(backend, 1).active = 2;
   server(backend, 2).active = 6;
@@ -242,10 +224,10 @@ servers:
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("pick() with random prefers the less busy of two draws", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 balance: random
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
-`));
+`);
   server(backend, 1).active = 5;
   const picks = withSeededRandom(1, () => pickMany(backend, 1000));
   // The busy server wins only when both draws land on it (1 in 2 × (1 in 2)^5 redraws).
@@ -253,12 +235,7 @@ servers: ["127.0.0.1:1", "127.0.0.1:2"]
 });
 
 Deno.test("pick() with random follows the weights when the servers are equally busy", () => {
-  const backend = new Backend(backendConfig(`
-balance: random
-servers:
-  - { address: "127.0.0.1:1", weight: 1 }
-  - { address: "127.0.0.1:2", weight: 3 }
-`));
+  const backend = backendOf(weighted([1, 3], "random"));
   for (const seed of [1, 2, 3]) {
     const picks = withSeededRandom(seed, () => pickMany(backend, 4000));
     const light = count(picks, "1");
@@ -268,12 +245,7 @@ servers:
 });
 
 Deno.test("pick() with random compares busyness per unit of weight", () => {
-  const backend = new Backend(backendConfig(`
-balance: random
-servers:
-  - { address: "127.0.0.1:1", weight: 1 }
-  - { address: "127.0.0.1:2", weight: 4 }
-`));
+  const backend = backendOf(weighted([1, 4], "random"));
   // 2 per weight on the light server, 1.5 per weight on the heavy one: the heavy one wins
   // every comparison, so the light one is picked only when both draws land on it.
   server(backend, 1).active = 2;
@@ -283,10 +255,10 @@ servers:
 });
 
 Deno.test("pick() with random still spreads load on the real Math.random (loose bounds)", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 balance: random
 servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
-`));
+`);
   const picks = pickMany(backend, 3000);
   for (const p of ["1", "2", "3"]) {
     const n = count(picks, p);
@@ -299,21 +271,21 @@ servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("pick() with first keeps to the first server while it is available", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 balance: first
 servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
-`));
+`);
   deepEqual(pickMany(backend, 5), ["1", "1", "1", "1", "1"]);
 });
 
 Deno.test("pick() with first fails over in list order and returns when servers come back", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 balance: first
 servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
-`));
-  backend.setChecked(server(backend, 1), false, "test");
+`);
+  takeDown(backend, 1);
   equal(label(backend.pick()), "2");
-  backend.setChecked(server(backend, 2), false, "test");
+  takeDown(backend, 2);
   equal(label(backend.pick()), "3");
   backend.setChecked(server(backend, 1), true, "");
   equal(label(backend.pick()), "1");
@@ -321,12 +293,12 @@ servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
 });
 
 Deno.test("pick() with first moves on to the next server when the first is full", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 balance: first
 servers:
   - { address: "127.0.0.1:1", max_connections: 2 }
   - "127.0.0.1:2"
-`));
+`);
   server(backend, 1).active = 2;
   equal(label(backend.pick()), "2");
   server(backend, 1).active = 1;
@@ -346,44 +318,41 @@ servers:
 `;
 
 Deno.test("pick() never uses a backup server while a non-backup server is up", () => {
-  const backend = new Backend(backendConfig(WITH_BACKUPS));
+  const backend = backendOf(WITH_BACKUPS);
   const picks = pickMany(backend, 40);
   equal(count(picks, "3") + count(picks, "4"), 0);
-  backend.setChecked(server(backend, 1), false, "test");
+  takeDown(backend, 1);
   const fewer = pickMany(backend, 40);
   deepEqual(new Set(fewer), new Set(["2"]), "one primary left: it takes everything");
 });
 
 Deno.test("pick() uses the backup servers, balanced, when every non-backup server is down", () => {
-  const backend = new Backend(backendConfig(WITH_BACKUPS));
-  backend.setChecked(server(backend, 1), false, "test");
-  backend.setChecked(server(backend, 2), false, "test");
+  const backend = backendOf(WITH_BACKUPS);
+  takeDown(backend, 1, 2);
   const picks = pickMany(backend, 40);
-  equal(count(picks, "3"), 20);
-  equal(count(picks, "4"), 20);
+  deepEqual(tally(picks), { 3: 20, 4: 20 });
 });
 
 Deno.test("pick() drops the backups again as soon as a non-backup server comes back", () => {
-  const backend = new Backend(backendConfig(WITH_BACKUPS));
-  backend.setChecked(server(backend, 1), false, "test");
-  backend.setChecked(server(backend, 2), false, "test");
+  const backend = backendOf(WITH_BACKUPS);
+  takeDown(backend, 1, 2);
   ok(["3", "4"].includes(label(backend.pick())));
   backend.setChecked(server(backend, 2), true, "");
   deepEqual(new Set(pickMany(backend, 20)), new Set(["2"]));
 });
 
 Deno.test("pick() falls back to a backup when the non-backup servers were all tried already", () => {
-  const backend = new Backend(backendConfig(WITH_BACKUPS));
+  const backend = backendOf(WITH_BACKUPS);
   const tried = new Set([server(backend, 1), server(backend, 2)]);
   ok(["3", "4"].includes(label(backend.pick(tried))));
 });
 
 Deno.test("pick() does not spill onto backups when the non-backup servers are up but full", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 servers:
   - { address: "127.0.0.1:1", max_connections: 1 }
   - { address: "127.0.0.1:2", backup: true }
-`));
+`);
   server(backend, 1).active = 1;
   equal(backend.pick(), "all-full");
 });
@@ -393,11 +362,11 @@ servers:
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("pick() skips a server at max_connections and says all-full when every server is", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 servers:
   - { address: "127.0.0.1:1", max_connections: 1 }
   - { address: "127.0.0.1:2", max_connections: 2 }
-`));
+`);
   server(backend, 1).active = 1;
   deepEqual(new Set(pickMany(backend, 6)), new Set(["2"]));
   server(backend, 2).active = 2;
@@ -407,31 +376,30 @@ servers:
 });
 
 Deno.test("pick() says all-full, not all-down, when the only server up is full", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 servers:
   - { address: "127.0.0.1:1", max_connections: 1 }
   - "127.0.0.1:2"
-`));
+`);
   server(backend, 1).active = 1;
-  backend.setChecked(server(backend, 2), false, "test");
+  takeDown(backend, 2);
   equal(backend.pick(), "all-full");
 });
 
 Deno.test("pick() says all-down when every server is down", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 servers: ["127.0.0.1:1", { address: "127.0.0.1:2", backup: true }]
-`));
-  backend.setChecked(server(backend, 1), false, "test");
-  backend.setChecked(server(backend, 2), false, "test");
+`);
+  takeDown(backend, 1, 2);
   equal(backend.pick(), "all-down");
 });
 
 Deno.test("pick() never returns an excluded server, and says all-down when all are excluded", () => {
   for (const balance of ["round_robin", "least_conn", "random", "first"]) {
-    const backend = new Backend(backendConfig(`
+    const backend = backendOf(`
 balance: ${balance}
 servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
-`));
+`);
     const tried = new Set([server(backend, 1), server(backend, 3)]);
     deepEqual(new Set(pickMany(backend, 20, tried)), new Set(["2"]), balance);
     tried.add(server(backend, 2));
@@ -445,10 +413,10 @@ servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
 
 Deno.test("passive health takes a server down after `failures` connect failures, for `backoff`", () => {
   withFakeClock((clock) => {
-    const backend = new Backend(backendConfig(`
+    const backend = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
 passive_health: { failures: 3, backoff: 2s }
-`));
+`);
     const s1 = server(backend, 1);
     backend.connectFailed(s1, "connection refused");
     backend.connectFailed(s1, "connection refused");
@@ -468,10 +436,10 @@ passive_health: { failures: 3, backoff: 2s }
 
 Deno.test("passive health counts only consecutive failures: a success resets the count", () => {
   withFakeClock((clock) => {
-    const backend = new Backend(backendConfig(`
+    const backend = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
 passive_health: { failures: 2, backoff: 1s }
-`));
+`);
     const s1 = server(backend, 1);
     for (let i = 0; i < 5; i++) {
       backend.connectFailed(s1, "connection refused");
@@ -487,10 +455,10 @@ passive_health: { failures: 2, backoff: 1s }
 
 Deno.test("passive health counts 5xx responses only with on_5xx, and a good response resets", () => {
   withFakeClock((clock) => {
-    const on = new Backend(backendConfig(`
+    const on = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
 passive_health: { failures: 2, backoff: 1s, on_5xx: true }
-`));
+`);
     const s1 = server(on, 1);
     on.responded(s1, 503);
     on.responded(s1, 200);
@@ -503,10 +471,10 @@ passive_health: { failures: 2, backoff: 1s, on_5xx: true }
     equal(s1.up(clock.now), false, "599 then 502: two 5xx in a row");
     ok(s1.reason?.includes("HTTP 502"), `reason: ${s1.reason}`);
 
-    const off = new Backend(backendConfig(`
+    const off = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
 passive_health: { failures: 2, backoff: 1s }
-`));
+`);
     const t1 = server(off, 1);
     for (let i = 0; i < 10; i++) off.responded(t1, 500);
     ok(t1.up(clock.now), "without on_5xx a 5xx says nothing about the server");
@@ -515,10 +483,10 @@ passive_health: { failures: 2, backoff: 1s }
 
 Deno.test("passive health with failures: 0 never takes a server down", () => {
   withFakeClock((clock) => {
-    const backend = new Backend(backendConfig(`
+    const backend = backendOf(`
 servers: ["127.0.0.1:1"]
 passive_health: { failures: 0, on_5xx: true }
-`));
+`);
     const s1 = server(backend, 1);
     for (let i = 0; i < 50; i++) {
       backend.connectFailed(s1, "connection refused");
@@ -529,10 +497,10 @@ passive_health: { failures: 0, on_5xx: true }
 });
 
 Deno.test("passive health uses the real clock: a 100 ms backoff ends by itself", async () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
 passive_health: { failures: 1, backoff: 100ms }
-`));
+`);
   const s1 = server(backend, 1);
   backend.connectFailed(s1, "connection refused");
   equal(s1.up(backendNow()), false);
@@ -546,9 +514,9 @@ passive_health: { failures: 1, backoff: 100ms }
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("setChecked() takes a server out of rotation and brings it back", () => {
-  const backend = new Backend(backendConfig(`
+  const backend = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
-`));
+`);
   const s1 = server(backend, 1);
   backend.setChecked(s1, false, "health check failed 3 times: connection refused");
   equal(s1.checkedDown, true);
@@ -563,10 +531,10 @@ servers: ["127.0.0.1:1", "127.0.0.1:2"]
 
 Deno.test("setChecked(up) also ends a passive backoff", () => {
   withFakeClock((clock) => {
-    const backend = new Backend(backendConfig(`
+    const backend = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
 passive_health: { failures: 1, backoff: 1m }
-`));
+`);
     const s1 = server(backend, 1);
     backend.connectFailed(s1, "connection refused");
     backend.setChecked(s1, false, "health check failed");
@@ -579,10 +547,10 @@ passive_health: { failures: 1, backoff: 1m }
 
 Deno.test("a server down by a health check stays down whatever passive health says", () => {
   withFakeClock((clock) => {
-    const backend = new Backend(backendConfig(`
+    const backend = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2"]
 passive_health: { failures: 1, backoff: 100ms }
-`));
+`);
     const s1 = server(backend, 1);
     backend.setChecked(s1, false, "health check failed");
     backend.connectSucceeded(s1);
@@ -597,10 +565,10 @@ passive_health: { failures: 1, backoff: 100ms }
 
 Deno.test("a reload keeps what is known about each server, matched by address", () => {
   withFakeClock((clock) => {
-    const before = new Backend(backendConfig(`
+    const before = backendOf(`
 servers: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
 passive_health: { failures: 2, backoff: 10s }
-`));
+`);
     before.setChecked(server(before, 1), false, "health check failed: refused");
     before.connectFailed(server(before, 2), "connection refused");
     before.connectFailed(server(before, 2), "connection refused");
@@ -633,7 +601,7 @@ passive_health: { failures: 2, backoff: 10s }
 });
 
 Deno.test("a reload drops the state of a server whose address left the config", () => {
-  const before = new Backend(backendConfig(`servers: ["127.0.0.1:1", "127.0.0.1:2"]`));
+  const before = backendOf(`servers: ["127.0.0.1:1", "127.0.0.1:2"]`);
   before.setChecked(server(before, 2), false, "down");
   const middle = new Backend(backendConfig(`servers: ["127.0.0.1:1"]`), before);
   const after = new Backend(backendConfig(`servers: ["127.0.0.1:1", "127.0.0.1:2"]`), middle);

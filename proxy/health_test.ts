@@ -6,11 +6,11 @@
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { parseConfig } from "../config/parse.ts";
 import type { BackendConfig, HealthCheckConfig } from "../config/types.ts";
 import { readCert, readKey } from "../tests/_helpers/certs.ts";
 import { startStubHttp, startTaggedEcho, type StubReply } from "../tests/_helpers/stub_servers.ts";
 import type { TlsDialOptions } from "./_deno_internals.ts";
+import { parseBackendConfig } from "./_testing/backend_config.ts";
 import { Backend, type ServerState } from "./backend.ts";
 import { HealthChecker, probe } from "./health.ts";
 
@@ -23,21 +23,12 @@ import { HealthChecker, probe } from "./health.ts";
  * `passive_health:` block, parsed for real.
  */
 function backendConfig(servers: number[], healthCheck: string, passive?: string): BackendConfig {
-  const yaml = `version: 1
-backends:
-  b:
-    servers: [${servers.map((p) => `"127.0.0.1:${p}"`).join(", ")}]
-    health_check: ${healthCheck}
-${passive === undefined ? "" : `    passive_health: ${passive}`}
-listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: b
-`;
-  const b = parseConfig(yaml, "health_test.yaml").config.backends.get("b");
-  if (b === undefined) throw new Error("backend b is missing");
-  return b;
+  const lines = [
+    `servers: [${servers.map((p) => `"127.0.0.1:${p}"`).join(", ")}]`,
+    `health_check: ${healthCheck}`,
+  ];
+  if (passive !== undefined) lines.push(`passive_health: ${passive}`);
+  return parseBackendConfig(lines.join("\n"), "health_test.yaml");
 }
 
 function checkOf(config: BackendConfig): HealthCheckConfig {

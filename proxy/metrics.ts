@@ -91,8 +91,8 @@ export class Registry {
     return s.values;
   }
 
-  counter(name: string, help: string, labelNames: readonly string[]): Series {
-    const f = this.#family(name, help, "counter", labelNames);
+  /** One number per label set, added to or set. */
+  #single(f: Family): Series {
     return {
       inc: (labels, by = 1) => {
         this.#series(f, labels, 1)[0] += by;
@@ -103,17 +103,13 @@ export class Registry {
     };
   }
 
+  counter(name: string, help: string, labelNames: readonly string[]): Series {
+    return this.#single(this.#family(name, help, "counter", labelNames));
+  }
+
   gauge(name: string, help: string, labelNames: readonly string[]): Series & { clear(): void } {
     const f = this.#family(name, help, "gauge", labelNames);
-    return {
-      inc: (labels, by = 1) => {
-        this.#series(f, labels, 1)[0] += by;
-      },
-      set: (labels, value) => {
-        this.#series(f, labels, 1)[0] = value;
-      },
-      clear: () => f.series.clear(),
-    };
+    return { ...this.#single(f), clear: () => f.series.clear() };
   }
 
   histogram(

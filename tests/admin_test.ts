@@ -8,8 +8,9 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Registry, renderPrometheus } from "../proxy/metrics.ts";
-import { startTcpBackend } from "./_helpers/backends.ts";
+import { serveHttp, startTcpBackend } from "./_helpers/backends.ts";
 import { certPath, keyPath } from "./_helpers/certs.ts";
+import { HEADLESS_CHROMIUM_FLAGS } from "./_helpers/chromium.ts";
 import { startDownloadBackend } from "./_helpers/download_backend.ts";
 import { readAll, writeAll } from "./_helpers/edgemux.ts";
 import { logLines, replaceFile, startEdgemuxCli } from "./_helpers/edgemux_cli.ts";
@@ -164,14 +165,7 @@ async function chromiumScreenshot(url: string, screenshot: string) {
   const chromium = requireTool("chromium", "chromium");
   await using profile = await makeTempDir("edgemux-chromium-");
   const result = await run(chromium, [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    ...HEADLESS_CHROMIUM_FLAGS,
     `--user-data-dir=${profile.path}`,
     "--enable-logging=stderr",
     "--v=0",
@@ -430,13 +424,7 @@ Deno.test("the admin listener's /metrics counts the traffic sent, and its other 
 });
 
 Deno.test("the console check does catch a page that breaks its CSP (a control for the test above)", async () => {
-  const abort = new AbortController();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-  }, () =>
+  await using server = serveHttp(() =>
     new Response(
       '<!doctype html><title>x</title><style>p{color:red}</style><p>styled</p><img src="/a.png">',
       {
@@ -445,17 +433,13 @@ Deno.test("the console check does catch a page that breaks its CSP (a control fo
           "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
         },
       },
-    ));
-  try {
-    await using dir = await makeTempDir("edgemux-chromium-control-");
-    const shot = await chromiumScreenshot(
-      `http://127.0.0.1:${server.addr.port}/`,
-      `${dir.path}/control.png`,
-    );
-    equal(shot.console.length, 1, shot.stderr);
-    match(shot.console[0], /violates the following Content Security Policy directive/);
-  } finally {
-    abort.abort();
-    await server.finished;
-  }
+    )
+  );
+  await using dir = await makeTempDir("edgemux-chromium-control-");
+  const shot = await chromiumScreenshot(
+    `http://127.0.0.1:${server.port}/`,
+    `${dir.path}/control.png`,
+  );
+  equal(shot.console.length, 1, shot.stderr);
+  match(shot.console[0], /violates the following Content Security Policy directive/);
 });

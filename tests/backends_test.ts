@@ -7,10 +7,15 @@
 
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { prepareConfig } from "../mod.ts";
-import { readCert } from "./_helpers/certs.ts";
+import { EDGE_CERTIFICATES, readCert } from "./_helpers/certs.ts";
 import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
 import { run } from "./_helpers/process.ts";
-import { startStubHttp, startTaggedEcho, type StubReply } from "./_helpers/stub_servers.ts";
+import {
+  startStubHttp,
+  startTaggedEcho,
+  type StubHttpServer,
+  type StubReply,
+} from "./_helpers/stub_servers.ts";
 import { requireTool } from "./_helpers/tools.ts";
 import { connectTlsByName, ConnReader, parseResponseHead } from "./_helpers/websocket.ts";
 
@@ -193,18 +198,30 @@ function countOf<T>(items: readonly T[], which: T): number {
 
 const addr = (s: { port: number }) => `"127.0.0.1:${s.port}"`;
 
-/** The certificates block for the edge route. */
-const CERTIFICATES = `certificates:
-  files:
-    - { cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }
-  watch_interval: 0s`;
-
 /** A listener named `https` with one edge route for NAME to `backend`. */
 function edgeListener(backend: string): string {
   return `  https:
     bind: "127.0.0.1:0"
     routes:
       - { sni: ${NAME}, edge: ${backend} }`;
+}
+
+/** A listener named `tcp` that forwards every connection to backend `tcp`. */
+const TCP_LISTENER = `  tcp:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: tcp`;
+
+/** A config with `limits` whose `tcp` listener forwards to the one server `echo`. */
+function limitedEchoConfig(limits: string, echo: { port: number }): string {
+  return `
+version: 1
+${limits}
+backends:
+  tcp: { servers: [${addr(echo)}] }
+listeners:
+${TCP_LISTENER}
+`;
 }
 
 /** Request records for `path`, waiting until `n` have arrived. */
@@ -241,7 +258,7 @@ Deno.test("a server killed under load is taken out of rotation, then back in whe
   const check = `{ interval: ${INTERVAL}ms, timeout: 100ms, fall: ${FALL}, rise: ${RISE} }`;
   await using edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   tcp:
     servers: [${addr(t1)}, ${addr(t2)}]
@@ -250,10 +267,7 @@ backends:
     servers: [${addr(h1)}, ${addr(h2)}]
     health_check: ${check}
 listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: tcp
+${TCP_LISTENER}
 ${edgeListener("web")}
 `);
   const tcpPort = edgemux.port("tcp");
@@ -367,7 +381,7 @@ Deno.test("round_robin with weights 1:3 sends 100 and 300 of 400 HTTP requests",
   await using heavy = startStubHttp("heavy");
   await using edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   web:
     balance: round_robin
@@ -405,10 +419,7 @@ backends:
     balance: least_conn
     servers: [${addr(a)}, ${addr(b)}]
 listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: tcp
+${TCP_LISTENER}
 `);
   const port = edgemux.port("tcp");
   const held: EchoConn[] = [];
@@ -445,10 +456,7 @@ backends:
       - { address: ${addr(spare)}, backup: true }
     health_check: { interval: 100ms, timeout: 50ms, fall: 1, rise: 1 }
 listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: tcp
+${TCP_LISTENER}
 `);
   const port = edgemux.port("tcp");
   /** Waits out two check intervals (fall: 1), the time the checks need to see a server down. */
@@ -495,10 +503,7 @@ backends:
     health_check: { interval: 100ms, timeout: 50ms, fall: 1, rise: 2 }
     passive_health: { failures: 3, backoff: 30s }
 listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: tcp
+${TCP_LISTENER}
 `);
   const port = edgemux.port("tcp");
   equal(await echoOnce(port), "s1");
@@ -529,7 +534,7 @@ Deno.test("an http health check expecting 200 takes a server answering 500 out o
   await using good = startStubHttp("good");
   await using edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   web:
     servers: [${addr(broken)}, ${addr(good)}]
@@ -576,7 +581,7 @@ async function resettingThenGood(retries: number) {
   const good = startStubHttp("good");
   const edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   web:
     balance: first
@@ -644,7 +649,7 @@ Deno.test("a GET that every server closes on gets 502, not 503 no-server-up", as
   await using r2 = startStubHttp("r2", () => "close");
   await using edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   web:
     retries: 2
@@ -670,17 +675,9 @@ ${edgeListener("web")}
 
 Deno.test("limits.max_connections refuses the connection over the cap at once", async () => {
   await using echo = startTaggedEcho("echo");
-  await using edgemux = await startEdgemux(`
-version: 1
-limits: { max_connections: 2 }
-backends:
-  tcp: { servers: [${addr(echo)}] }
-listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: tcp
-`);
+  await using edgemux = await startEdgemux(
+    limitedEchoConfig("limits: { max_connections: 2 }", echo),
+  );
   const port = edgemux.port("tcp");
   using first = await openEcho(port, "one");
   using second = await openEcho(port, "two");
@@ -725,18 +722,9 @@ listeners:
 Deno.test("per_client.max_connections refuses a second connection from 127.0.0.1, not from 127.0.0.2", async () => {
   const socat = requireTool("socat", "socat");
   await using echo = startTaggedEcho("echo");
-  await using edgemux = await startEdgemux(`
-version: 1
-limits:
-  per_client: { max_connections: 1 }
-backends:
-  tcp: { servers: [${addr(echo)}] }
-listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: tcp
-`);
+  await using edgemux = await startEdgemux(
+    limitedEchoConfig("limits: { per_client: { max_connections: 1 } }", echo),
+  );
   const port = edgemux.port("tcp");
   using held = await openEcho(port, "held");
   equal(held.server, "echo");
@@ -763,18 +751,9 @@ listeners:
 
 Deno.test("per_client.rate with burst refuses connections beyond the budget, then refills", async () => {
   await using echo = startTaggedEcho("echo");
-  await using edgemux = await startEdgemux(`
-version: 1
-limits:
-  per_client: { rate: 1, burst: 3 }
-backends:
-  tcp: { servers: [${addr(echo)}] }
-listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: tcp
-`);
+  await using edgemux = await startEdgemux(
+    limitedEchoConfig("limits: { per_client: { rate: 1, burst: 3 } }", echo),
+  );
   const port = edgemux.port("tcp");
   for (let i = 0; i < 3; i++) equal(await echoOnce(port, `b${i}`), "echo", `burst ${i}`);
   await expectRefused(port);
@@ -794,23 +773,34 @@ listeners:
   ok(acceptedAfter >= 700, `accepted again after ${Math.round(acceptedAfter)} ms`);
 });
 
-Deno.test("a server at its max_connections makes a concurrent request get 503 with Retry-After", async () => {
+/** A server that holds a request for `/slow` until `release()`, and answers others at once. */
+function startHeldServer(): StubHttpServer & { release(): void } {
   let release = () => {};
   const released = new Promise<void>((r) => release = r);
-  await using slow = startStubHttp("slow", async (req): Promise<StubReply> => {
+  const server = startStubHttp("slow", async (req): Promise<StubReply> => {
     if (req.path === "/slow") await released;
     return { status: 200, body: `slow ${req.path}\n` };
   });
-  await using edgemux = await startEdgemux(`
+  return Object.assign(server, { release });
+}
+
+/** An edge route to the one server `slow`, which takes one connection at a time. */
+function oneSlotConfig(slow: StubHttpServer): string {
+  return `
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   web:
     servers:
       - { address: ${addr(slow)}, max_connections: 1 }
 listeners:
 ${edgeListener("web")}
-`);
+`;
+}
+
+Deno.test("a server at its max_connections makes a concurrent request get 503 with Retry-After", async () => {
+  await using slow = startHeldServer();
+  await using edgemux = await startEdgemux(oneSlotConfig(slow));
   const port = edgemux.port("https");
   const first = httpsOnce(port, "GET", "/slow");
   try {
@@ -822,7 +812,7 @@ ${edgeListener("web")}
     equal(record.end, "server-full");
     equal(slow.requests.length, 1, "the second request never reached the server");
   } finally {
-    release();
+    slow.release();
   }
   equal((await first).status, 200);
   const third = await httpsOnce(port, "GET", "/third");
@@ -830,23 +820,8 @@ ${edgeListener("web")}
 });
 
 Deno.test("a server's max_connections still holds after a reload", async () => {
-  let release = () => {};
-  const released = new Promise<void>((r) => release = r);
-  await using slow = startStubHttp("slow", async (req): Promise<StubReply> => {
-    if (req.path === "/slow") await released;
-    return { status: 200, body: `slow ${req.path}\n` };
-  });
-  const yaml = `
-version: 1
-${CERTIFICATES}
-backends:
-  web:
-    servers:
-      - { address: ${addr(slow)}, max_connections: 1 }
-listeners:
-${edgeListener("web")}
-`;
-  await using edgemux = await startEdgemux(yaml);
+  await using slow = startHeldServer();
+  await using edgemux = await startEdgemux(oneSlotConfig(slow));
   const port = edgemux.port("https");
   const first = httpsOnce(port, "GET", "/slow");
   try {
@@ -861,7 +836,7 @@ ${edgeListener("web")}
       "a second request reached a server at max_connections: 1 while the first was in flight",
     );
   } finally {
-    release();
+    slow.release();
   }
   equal((await first).status, 200);
 });
@@ -872,15 +847,12 @@ Deno.test("with every server down, a TCP route closes at once and an HTTP route 
   const check = "{ interval: 100ms, timeout: 50ms, fall: 1, rise: 1 }";
   await using edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   tcp: { servers: ${servers}, health_check: ${check} }
   web: { servers: ${servers}, health_check: ${check} }
 listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: tcp
+${TCP_LISTENER}
 ${edgeListener("web")}
 `);
   const tcpPort = edgemux.port("tcp");

@@ -7,8 +7,9 @@ import { equal, match, ok } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import { startTcpBackend } from "./_helpers/backends.ts";
-import { readAll, writeAll } from "./_helpers/edgemux.ts";
-import { run, type RunResult, startProcess } from "./_helpers/process.ts";
+import { echoThrough, readAll, writeAll } from "./_helpers/edgemux.ts";
+import { echoForwardConfig, type EchoForwardOptions } from "./_helpers/edgemux_cli.ts";
+import { type BackgroundProcess, run, type RunResult, startProcess } from "./_helpers/process.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";
 import { requireTool } from "./_helpers/tools.ts";
 
@@ -32,6 +33,26 @@ function describe(r: RunResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 }
 
+/** Writes `yaml` to `dir/name` and returns the file's path. */
+async function writeConfig(dir: string, name: string, yaml: string): Promise<string> {
+  const file = `${dir}/${name}`;
+  await Deno.writeTextFile(file, yaml);
+  return file;
+}
+
+/** A config whose one listener binds `bind` and forwards to a server nobody needs to reach. */
+function forwardNowhereConfig(listener: string, bind: string): string {
+  return `version: 1
+backends:
+  b: { servers: ["127.0.0.1:9"] }
+listeners:
+  ${listener}:
+    bind: "${bind}"
+    routes:
+      - forward: b
+`;
+}
+
 Deno.test("edgemux check accepts config.example.yaml", async () => {
   const r = await edgemux(["check", "-c", "config.example.yaml"]);
   equal(r.code, 0, describe(r));
@@ -43,62 +64,55 @@ Deno.test("edgemux check accepts config.example.yaml", async () => {
 Deno.test("edgemux check names the file, line, column, key path and fix of a misspelt key", async (t) => {
   await using dir = await makeTempDir("edgemux-cli-");
 
-  await t.step("a key no route has: the fix lists the keys a route takes", async () => {
-    const file = `${dir.path}/typo.yaml`;
-    await Deno.writeTextFile(
-      file,
-      `version: 1
+  // `route` is the listener's one route; it starts on line 8, at column 7.
+  for (
+    const c of [
+      {
+        step: "a key no route has: the fix lists the keys a route takes",
+        name: "typo.yaml",
+        route: "- name: git\n        backnd: git-ssh",
+        // Line 9, column 9: where `backnd` stands.
+        at: "9:9",
+        key: "backnd",
+        fix: /fix: .*"passthrough", .*"forward"/,
+      },
+      {
+        step: "a near miss of a real key: the fix suggests it",
+        name: "near.yaml",
+        route: "- forwrd: git-ssh",
+        at: "8:9",
+        key: "forwrd",
+        fix: /fix: did you mean "forward"\?/,
+      },
+    ]
+  ) {
+    await t.step(c.step, async () => {
+      const file = await writeConfig(
+        dir.path,
+        c.name,
+        `version: 1
 backends:
   git-ssh: { servers: ["127.0.0.1:10022"] }
 listeners:
   ssh:
     bind: "127.0.0.1:0"
     routes:
-      - name: git
-        backnd: git-ssh
+      ${c.route}
 `,
-    );
-    const r = await edgemux(["check", "-c", file]);
-    equal(r.code, 1, describe(r));
-    // Line 9, column 9: where `backnd` stands.
-    match(
-      r.stderr,
-      new RegExp(
-        `${
-          RegExp.escape(file)
-        }:9:9: error: listeners\\.ssh\\.routes\\[0\\]\\.backnd: unknown key "backnd"`,
-      ),
-    );
-    match(r.stderr, /fix: .*"passthrough", .*"forward"/);
-    match(r.stderr, new RegExp(`${RegExp.escape(file)}: invalid \\(\\d+ errors?\\)`));
-  });
-
-  await t.step("a near miss of a real key: the fix suggests it", async () => {
-    const file = `${dir.path}/near.yaml`;
-    await Deno.writeTextFile(
-      file,
-      `version: 1
-backends:
-  git-ssh: { servers: ["127.0.0.1:10022"] }
-listeners:
-  ssh:
-    bind: "127.0.0.1:0"
-    routes:
-      - forwrd: git-ssh
-`,
-    );
-    const r = await edgemux(["check", "-c", file]);
-    equal(r.code, 1, describe(r));
-    match(
-      r.stderr,
-      new RegExp(
-        `${
-          RegExp.escape(file)
-        }:8:9: error: listeners\\.ssh\\.routes\\[0\\]\\.forwrd: unknown key "forwrd"`,
-      ),
-    );
-    match(r.stderr, /fix: did you mean "forward"\?/);
-  });
+      );
+      const r = await edgemux(["check", "-c", file]);
+      equal(r.code, 1, describe(r));
+      match(
+        r.stderr,
+        new RegExp(
+          `${RegExp.escape(file)}:${c.at}: error: ` +
+            `listeners\\.ssh\\.routes\\[0\\]\\.${c.key}: unknown key "${c.key}"`,
+        ),
+      );
+      match(r.stderr, c.fix);
+      match(r.stderr, new RegExp(`${RegExp.escape(file)}: invalid \\(\\d+ errors?\\)`));
+    });
+  }
 });
 
 Deno.test("edgemux check merges a directory of files and names both files of a clash", async (t) => {
@@ -218,18 +232,10 @@ Deno.test("edgemux run exits 3 and names the address when it is already in use",
   await using dir = await makeTempDir("edgemux-cli-");
   using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = taken.addr.port;
-  const file = `${dir.path}/busy.yaml`;
-  await Deno.writeTextFile(
-    file,
-    `version: 1
-backends:
-  b: { servers: ["127.0.0.1:9"] }
-listeners:
-  busy:
-    bind: "127.0.0.1:${port}"
-    routes:
-      - forward: b
-`,
+  const file = await writeConfig(
+    dir.path,
+    "busy.yaml",
+    forwardNowhereConfig("busy", `127.0.0.1:${port}`),
   );
   const r = await edgemux(["run", "-c", file]);
   equal(r.code, 3, describe(r));
@@ -240,8 +246,7 @@ listeners:
 
 Deno.test("edgemux run exits 1 without binding when the config is invalid", async () => {
   await using dir = await makeTempDir("edgemux-cli-");
-  const file = `${dir.path}/bad.yaml`;
-  await Deno.writeTextFile(file, "version: 1\nlisteners: {}\n");
+  const file = await writeConfig(dir.path, "bad.yaml", "version: 1\nlisteners: {}\n");
   const r = await edgemux(["run", "-c", file]);
   equal(r.code, 1, describe(r));
   match(r.stderr, /not starting: .*bad\.yaml is invalid/);
@@ -276,18 +281,10 @@ Deno.test("edgemux run as an unprivileged user on port 81 names CAP_NET_BIND_SER
   // config in it.
   await Deno.chmod(dir.path, 0o755);
   const bundle = await bundleInto(dir.path);
-  const file = `${dir.path}/low-port.yaml`;
-  await Deno.writeTextFile(
-    file,
-    `version: 1
-backends:
-  b: { servers: ["127.0.0.1:9"] }
-listeners:
-  web:
-    bind: "127.0.0.1:81"
-    routes:
-      - forward: b
-`,
+  const file = await writeConfig(
+    dir.path,
+    "low-port.yaml",
+    forwardNowhereConfig("web", "127.0.0.1:81"),
   );
   await Deno.chmod(bundle, 0o644);
   await Deno.chmod(file, 0o644);
@@ -326,44 +323,42 @@ function listeningPort(output: string, listener: string): number {
   throw new Error(`no listening line for ${listener} in:\n${output}`);
 }
 
-/** Sends `text` through edgemux to the echo backend and returns what comes back. */
-async function echoThrough(port: number, text: string): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+/** `edgemux run ARGS` on an echo forward config, serving. */
+interface EchoRun extends AsyncDisposable {
+  proc: BackgroundProcess;
+  /** The port of the `tcp` listener, which forwards to the echo server. */
+  port: number;
+}
+
+/**
+ * Starts an echo server and `edgemux run -c FILE ARGS` on {@linkcode echoForwardConfig} with
+ * `opts`, and waits until it has started. Disposing stops both and removes the file.
+ */
+async function runEchoForward(
+  opts: EchoForwardOptions = {},
+  args: string[] = [],
+): Promise<EchoRun> {
+  const dir = await makeTempDir("edgemux-cli-");
+  const echo = await startTcpBackend("echo", "echo");
+  const file = await writeConfig(dir.path, "echo.yaml", echoForwardConfig(echo.port, opts));
+  const proc = startEdgemuxCli(["run", "-c", file, ...args]);
+  const dispose = async () => {
+    await proc.stop();
+    await echo.close();
+    await dir[Symbol.asyncDispose]();
+  };
   try {
-    await writeAll(conn, new TextEncoder().encode(text));
-    await conn.closeWrite();
-    return new TextDecoder().decode(await readAll(conn));
-  } finally {
-    conn.close();
+    await proc.waitForOutput("edgemux started", 15_000);
+    return { proc, port: listeningPort(proc.output(), "tcp"), [Symbol.asyncDispose]: dispose };
+  } catch (e) {
+    await dispose();
+    throw e;
   }
 }
 
-async function writeEchoConfig(dir: string, backendPort: number): Promise<string> {
-  const file = `${dir}/echo.yaml`;
-  await Deno.writeTextFile(
-    file,
-    `version: 1
-log: { level: info, format: text, access: true }
-shutdown_timeout: 2s
-backends:
-  echo: { servers: ["127.0.0.1:${backendPort}"] }
-listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: echo
-`,
-  );
-  return file;
-}
-
 Deno.test("edgemux run serves, logs access lines, and stops cleanly on SIGTERM", async () => {
-  await using dir = await makeTempDir("edgemux-cli-");
-  await using echo = await startTcpBackend("echo", "echo");
-  const file = await writeEchoConfig(dir.path, echo.port);
-  await using proc = startEdgemuxCli(["run", "-c", file]);
-  await proc.waitForOutput("edgemux started", 15_000);
-  const port = listeningPort(proc.output(), "tcp");
+  await using cli = await runEchoForward();
+  const { proc, port } = cli;
 
   equal(await echoThrough(port, "ping through the cli"), "ping through the cli");
   // The access line, whatever its message: the fields say which connection and how it ended.
@@ -377,13 +372,9 @@ Deno.test("edgemux run serves, logs access lines, and stops cleanly on SIGTERM",
 });
 
 Deno.test("edgemux run --log-format json writes one JSON object per line", async () => {
-  await using dir = await makeTempDir("edgemux-cli-");
-  await using echo = await startTcpBackend("echo", "echo");
   // The config says text; the flag wins.
-  const file = await writeEchoConfig(dir.path, echo.port);
-  await using proc = startEdgemuxCli(["run", "-c", file, "--log-format", "json"]);
-  await proc.waitForOutput("edgemux started", 15_000);
-  const port = listeningPort(proc.output(), "tcp");
+  await using cli = await runEchoForward({}, ["--log-format", "json"]);
+  const { proc, port } = cli;
   equal(await echoThrough(port, "json please"), "json please");
   await proc.waitForOutput(/"end":"client-closed"/, 5000);
   const status = await proc.stop("SIGTERM");
@@ -412,29 +403,6 @@ Deno.test("edgemux run --log-format json writes one JSON object per line", async
   ok(entries.some((e) => e.msg === "stopped"), proc.output());
 });
 
-/** Writes a config whose drain outlasts any test, so only edgemux's own logic can end it. */
-async function writeDrainConfig(
-  dir: string,
-  backendPort: number,
-  timeout: string,
-): Promise<string> {
-  const file = `${dir}/drain.yaml`;
-  await Deno.writeTextFile(
-    file,
-    `version: 1
-shutdown_timeout: ${timeout}
-backends:
-  echo: { servers: ["127.0.0.1:${backendPort}"] }
-listeners:
-  tcp:
-    bind: "127.0.0.1:0"
-    routes:
-      - forward: echo
-`,
-  );
-  return file;
-}
-
 /** Opens a relayed connection and proves it is live; the caller keeps it open. */
 async function openRelayed(port: number): Promise<Deno.TcpConn> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -444,12 +412,9 @@ async function openRelayed(port: number): Promise<Deno.TcpConn> {
 }
 
 Deno.test("edgemux run drains an open connection for shutdown_timeout, then closes it", async () => {
-  await using dir = await makeTempDir("edgemux-cli-");
-  await using echo = await startTcpBackend("echo", "echo");
-  const file = await writeDrainConfig(dir.path, echo.port, "1s");
-  await using proc = startEdgemuxCli(["run", "-c", file]);
-  await proc.waitForOutput("edgemux started", 15_000);
-  using conn = await openRelayed(listeningPort(proc.output(), "tcp"));
+  await using cli = await runEchoForward({ shutdownTimeout: "1s" });
+  const { proc } = cli;
+  using conn = await openRelayed(cli.port);
 
   const signalled = performance.now();
   Deno.kill(proc.pid, "SIGTERM");
@@ -466,13 +431,10 @@ Deno.test("edgemux run drains an open connection for shutdown_timeout, then clos
 });
 
 Deno.test("a second SIGTERM during the drain closes open connections and exits at once", async () => {
-  await using dir = await makeTempDir("edgemux-cli-");
-  await using echo = await startTcpBackend("echo", "echo");
   // A drain far longer than the test may take: only the second signal can end it in time.
-  const file = await writeDrainConfig(dir.path, echo.port, "30s");
-  await using proc = startEdgemuxCli(["run", "-c", file]);
-  await proc.waitForOutput("edgemux started", 15_000);
-  using conn = await openRelayed(listeningPort(proc.output(), "tcp"));
+  await using cli = await runEchoForward({ shutdownTimeout: "30s" });
+  const { proc } = cli;
+  using conn = await openRelayed(cli.port);
 
   Deno.kill(proc.pid, "SIGTERM");
   await proc.waitForOutput(/draining connections=1/, 5000);

@@ -8,8 +8,10 @@
  */
 
 import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { serveHttp } from "./_helpers/backends.ts";
 import { spkiPinBase64 } from "./_helpers/certs.ts";
-import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
+import { HEADLESS_CHROMIUM_FLAGS } from "./_helpers/chromium.ts";
+import { startSingleEdge, type TestProxy } from "./_helpers/edgemux.ts";
 import { run, startProcess } from "./_helpers/process.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";
 import { requireTool } from "./_helpers/tools.ts";
@@ -74,77 +76,43 @@ interface SiteBackend extends AsyncDisposable {
 function startSiteBackend(): SiteBackend {
   const paths: string[] = [];
   const wsMessages: string[] = [];
-  const abort = new AbortController();
   const text = (body: string, type: string) =>
     new Response(body, { headers: { "content-type": type, "cache-control": "no-store" } });
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-    handler: (req) => {
-      const path = new URL(req.url).pathname;
-      paths.push(path);
-      switch (path) {
-        case "/":
-          return text(PAGE, "text/html; charset=utf-8");
-        case "/assets/style.css":
-          return text(STYLE, "text/css");
-        case "/assets/app.js":
-          return text(SCRIPT, "text/javascript");
-        case "/assets/logo.png":
-          return new Response(PIXEL_PNG.slice(), { headers: { "content-type": "image/png" } });
-        case "/api/answer":
-          return Response.json({ answer: req.headers.get("x-from") === "page" ? 42 : 0 });
-        case "/ws": {
-          const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "chat.v2" });
-          socket.onmessage = (e) => {
-            wsMessages.push(String(e.data));
-            socket.send(`echo: ${e.data}`);
-          };
-          return response;
-        }
-        default:
-          return new Response("not found\n", { status: 404 });
+  const server = serveHttp((req) => {
+    const path = new URL(req.url).pathname;
+    paths.push(path);
+    switch (path) {
+      case "/":
+        return text(PAGE, "text/html; charset=utf-8");
+      case "/assets/style.css":
+        return text(STYLE, "text/css");
+      case "/assets/app.js":
+        return text(SCRIPT, "text/javascript");
+      case "/assets/logo.png":
+        return new Response(PIXEL_PNG.slice(), { headers: { "content-type": "image/png" } });
+      case "/api/answer":
+        return Response.json({ answer: req.headers.get("x-from") === "page" ? 42 : 0 });
+      case "/ws": {
+        const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "chat.v2" });
+        socket.onmessage = (e) => {
+          wsMessages.push(String(e.data));
+          socket.send(`echo: ${e.data}`);
+        };
+        return response;
       }
-    },
+      default:
+        return new Response("not found\n", { status: 404 });
+    }
   });
-  return {
-    port: server.addr.port,
-    paths,
-    wsMessages,
-    async [Symbol.asyncDispose]() {
-      abort.abort();
-      await server.finished;
-    },
-  };
+  return { port: server.port, paths, wsMessages, [Symbol.asyncDispose]: server.close };
 }
 
-async function startProxy(backendPort: number): Promise<TestProxy> {
-  return await startEdgemux(`
-version: 1
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
-backends:
-  site: { servers: ["127.0.0.1:${backendPort}"] }
-listeners:
-  https:
-    bind: "127.0.0.1:0"
-    routes:
-      - { name: site, sni: "*.example.test", edge: site }
-`);
+function startProxy(backendPort: number): Promise<TestProxy> {
+  return startSingleEdge(backendPort, { name: "site", sni: "*.example.test" });
 }
 
 const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
+  ...HEADLESS_CHROMIUM_FLAGS,
   "--host-resolver-rules=MAP *.example.test 127.0.0.1",
 ];
 

@@ -9,7 +9,8 @@
 
 import { createCipheriv, createHash } from "node:crypto";
 import { equal, ok } from "node:assert/strict";
-import { certPath, readCert, readKey } from "./_helpers/certs.ts";
+import { serveHttp } from "./_helpers/backends.ts";
+import { certPath, EDGE_CERTIFICATES, readCert, readKey } from "./_helpers/certs.ts";
 import { startEdgemux } from "./_helpers/edgemux.ts";
 import { formatCommandLine, run } from "./_helpers/process.ts";
 import { requireTool } from "./_helpers/tools.ts";
@@ -57,59 +58,50 @@ interface BulkBackend extends AsyncDisposable {
 function startBulkBackend(tls: boolean): BulkBackend {
   const uploads: Transfer[] = [];
   const downloads: Transfer[] = [];
-  const abort = new AbortController();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-    ...(tls ? { cert: readCert("backend-internal"), key: readKey("backend-internal") } : {}),
-    handler: async (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/upload" && req.body !== null) {
-        const hash = createHash("sha256");
-        let bytes = 0;
-        for await (const chunk of req.body) {
+  const server = serveHttp(async (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/upload" && req.body !== null) {
+      const hash = createHash("sha256");
+      let bytes = 0;
+      for await (const chunk of req.body) {
+        hash.update(chunk);
+        bytes += chunk.length;
+      }
+      const t = { bytes, sha256: hash.digest("hex") };
+      uploads.push(t);
+      return new Response(`${t.bytes} ${t.sha256}\n`);
+    }
+    if (path === "/download") {
+      const size = Number(new URL(req.url).searchParams.get("bytes") ?? SIZE);
+      const next = keystream(size);
+      const hash = createHash("sha256");
+      let bytes = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const chunk = next();
+          if (chunk === null) {
+            downloads.push({ bytes, sha256: hash.digest("hex") });
+            controller.close();
+            return;
+          }
           hash.update(chunk);
           bytes += chunk.length;
-        }
-        const t = { bytes, sha256: hash.digest("hex") };
-        uploads.push(t);
-        return new Response(`${t.bytes} ${t.sha256}\n`);
-      }
-      if (path === "/download") {
-        const size = Number(new URL(req.url).searchParams.get("bytes") ?? SIZE);
-        const next = keystream(size);
-        const hash = createHash("sha256");
-        let bytes = 0;
-        const body = new ReadableStream<Uint8Array>({
-          pull(controller) {
-            const chunk = next();
-            if (chunk === null) {
-              downloads.push({ bytes, sha256: hash.digest("hex") });
-              controller.close();
-              return;
-            }
-            hash.update(chunk);
-            bytes += chunk.length;
-            controller.enqueue(chunk);
-          },
-        }, { highWaterMark: 0 });
-        return new Response(body, {
-          headers: { "content-type": "application/octet-stream", "content-length": String(size) },
-        });
-      }
-      return new Response("not found\n", { status: 404 });
-    },
+          controller.enqueue(chunk);
+        },
+      }, { highWaterMark: 0 });
+      return new Response(body, {
+        headers: { "content-type": "application/octet-stream", "content-length": String(size) },
+      });
+    }
+    return new Response("not found\n", { status: 404 });
+  }, {
+    tls: tls ? { cert: readCert("backend-internal"), key: readKey("backend-internal") } : undefined,
   });
   return {
-    port: server.addr.port,
+    port: server.port,
     uploads,
     downloads,
-    async [Symbol.asyncDispose]() {
-      abort.abort();
-      await server.finished;
-    },
+    [Symbol.asyncDispose]: server.close,
   };
 }
 
@@ -216,9 +208,7 @@ Deno.test("1 GiB each way through edge and reencrypt arrives intact", async (t) 
   await using secure = startBulkBackend(true);
   await using edgemux = await startEdgemux(`
 version: 1
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
+${EDGE_CERTIFICATES}
 backends:
   plain: { servers: ["127.0.0.1:${plain.port}"], response_timeout: 60s }
   secure:

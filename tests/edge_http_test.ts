@@ -5,9 +5,9 @@
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { startHttpBackend } from "./_helpers/backends.ts";
+import { type HttpBackend, serveHttp, serveTcp, startHttpBackend } from "./_helpers/backends.ts";
 import { certPath, readCert } from "./_helpers/certs.ts";
-import { curl, type CurlResult } from "./_helpers/curl.ts";
+import { curl, curlHttps } from "./_helpers/curl.ts";
 import { sha256Hex, startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
 import { sClient } from "./_helpers/openssl.ts";
 import { run, startProcess } from "./_helpers/process.ts";
@@ -58,69 +58,60 @@ interface SpecialBackend extends AsyncDisposable {
 function startSpecialBackend(): SpecialBackend {
   const sseSent = new Map<string, number[]>();
   const echoHeaders: Record<string, string>[] = [];
-  const abort = new AbortController();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-    onError: () => new Response("backend error\n", { status: 500 }),
-    handler: (req) => {
-      const url = new URL(req.url);
-      switch (url.pathname) {
-        case "/status/404":
-          return new Response("the backend has no such page\n", {
-            status: 404,
-            headers: { "x-backend": "special" },
-          });
-        case "/gzip":
-          return new Response(GZIP_BODY.slice(), {
-            headers: { "content-encoding": "gzip", "content-type": "text/plain" },
-          });
-        case "/gzip-chunked": {
-          // Three pieces and no length: the backend sends it chunked.
-          const third = Math.ceil(GZIP_BODY.length / 3);
-          const pieces = [0, 1, 2].map((i) => GZIP_BODY.slice(i * third, (i + 1) * third));
-          return new Response(ReadableStream.from(pieces), {
-            headers: { "content-encoding": "gzip", "content-type": "text/plain" },
-          });
-        }
-        case "/echo": {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of req.headers) headers[k] = v;
-          echoHeaders.push(headers);
-          return new Response(req.body, {
-            headers: { "content-type": "application/octet-stream" },
-          });
-        }
-        case "/sse": {
-          const sent: number[] = [];
-          sseSent.set(url.searchParams.get("id") ?? "", sent);
-          const count = Number(url.searchParams.get("n") ?? SSE_EVENTS);
-          const every = Number(url.searchParams.get("every") ?? SSE_INTERVAL_MS);
-          let i = 0;
-          const body = new ReadableStream<Uint8Array>({
-            async pull(controller) {
-              if (i > 0) await new Promise((r) => setTimeout(r, every));
-              sent.push(performance.now());
-              controller.enqueue(encoder.encode(`id: ${i}\ndata: event-${i}\n\n`));
-              if (++i === count) controller.close();
-            },
-          }, { highWaterMark: 0 });
-          return new Response(body, {
-            headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
-          });
-        }
-        default:
-          return new Response("special backend\n");
+  const handler = (req: Request) => {
+    const url = new URL(req.url);
+    switch (url.pathname) {
+      case "/status/404":
+        return new Response("the backend has no such page\n", {
+          status: 404,
+          headers: { "x-backend": "special" },
+        });
+      case "/gzip":
+        return new Response(GZIP_BODY.slice(), {
+          headers: { "content-encoding": "gzip", "content-type": "text/plain" },
+        });
+      case "/gzip-chunked": {
+        // Three pieces and no length: the backend sends it chunked.
+        const third = Math.ceil(GZIP_BODY.length / 3);
+        const pieces = [0, 1, 2].map((i) => GZIP_BODY.slice(i * third, (i + 1) * third));
+        return new Response(ReadableStream.from(pieces), {
+          headers: { "content-encoding": "gzip", "content-type": "text/plain" },
+        });
       }
-    },
-  });
-  const close = async () => {
-    abort.abort();
-    await server.finished;
+      case "/echo": {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of req.headers) headers[k] = v;
+        echoHeaders.push(headers);
+        return new Response(req.body, {
+          headers: { "content-type": "application/octet-stream" },
+        });
+      }
+      case "/sse": {
+        const sent: number[] = [];
+        sseSent.set(url.searchParams.get("id") ?? "", sent);
+        const count = Number(url.searchParams.get("n") ?? SSE_EVENTS);
+        const every = Number(url.searchParams.get("every") ?? SSE_INTERVAL_MS);
+        let i = 0;
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (i > 0) await new Promise((r) => setTimeout(r, every));
+            sent.push(performance.now());
+            controller.enqueue(encoder.encode(`id: ${i}\ndata: event-${i}\n\n`));
+            if (++i === count) controller.close();
+          },
+        }, { highWaterMark: 0 });
+        return new Response(body, {
+          headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+        });
+      }
+      default:
+        return new Response("special backend\n");
+    }
   };
-  return { port: server.addr.port, sseSent, echoHeaders, [Symbol.asyncDispose]: close };
+  const server = serveHttp(handler, {
+    onError: () => new Response("backend error\n", { status: 500 }),
+  });
+  return { port: server.port, sseSent, echoHeaders, [Symbol.asyncDispose]: server.close };
 }
 
 /**
@@ -136,59 +127,25 @@ interface RawBackend extends AsyncDisposable {
 }
 
 function startRawBackend(response: string): RawBackend {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const heads: string[] = [];
-  const open = new Set<Deno.Conn>();
-  let connections = 0;
-  const serve = async (conn: Deno.Conn) => {
+  const server = serveTcp(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (conn) => {
+    // Ends when the proxy closes an idle connection, or when the test is over.
     const reader = new ConnReader(conn);
-    try {
-      for (;;) {
-        const head = await reader.readUntil("\r\n\r\n", 10_000);
-        if (head === null) return;
-        heads.push(decoder.decode(head));
-        await writeFully(conn, encoder.encode(response));
-        if (/^connection: *close/im.test(response)) return;
-      }
-    } catch {
-      // The proxy closed an idle connection, or the test is over.
-    } finally {
-      open.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+    for (;;) {
+      const head = await reader.readUntil("\r\n\r\n", 10_000);
+      if (head === null) return;
+      heads.push(decoder.decode(head));
+      await writeFully(conn, encoder.encode(response));
+      if (/^connection: *close/im.test(response)) return;
     }
-  };
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        connections++;
-        open.add(conn);
-        serve(conn);
-      }
-    } catch {
-      // Closed.
-    }
-  })();
+  });
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: server.port,
     get connections() {
-      return connections;
+      return server.connections;
     },
     heads,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await accepting;
-      for (const c of open) {
-        try {
-          c.close();
-        } catch {
-          // Already closed.
-        }
-      }
-    },
+    [Symbol.asyncDispose]: server.close,
   };
 }
 
@@ -263,27 +220,51 @@ listeners:
 `;
 }
 
-/** curl through the proxy to `https://NAME:PORT/PATH`, with the name resolved to loopback. */
-function curlVia(
-  port: number,
-  name: string,
-  path: string,
-  version: "1.1" | "2",
-  extra: string[] = [],
-  stdin?: string,
-): Promise<CurlResult> {
-  return curl([
-    version === "2" ? "--http2" : "--http1.1",
-    "--cacert",
-    CA,
-    "--resolve",
-    `${name}:${port}:127.0.0.1`,
-    ...extra,
-    `https://${name}:${port}${path}`,
-  ], { stdin });
+const VERSIONS = ["1.1", "2"] as const;
+
+/** The three backends, and edgemux in front of them on {@linkcode edgeConfig}. */
+interface EdgeSetup extends AsyncDisposable {
+  app: HttpBackend;
+  special: SpecialBackend;
+  raw: RawBackend;
+  edgemux: TestProxy;
+  /** The port of the `https` listener. */
+  port: number;
 }
 
-const VERSIONS = ["1.1", "2"] as const;
+/**
+ * Starts the backends and edgemux. The raw backend answers every request with `rawReply`;
+ * `http` goes into the config as it is.
+ */
+async function startEdge(rawReply = rawResponse("", "raw\n"), http = ""): Promise<EdgeSetup> {
+  const app = await startHttpBackend("app");
+  const special = startSpecialBackend();
+  const raw = startRawBackend(rawReply);
+  const stopBackends = async () => {
+    await raw[Symbol.asyncDispose]();
+    await special[Symbol.asyncDispose]();
+    await app.close();
+  };
+  try {
+    const edgemux = await startEdgemux(
+      edgeConfig({ app: app.port, special: special.port, raw: raw.port }, http),
+    );
+    return {
+      app,
+      special,
+      raw,
+      edgemux,
+      port: edgemux.port("https"),
+      async [Symbol.asyncDispose]() {
+        await edgemux.stop();
+        await stopBackends();
+      },
+    };
+  } catch (e) {
+    await stopBackends();
+    throw e;
+  }
+}
 
 /** The request record of the one request to `path` (they arrive when the request ends). */
 async function requestRecord(edgemux: TestProxy, path: string) {
@@ -300,13 +281,8 @@ async function requestRecord(edgemux: TestProxy, path: string) {
 // ---------------------------------------------------------------------------------------------
 
 Deno.test("edge presents edgemux's certificate chosen by exact name, wildcard and default", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(rawResponse("", "raw\n"));
-  await using edgemux = await startEdgemux(
-    edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-  );
-  const port = edgemux.port("https");
+  await using edge = await startEdge();
+  const { edgemux, port } = edge;
 
   await t.step(
     "an exact name gets its own certificate, not the wildcard that also covers it",
@@ -354,17 +330,12 @@ Deno.test("edge presents edgemux's certificate chosen by exact name, wildcard an
 });
 
 Deno.test("edge answers with the right status, body and headers over HTTP/1.1 and HTTP/2", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(rawResponse("", "raw\n"));
-  await using edgemux = await startEdgemux(
-    edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-  );
-  const port = edgemux.port("https");
+  await using edge = await startEdge();
+  const { app, edgemux, port } = edge;
 
   for (const v of VERSIONS) {
     await t.step(`HTTP/${v}: 200 with the backend's body and headers`, async () => {
-      const r = await curlVia(port, "prometheus.example.test", `/metrics?v=${v}`, v);
+      const r = await curlHttps(port, "prometheus.example.test", `/metrics?v=${v}`, v);
       equal(r.code, 0, r.stderr);
       equal(r.httpVersion, v);
       equal(r.status, 200);
@@ -379,7 +350,7 @@ Deno.test("edge answers with the right status, body and headers over HTTP/1.1 an
     });
 
     await t.step(`HTTP/${v}: a 404 from the backend passes through with its body`, async () => {
-      const r = await curlVia(port, "special.example.test", "/status/404", v);
+      const r = await curlHttps(port, "special.example.test", "/status/404", v);
       equal(r.status, 404);
       equal(r.body, "the backend has no such page\n");
       equal(r.headers["x-backend"], "special");
@@ -387,21 +358,21 @@ Deno.test("edge answers with the right status, body and headers over HTTP/1.1 an
 
     await t.step(`HTTP/${v}: 404 from edgemux when no HTTP route takes the request`, async () => {
       const before = app.requests.length;
-      const r = await curlVia(port, "nothing.example.test", `/here-${v}`, v);
+      const r = await curlHttps(port, "nothing.example.test", `/here-${v}`, v);
       equal(r.status, 404);
       equal(r.body, "Not Found\n");
       equal(r.headers["x-backend"], undefined);
       equal(app.requests.length, before, "nothing reached a backend");
       equal((await requestRecord(edgemux, `/here-${v}`)).end, "not-found");
       // Near miss: the same host under a path a route takes.
-      const hit = await curlVia(port, "nothing.example.test", `/wild/${v}`, v);
+      const hit = await curlHttps(port, "nothing.example.test", `/wild/${v}`, v);
       equal(hit.status, 200);
       equal(hit.body, `backend app GET /wild/${v}\n`);
     });
 
     await t.step(`HTTP/${v}: 421 when Host is a name the SNI's route does not cover`, async () => {
       const before = app.requests.length;
-      const r = await curlVia(port, "prometheus.example.test", `/misdirected-${v}`, v, [
+      const r = await curlHttps(port, "prometheus.example.test", `/misdirected-${v}`, v, [
         "-H",
         `Host: www.example.test:${port}`,
       ]);
@@ -411,12 +382,12 @@ Deno.test("edge answers with the right status, body and headers over HTTP/1.1 an
       equal((await requestRecord(edgemux, `/misdirected-${v}`)).end, "misdirected");
       // Near misses: the SNI's own name in another case with its port, and on the wildcard
       // route another name the same route covers (HTTP/2 connection reuse).
-      const same = await curlVia(port, "prometheus.example.test", "/same", v, [
+      const same = await curlHttps(port, "prometheus.example.test", "/same", v, [
         "-H",
         `Host: PROMETHEUS.example.test:${port}`,
       ]);
       equal(same.status, 200);
-      const sibling = await curlVia(port, "special.example.test", "/sibling", v, [
+      const sibling = await curlHttps(port, "special.example.test", "/sibling", v, [
         "-H",
         `Host: www.example.test:${port}`,
       ]);
@@ -427,13 +398,8 @@ Deno.test("edge answers with the right status, body and headers over HTTP/1.1 an
 });
 
 Deno.test("edge sets X-Forwarded-For, X-Forwarded-Proto and Forwarded from the real client", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(rawResponse("", "raw\n"));
-  await using edgemux = await startEdgemux(
-    edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-  );
-  const port = edgemux.port("https");
+  await using edge = await startEdge();
+  const { app, edgemux, port } = edge;
   const host = `prometheus.example.test:${port}`;
 
   for (const v of VERSIONS) {
@@ -441,7 +407,7 @@ Deno.test("edge sets X-Forwarded-For, X-Forwarded-Proto and Forwarded from the r
       `HTTP/${v}: the backend sees the client's own address, not the loopback hop`,
       async () => {
         // The client binds 127.0.0.5; edgemux's internal TLS hop runs from 127.0.0.1.
-        const r = await curlVia(port, "prometheus.example.test", `/who-${v}`, v, [
+        const r = await curlHttps(port, "prometheus.example.test", `/who-${v}`, v, [
           "--interface",
           "127.0.0.5",
         ]);
@@ -460,7 +426,7 @@ Deno.test("edge sets X-Forwarded-For, X-Forwarded-Proto and Forwarded from the r
     await t.step(
       `HTTP/${v}: a client's own X-Forwarded-For and Forwarded are replaced`,
       async () => {
-        const r = await curlVia(port, "prometheus.example.test", `/spoof-${v}`, v, [
+        const r = await curlHttps(port, "prometheus.example.test", `/spoof-${v}`, v, [
           "-H",
           "X-Forwarded-For: 6.6.6.6",
           "-H",
@@ -479,22 +445,17 @@ Deno.test("edge sets X-Forwarded-For, X-Forwarded-Proto and Forwarded from the r
 });
 
 Deno.test("edge keeps and extends forwarding fields only from http.trusted_proxies", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(rawResponse("", "raw\n"));
-  await using edgemux = await startEdgemux(
-    edgeConfig(
-      { app: app.port, special: special.port, raw: raw.port },
-      "http: { trusted_proxies: [127.0.0.1/32] }",
-    ),
+  await using edge = await startEdge(
+    rawResponse("", "raw\n"),
+    "http: { trusted_proxies: [127.0.0.1/32] }",
   );
-  const port = edgemux.port("https");
+  const { app, port } = edge;
   const host = `prometheus.example.test:${port}`;
   const spoof = ["-H", "X-Forwarded-For: 6.6.6.6", "-H", "Forwarded: for=6.6.6.6"];
 
   for (const v of VERSIONS) {
     await t.step(`HTTP/${v}: from 127.0.0.1 (trusted) the chain is kept and extended`, async () => {
-      const r = await curlVia(port, "prometheus.example.test", `/trusted-${v}`, v, spoof);
+      const r = await curlHttps(port, "prometheus.example.test", `/trusted-${v}`, v, spoof);
       equal(r.status, 200);
       const seen = app.requests.find((x) => x.path === `/trusted-${v}`)!;
       equal(seen.headers["x-forwarded-for"], "6.6.6.6, 127.0.0.1");
@@ -502,7 +463,7 @@ Deno.test("edge keeps and extends forwarding fields only from http.trusted_proxi
     });
 
     await t.step(`HTTP/${v}: from 127.0.0.5 (not trusted) it is replaced`, async () => {
-      const r = await curlVia(port, "prometheus.example.test", `/untrusted-${v}`, v, [
+      const r = await curlHttps(port, "prometheus.example.test", `/untrusted-${v}`, v, [
         ...spoof,
         "--interface",
         "127.0.0.5",
@@ -516,22 +477,17 @@ Deno.test("edge keeps and extends forwarding fields only from http.trusted_proxi
 });
 
 Deno.test("edge removes hop-by-hop fields in both directions", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(
+  await using edge = await startEdge(
     rawResponse(
       "connection: foo\r\nfoo: bar\r\nkeep-alive: timeout=5\r\nproxy-connection: keep-alive\r\n" +
         "x-kept: yes\r\n",
       "raw\n",
     ),
   );
-  await using edgemux = await startEdgemux(
-    edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-  );
-  const port = edgemux.port("https");
+  const { raw, port } = edge;
 
   await t.step("HTTP/1.1: fields named in Connection never reach the backend", async () => {
-    const r = await curlVia(port, "raw.example.test", "/hop", "1.1", [
+    const r = await curlHttps(port, "raw.example.test", "/hop", "1.1", [
       "-H",
       "Connection: x-secret",
       "-H",
@@ -557,7 +513,7 @@ Deno.test("edge removes hop-by-hop fields in both directions", async (t) => {
     await t.step(
       `HTTP/${v}: the backend's Connection-named and hop-by-hop fields stay behind`,
       async () => {
-        const r = await curlVia(port, "raw.example.test", `/hop-back-${v}`, v);
+        const r = await curlHttps(port, "raw.example.test", `/hop-back-${v}`, v);
         equal(r.status, 200);
         equal(r.body, "raw\n");
         equal(r.headers["x-kept"], "yes");
@@ -572,14 +528,10 @@ Deno.test("edge removes hop-by-hop fields in both directions", async (t) => {
 });
 
 Deno.test("edge HTTP routes: host and path precedence, prefix rewrites, redirects, header changes", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(rawResponse("", "raw\n"));
-  await using edgemux = await startEdgemux(
-    edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-  );
-  const port = edgemux.port("https");
-  const api = (path: string, v: "1.1" | "2" = "1.1") => curlVia(port, "api.example.test", path, v);
+  await using edge = await startEdge();
+  const { app, edgemux, port } = edge;
+  const api = (path: string, v: "1.1" | "2" = "1.1") =>
+    curlHttps(port, "api.example.test", path, v);
   /** The path the backend received for the request that edgemux logged under `path`. */
   const routed = async (path: string, v: "1.1" | "2" = "1.1") => {
     const r = await api(path, v);
@@ -636,7 +588,7 @@ Deno.test("edge HTTP routes: host and path precedence, prefix rewrites, redirect
   await t.step("a redirect route answers itself with its status and Location", async () => {
     const before = app.requests.length;
     for (const v of VERSIONS) {
-      const r = await curlVia(port, "api.example.test", "/old/page?x=1", v);
+      const r = await curlHttps(port, "api.example.test", "/old/page?x=1", v);
       equal(r.status, 301);
       equal(r.headers["location"], "https://www.example.test/new");
     }
@@ -645,7 +597,7 @@ Deno.test("edge HTTP routes: host and path precedence, prefix rewrites, redirect
 
   for (const v of VERSIONS) {
     await t.step(`HTTP/${v}: request_headers set, add and remove reach the backend`, async () => {
-      const r = await curlVia(port, "www.example.test", `/headers-${v}`, v, [
+      const r = await curlHttps(port, "www.example.test", `/headers-${v}`, v, [
         "-H",
         "x-env: client",
         "-H",
@@ -664,13 +616,13 @@ Deno.test("edge HTTP routes: host and path precedence, prefix rewrites, redirect
     });
 
     await t.step(`HTTP/${v}: response_headers set, add and remove reach the client`, async () => {
-      const r = await curlVia(port, "www.example.test", `/response-${v}`, v);
+      const r = await curlHttps(port, "www.example.test", `/response-${v}`, v);
       equal(r.status, 200);
       equal(r.headers["content-type"], "text/x-edge");
       equal(r.headers["x-added"], "yes");
       equal(r.headers["x-backend"], undefined);
       // Near miss: another route of the same TLS route keeps the backend's headers.
-      const other = await curlVia(port, "nothing.example.test", "/wild/h", v);
+      const other = await curlHttps(port, "nothing.example.test", "/wild/h", v);
       equal(other.headers["x-backend"], "app");
       equal(other.headers["x-added"], undefined);
     });
@@ -679,27 +631,24 @@ Deno.test("edge HTTP routes: host and path precedence, prefix rewrites, redirect
 
 Deno.test("edge reuses one upstream connection for sequential keep-alive requests", async (t) => {
   const N = 20;
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
+  /** One curl run for `count` paths on raw.example.test, so curl may keep one connection. */
+  const curlRaw = (port: number, v: "1.1" | "2", prefix: string, count: number) =>
+    curl([
+      v === "2" ? "--http2" : "--http1.1",
+      "--cacert",
+      CA,
+      "--resolve",
+      `raw.example.test:${port}:127.0.0.1`,
+      ...Array.from({ length: count }, (_, i) => `https://raw.example.test:${port}/${prefix}${i}`),
+    ]);
 
   for (const v of VERSIONS) {
     await t.step(
       `HTTP/${v}: ${N} requests on one client connection use one backend connection`,
       async () => {
-        await using raw = startRawBackend(rawResponse("", "raw\n"));
-        await using edgemux = await startEdgemux(
-          edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-        );
-        const port = edgemux.port("https");
-        const urls = Array.from({ length: N }, (_, i) => `https://raw.example.test:${port}/k${i}`);
-        const r = await curl([
-          v === "2" ? "--http2" : "--http1.1",
-          "--cacert",
-          CA,
-          "--resolve",
-          `raw.example.test:${port}:127.0.0.1`,
-          ...urls,
-        ]);
+        await using edge = await startEdge();
+        const { raw, edgemux, port } = edge;
+        const r = await curlRaw(port, v, "k", N);
         equal(r.code, 0, r.stderr);
         equal(raw.heads.length, N);
         equal(raw.connections, 1, `the backend saw ${raw.connections} connections`);
@@ -714,20 +663,9 @@ Deno.test("edge reuses one upstream connection for sequential keep-alive request
   await t.step(
     "near miss: a backend that answers Connection: close is dialled per request",
     async () => {
-      await using raw = startRawBackend(rawResponse("", "raw\n", true));
-      await using edgemux = await startEdgemux(
-        edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-      );
-      const port = edgemux.port("https");
-      const urls = Array.from({ length: 5 }, (_, i) => `https://raw.example.test:${port}/c${i}`);
-      const r = await curl([
-        "--http1.1",
-        "--cacert",
-        CA,
-        "--resolve",
-        `raw.example.test:${port}:127.0.0.1`,
-        ...urls,
-      ]);
+      await using edge = await startEdge(rawResponse("", "raw\n", true));
+      const { raw, port } = edge;
+      const r = await curlRaw(port, "1.1", "c", 5);
       equal(r.code, 0, r.stderr);
       equal(raw.heads.length, 5);
       equal(raw.connections, 5);
@@ -736,13 +674,8 @@ Deno.test("edge reuses one upstream connection for sequential keep-alive request
 });
 
 Deno.test("edge passes a gzip body through byte for byte over HTTP/1.1 and HTTP/2", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(rawResponse("", "raw\n"));
-  await using edgemux = await startEdgemux(
-    edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-  );
-  const port = edgemux.port("https");
+  await using edge = await startEdge();
+  const { edgemux, port } = edge;
   await using dir = await makeTempDir("edgemux-gzip-");
   const curlBin = requireTool("curl", "curl");
   const expected = await sha256Hex(GZIP_BODY);
@@ -840,13 +773,8 @@ async function sseGaps(
 const MAX_EVENT_GAP_MS = 25;
 
 Deno.test("edge streams Server-Sent Events as they are written, without Nagle stalls", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(rawResponse("", "raw\n"));
-  await using edgemux = await startEdgemux(
-    edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-  );
-  const port = edgemux.port("https");
+  await using edge = await startEdge();
+  const { special, edgemux, port } = edge;
 
   for (const v of VERSIONS) {
     await t.step(
@@ -897,21 +825,16 @@ Deno.test("edge streams Server-Sent Events as they are written, without Nagle st
 });
 
 Deno.test("edge streams request bodies to the backend and the echo back", async (t) => {
-  await using app = await startHttpBackend("app");
-  await using special = startSpecialBackend();
-  await using raw = startRawBackend(rawResponse("", "raw\n"));
-  await using edgemux = await startEdgemux(
-    edgeConfig({ app: app.port, special: special.port, raw: raw.port }),
-  );
-  const port = edgemux.port("https");
+  await using edge = await startEdge();
+  const { special, port } = edge;
   // 300 KB of text, so it spans many TLS records and reads; no byte repeats at one offset.
   const body = Array.from({ length: 30_000 }, (_, i) => `${i}`.padStart(9, "x") + "\n").join("");
   const echo = (v: "1.1" | "2", extra: string[]) =>
-    curlVia(port, "special.example.test", "/echo", v, [
+    curlHttps(port, "special.example.test", "/echo", v, [
       "-H",
       "content-type: application/octet-stream",
       ...extra,
-    ], body);
+    ], { stdin: body });
 
   for (const v of VERSIONS) {
     await t.step(`HTTP/${v}: a body with Content-Length comes back whole`, async () => {

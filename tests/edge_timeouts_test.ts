@@ -6,9 +6,9 @@
  */
 
 import { equal, match, ok } from "node:assert/strict";
-import { startHttpBackend } from "./_helpers/backends.ts";
-import { certPath, readCert } from "./_helpers/certs.ts";
-import { curl, type CurlResult } from "./_helpers/curl.ts";
+import { serveTcp, startHttpBackend, type TcpServer } from "./_helpers/backends.ts";
+import { EDGE_CERTIFICATES, readCert } from "./_helpers/certs.ts";
+import { curlHttps } from "./_helpers/curl.ts";
 import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
 import {
   connectTlsByName,
@@ -20,7 +20,6 @@ import {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const CA = certPath("ca");
 const HEAD_TIMEOUT = 500;
 const KEEPALIVE_TIMEOUT = 400;
 const RESPONSE_TIMEOUT = 300;
@@ -48,55 +47,12 @@ function closedPort(): number {
  * A TCP backend that accepts and then, per `mode`, never answers (reads and discards) or closes
  * as soon as a request head has arrived.
  */
-function startSilentBackend(mode: "hang" | "close"): AsyncDisposable & {
-  port: number;
-  connections: () => number;
-} {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const open = new Set<Deno.Conn>();
-  let count = 0;
-  const serve = async (conn: Deno.Conn) => {
+function startSilentBackend(mode: "hang" | "close"): TcpServer {
+  return serveTcp(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (conn) => {
     const reader = new ConnReader(conn);
-    try {
-      if (mode === "close") await reader.readUntil("\r\n\r\n", 5000);
-      else await reader.readToEnd(30_000);
-    } catch {
-      // Closed by the test.
-    } finally {
-      open.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  };
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        count++;
-        open.add(conn);
-        serve(conn);
-      }
-    } catch {
-      // Closed.
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    connections: () => count,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await accepting;
-      for (const c of open) {
-        try {
-          c.close();
-        } catch {
-          // Already closed.
-        }
-      }
-    },
-  };
+    if (mode === "close") await reader.readUntil("\r\n\r\n", 5000);
+    else await reader.readToEnd(30_000);
+  });
 }
 
 interface Setup {
@@ -115,9 +71,7 @@ http:
   keepalive_timeout: ${KEEPALIVE_TIMEOUT}ms
   max_head_size: 2KiB
   max_headers: 8
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
+${EDGE_CERTIFICATES}
 backends:
   app: { servers: ["127.0.0.1:${backends.app}"] }
   hang: { servers: ["127.0.0.1:${backends.hang}"], response_timeout: ${RESPONSE_TIMEOUT}ms }
@@ -167,33 +121,6 @@ function assertPlainBody(body: string, reason: string): void {
   for (const leak of [/\.ts\b/, /\bat \w/, /Error/, /\/work\//, /[{}]/]) {
     ok(!leak.test(body), `the body leaks ${leak}: ${JSON.stringify(body)}`);
   }
-}
-
-function get(
-  port: number,
-  name: string,
-  path: string,
-  version: "1.1" | "2",
-  extra: string[] = [],
-): Promise<CurlResult> {
-  return curl([
-    version === "2" ? "--http2" : "--http1.1",
-    "--cacert",
-    CA,
-    "--resolve",
-    `${name}:${port}:127.0.0.1`,
-    ...extra,
-    `https://${name}:${port}${path}`,
-  ]);
-}
-
-async function requestRecord(edgemux: TestProxy, path: string) {
-  for (let i = 0; i < 100; i++) {
-    const found = edgemux.requests.find((r) => r.path === path);
-    if (found) return found;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no request record for ${path}: ${JSON.stringify(edgemux.requests)}`);
 }
 
 async function withProxy(fn: (s: Setup) => Promise<void>): Promise<void> {
@@ -376,7 +303,7 @@ Deno.test("backend failures become 504 and 502 with plain bodies", async (t) => 
         `HTTP/${v}: a backend that never answers gives 504 at response_timeout`,
         async () => {
           const started = performance.now();
-          const r = await get(port, "hang.example.test", `/hang-${v}`, v);
+          const r = await curlHttps(port, "hang.example.test", `/hang-${v}`, v);
           const elapsed = performance.now() - started;
           note(`HTTP/${v} 504 (curl start to exit)`, elapsed);
           equal(r.status, 504);
@@ -385,22 +312,25 @@ Deno.test("backend failures become 504 and 502 with plain bodies", async (t) => 
             elapsed >= RESPONSE_TIMEOUT - EARLY_BY && elapsed < RESPONSE_TIMEOUT + LATE_BY + 300,
             `answered after ${Math.round(elapsed)} ms`,
           );
-          equal((await requestRecord(edgemux, `/hang-${v}`)).end, "upstream-timeout");
+          equal(
+            (await edgemux.waitForRequest((x) => x.path === `/hang-${v}`)).end,
+            "upstream-timeout",
+          );
         },
       );
 
       await t.step(`HTTP/${v}: a backend on a closed port gives 502`, async () => {
-        const r = await get(port, "dead.example.test", `/dead-${v}`, v);
+        const r = await curlHttps(port, "dead.example.test", `/dead-${v}`, v);
         equal(r.status, 502);
         assertPlainBody(r.body, "Bad Gateway");
-        const rec = await requestRecord(edgemux, `/dead-${v}`);
+        const rec = await edgemux.waitForRequest((x) => x.path === `/dead-${v}`);
         equal(rec.end, "upstream-refused");
       });
     }
 
     await t.step("a backend that closes without answering gives 502 upstream-closed", async () => {
-      const r = await get(port, "closer.example.test", "/closer", "1.1");
-      const rec = await requestRecord(edgemux, "/closer");
+      const r = await curlHttps(port, "closer.example.test", "/closer", "1.1");
+      const rec = await edgemux.waitForRequest((x) => x.path === "/closer");
       equal(r.status, 502, `request record: ${JSON.stringify(rec)}`);
       assertPlainBody(r.body, "Bad Gateway");
       equal(rec.end, "upstream-closed");
@@ -408,7 +338,7 @@ Deno.test("backend failures become 504 and 502 with plain bodies", async (t) => 
     });
 
     await t.step("near miss: with a second server the retry reaches it", async () => {
-      const r = await get(port, "failover.example.test", "/failover", "1.1");
+      const r = await curlHttps(port, "failover.example.test", "/failover", "1.1");
       equal(r.status, 200);
       equal(r.body, "backend app GET /failover\n");
     });
@@ -420,7 +350,7 @@ Deno.test("request heads over max_head_size or max_headers get 431", async (t) =
     for (const v of ["1.1", "2"] as const) {
       await t.step(`HTTP/${v}: a 3000-byte header field (limit 2 KiB) gets 431`, async () => {
         const before = app.requests.length;
-        const r = await get(port, "app.example.test", `/big-${v}`, v, [
+        const r = await curlHttps(port, "app.example.test", `/big-${v}`, v, [
           "-H",
           `X-Big: ${"b".repeat(3000)}`,
         ]);
@@ -428,7 +358,7 @@ Deno.test("request heads over max_head_size or max_headers get 431", async (t) =
         assertPlainBody(r.body, "Request Header Fields Too Large");
         equal(app.requests.length, before, "the request reached the backend");
         // Near miss: 1000 bytes fit.
-        const fits = await get(port, "app.example.test", `/fits-${v}`, v, [
+        const fits = await curlHttps(port, "app.example.test", `/fits-${v}`, v, [
           "-H",
           `X-Big: ${"b".repeat(1000)}`,
         ]);
@@ -439,12 +369,12 @@ Deno.test("request heads over max_head_size or max_headers get 431", async (t) =
         const before = app.requests.length;
         const many = Array.from({ length: 9 }, (_, i) => ["-H", `X-Field-${i}: ${i}`]).flat();
         // curl adds Host, User-Agent and Accept: 12 fields in all.
-        const r = await get(port, "app.example.test", `/many-${v}`, v, many);
+        const r = await curlHttps(port, "app.example.test", `/many-${v}`, v, many);
         equal(r.status, 431);
         assertPlainBody(r.body, "Request Header Fields Too Large");
         equal(app.requests.length, before, "the request reached the backend");
         // Near miss: 3 + 5 = 8 fields are allowed.
-        const fits = await get(port, "app.example.test", `/few-${v}`, v, many.slice(0, 10));
+        const fits = await curlHttps(port, "app.example.test", `/few-${v}`, v, many.slice(0, 10));
         equal(fits.status, 200);
       });
     }
@@ -516,7 +446,7 @@ Deno.test("a request with both Content-Length and Transfer-Encoding gets 400 and
 
 Deno.test("statuses edgemux writes over HTTP/2 carry the same plain bodies", async () => {
   await withProxy(async ({ port }) => {
-    const r = await get(port, "app.example.test", "/x", "2", ["-H", "Host: elsewhere.test"]);
+    const r = await curlHttps(port, "app.example.test", "/x", "2", ["-H", "Host: elsewhere.test"]);
     equal(r.status, 421);
     assertPlainBody(r.body, "Misdirected Request");
     match(r.headers["content-type"] ?? "", /^text\/plain/);

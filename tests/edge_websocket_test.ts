@@ -5,8 +5,9 @@
  */
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { serveHttp } from "./_helpers/backends.ts";
 import { readCert } from "./_helpers/certs.ts";
-import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
+import { startSingleEdge, type TestProxy } from "./_helpers/edgemux.ts";
 import {
   openWebSocket,
   type OpenWebSocketOptions,
@@ -33,71 +34,36 @@ interface WebSocketBackend extends AsyncDisposable {
  */
 function startWebSocketBackend(): WebSocketBackend {
   const sockets: SocketLog[] = [];
-  const abort = new AbortController();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-    handler: (req) => {
-      if (new URL(req.url).pathname !== "/ws") {
-        return new Response("not a websocket endpoint\n", { status: 404 });
-      }
-      // Headers must be read before upgrading (DENO-FACTS §2.3).
-      const headers: Record<string, string> = {};
-      for (const [k, v] of req.headers) headers[k] = v;
-      const offered = (headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim())
-        .filter((p) => p !== "");
-      const chosen = ["chat.v2", "chat.v1"].find((p) => offered.includes(p)) ?? null;
-      const { socket, response } = Deno.upgradeWebSocket(
-        req,
-        chosen === null ? {} : { protocol: chosen },
-      );
-      const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-        socket.onclose = (e) => resolve({ code: e.code, reason: e.reason });
-      });
-      socket.onmessage = (e) => {
-        if (e.data === "close-me") socket.close(4001, "bye now");
-        else socket.send(e.data);
-      };
-      sockets.push({ headers, offered, chosen, closed });
-      return response;
-    },
+  const server = serveHttp((req) => {
+    if (new URL(req.url).pathname !== "/ws") {
+      return new Response("not a websocket endpoint\n", { status: 404 });
+    }
+    // Headers must be read before upgrading (DENO-FACTS §2.3).
+    const headers: Record<string, string> = {};
+    for (const [k, v] of req.headers) headers[k] = v;
+    const offered = (headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim())
+      .filter((p) => p !== "");
+    const chosen = ["chat.v2", "chat.v1"].find((p) => offered.includes(p)) ?? null;
+    const { socket, response } = Deno.upgradeWebSocket(
+      req,
+      chosen === null ? {} : { protocol: chosen },
+    );
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+      socket.onclose = (e) => resolve({ code: e.code, reason: e.reason });
+    });
+    socket.onmessage = (e) => {
+      if (e.data === "close-me") socket.close(4001, "bye now");
+      else socket.send(e.data);
+    };
+    sockets.push({ headers, offered, chosen, closed });
+    return response;
   });
-  return {
-    port: server.addr.port,
-    sockets,
-    async [Symbol.asyncDispose]() {
-      abort.abort();
-      await server.finished;
-    },
-  };
-}
-
-async function requestRecord(edgemux: TestProxy, path: string) {
-  for (let i = 0; i < 150; i++) {
-    const found = edgemux.requests.find((r) => r.path === path);
-    if (found) return found;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no request record for ${path}: ${JSON.stringify(edgemux.requests)}`);
+  return { port: server.port, sockets, [Symbol.asyncDispose]: server.close };
 }
 
 async function setup(): Promise<{ backend: WebSocketBackend; edgemux: TestProxy }> {
   const backend = startWebSocketBackend();
-  const edgemux = await startEdgemux(`
-version: 1
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
-backends:
-  ws: { servers: ["127.0.0.1:${backend.port}"] }
-listeners:
-  https:
-    bind: "127.0.0.1:0"
-    routes:
-      - { name: chat, sni: chat.example.test, edge: ws }
-`);
+  const edgemux = await startSingleEdge(backend.port, { name: "chat", sni: "chat.example.test" });
   return { backend, edgemux };
 }
 
@@ -144,7 +110,7 @@ Deno.test("a WebSocket through edge echoes text, binary and ping, with the subpr
   ok(await ws.waitForEof(3000), "edgemux kept the connection open after the closing handshake");
   ws.abort();
   // The request record is written when the tunnel has closed on both sides.
-  const rec = await requestRecord(edgemux, "/ws");
+  const rec = await edgemux.waitForRequest((x) => x.path === "/ws");
   equal(rec.status, 101);
   equal(rec.end, "upgraded");
   equal(rec.http, "h1");

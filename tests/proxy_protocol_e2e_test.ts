@@ -39,6 +39,42 @@ function clientPort(client: string): number {
   return Number(client.slice(client.lastIndexOf(":") + 1));
 }
 
+/**
+ * A PROXY protocol backend named `name`, behind two passthrough listeners bound to `host` port
+ * 0 for a.example.test: `<prefix>1` sends v1 headers, `<prefix>2` v2.
+ */
+async function startPassthroughPair(name: string, prefix: string, host: string) {
+  const backend = await startProxyProtocolBackend(name, { firstByteTimeoutMs: 2000 });
+  try {
+    const edgemux = await startEdgemux(`
+version: 1
+backends:
+  pp-v1: { servers: ["127.0.0.1:${backend.port}"], proxy_protocol: v1 }
+  pp-v2: { servers: ["127.0.0.1:${backend.port}"], proxy_protocol: v2 }
+listeners:
+  ${prefix}1:
+    bind: "${host}:0"
+    routes:
+      - { sni: a.example.test, passthrough: pp-v1 }
+  ${prefix}2:
+    bind: "${host}:0"
+    routes:
+      - { sni: a.example.test, passthrough: pp-v2 }
+`);
+    return {
+      backend,
+      edgemux,
+      async [Symbol.asyncDispose]() {
+        await edgemux.stop();
+        await backend.close();
+      },
+    };
+  } catch (e) {
+    await backend.close();
+    throw e;
+  }
+}
+
 Deno.test("nginx behind a forward sees curl's own address and port in v2 and v1 headers", async (t) => {
   await using nginx = await startNginxProxyProtocolBackend();
   await using edgemux = await startEdgemux(`
@@ -85,22 +121,8 @@ listeners:
 });
 
 Deno.test("passthrough sends v1 and v2 headers with the client as src and the listener as dst", async (t) => {
-  await using backend = await startProxyProtocolBackend("pp", { firstByteTimeoutMs: 2000 });
-  await using edgemux = await startEdgemux(`
-version: 1
-backends:
-  pp-v1: { servers: ["127.0.0.1:${backend.port}"], proxy_protocol: v1 }
-  pp-v2: { servers: ["127.0.0.1:${backend.port}"], proxy_protocol: v2 }
-listeners:
-  tls1:
-    bind: "127.0.0.1:0"
-    routes:
-      - { sni: a.example.test, passthrough: pp-v1 }
-  tls2:
-    bind: "127.0.0.1:0"
-    routes:
-      - { sni: a.example.test, passthrough: pp-v2 }
-`);
+  await using pair = await startPassthroughPair("pp", "tls", "127.0.0.1");
+  const { backend, edgemux } = pair;
 
   for (const version of ["v1", "v2"] as const) {
     await t.step(`proxy_protocol: ${version}`, async () => {
@@ -136,22 +158,8 @@ Deno.test("an IPv6 client on a [::1] listener gets a TCP6 / AF_INET6 header", as
         "Enable IPv6 on lo (sysctl -w net.ipv6.conf.lo.disable_ipv6=0) or run where it is on.",
     );
   }
-  await using backend = await startProxyProtocolBackend("pp6", { firstByteTimeoutMs: 2000 });
-  await using edgemux = await startEdgemux(`
-version: 1
-backends:
-  pp-v1: { servers: ["127.0.0.1:${backend.port}"], proxy_protocol: v1 }
-  pp-v2: { servers: ["127.0.0.1:${backend.port}"], proxy_protocol: v2 }
-listeners:
-  six1:
-    bind: "[::1]:0"
-    routes:
-      - { sni: a.example.test, passthrough: pp-v1 }
-  six2:
-    bind: "[::1]:0"
-    routes:
-      - { sni: a.example.test, passthrough: pp-v2 }
-`);
+  await using pair = await startPassthroughPair("pp6", "six", "[::1]");
+  const { backend, edgemux } = pair;
 
   for (const version of ["v1", "v2"] as const) {
     await t.step(`proxy_protocol: ${version}`, async () => {
@@ -179,22 +187,8 @@ listeners:
 Deno.test("an IPv4 client seen through an IPv6 socket (IPv4-mapped) still gets a TCP4 header", async (t) => {
   // A dual-stack [::] bind reports IPv4 peers as ::ffff:a.b.c.d. Binding the mapped loopback
   // address gives the same socket family while staying on loopback.
-  await using backend = await startProxyProtocolBackend("mapped", { firstByteTimeoutMs: 2000 });
-  await using edgemux = await startEdgemux(`
-version: 1
-backends:
-  pp-v1: { servers: ["127.0.0.1:${backend.port}"], proxy_protocol: v1 }
-  pp-v2: { servers: ["127.0.0.1:${backend.port}"], proxy_protocol: v2 }
-listeners:
-  mapped1:
-    bind: "[::ffff:127.0.0.1]:0"
-    routes:
-      - { sni: a.example.test, passthrough: pp-v1 }
-  mapped2:
-    bind: "[::ffff:127.0.0.1]:0"
-    routes:
-      - { sni: a.example.test, passthrough: pp-v2 }
-`);
+  await using pair = await startPassthroughPair("mapped", "mapped", "[::ffff:127.0.0.1]");
+  const { backend, edgemux } = pair;
 
   for (const version of ["v1", "v2"] as const) {
     await t.step(`proxy_protocol: ${version}`, async () => {

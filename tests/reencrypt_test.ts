@@ -7,10 +7,15 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { equal, match, ok } from "node:assert/strict";
-import { startTcpBackend, startTlsHttpBackend } from "./_helpers/backends.ts";
-import { certPath, keyPath, readCert, readKey } from "./_helpers/certs.ts";
-import { curl, type CurlResult } from "./_helpers/curl.ts";
-import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
+import {
+  serveTcp,
+  startTcpBackend,
+  startTlsHttpBackend,
+  type TcpServer,
+} from "./_helpers/backends.ts";
+import { certPath, EDGE_CERTIFICATES, keyPath, readCert, readKey } from "./_helpers/certs.ts";
+import { curlHttps } from "./_helpers/curl.ts";
+import { startEdgemux } from "./_helpers/edgemux.ts";
 import { sClient } from "./_helpers/openssl.ts";
 import { type BackgroundProcess, startProcess } from "./_helpers/process.ts";
 import { requireTool } from "./_helpers/tools.ts";
@@ -20,44 +25,13 @@ const CA = certPath("ca");
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function get(
-  port: number,
-  name: string,
-  path: string,
-  version: "1.1" | "2" = "1.1",
-): Promise<CurlResult> {
-  return curl([
-    version === "2" ? "--http2" : "--http1.1",
-    "--cacert",
-    CA,
-    "--resolve",
-    `${name}:${port}:127.0.0.1`,
-    `https://${name}:${port}${path}`,
-  ]);
-}
-
-async function requestRecord(edgemux: TestProxy, path: string) {
-  for (let i = 0; i < 100; i++) {
-    const found = edgemux.requests.find((r) => r.path === path);
-    if (found) return found;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no request record for ${path}: ${JSON.stringify(edgemux.requests)}`);
-}
-
-const CERTIFICATES = `
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
-`;
-
 Deno.test("reencrypt verifies the backend's certificate with the backend's own CA and name", async (t) => {
   await using internal = await startTlsHttpBackend("internal", "backend-internal");
   await using untrusted = await startTlsHttpBackend("untrusted", "untrusted");
   await using wrongName = await startTlsHttpBackend("wrong", "wrong-name");
   await using edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   internal:
     servers: ["127.0.0.1:${internal.port}"]
@@ -100,7 +74,7 @@ listeners:
     await t.step(
       `HTTP/${v}: a backend signed by the configured CA answers through TLS`,
       async () => {
-        const r = await get(port, "internal.example.test", `/secure-${v}?x=1`, v);
+        const r = await curlHttps(port, "internal.example.test", `/secure-${v}?x=1`, v);
         equal(r.code, 0, r.stderr);
         equal(r.httpVersion, v);
         equal(r.status, 200);
@@ -110,7 +84,7 @@ listeners:
         equal(seen.headers["x-forwarded-proto"], "https");
         equal(seen.headers["x-forwarded-for"], "127.0.0.1");
         equal(seen.headers["host"], `internal.example.test:${port}`);
-        const rec = await requestRecord(edgemux, `/secure-${v}?x=1`);
+        const rec = await edgemux.waitForRequest((x) => x.path === `/secure-${v}?x=1`);
         equal(rec.http, v === "2" ? "h2" : "h1");
         equal(rec.backend, "internal");
         equal(rec.end, "ok");
@@ -121,7 +95,7 @@ listeners:
   await t.step(
     "without server_name the server's address is verified (IP 127.0.0.1 SAN)",
     async () => {
-      const r = await get(port, "by-ip.example.test", "/by-ip");
+      const r = await curlHttps(port, "by-ip.example.test", "/by-ip");
       equal(r.status, 200);
       equal(r.body, "backend internal GET /by-ip\n");
     },
@@ -131,11 +105,11 @@ listeners:
     await t.step(
       `HTTP/${v}: a backend certificate from another CA gives 502 and upstream-tls`,
       async () => {
-        const r = await get(port, "untrusted.example.test", `/untrusted-${v}`, v);
+        const r = await curlHttps(port, "untrusted.example.test", `/untrusted-${v}`, v);
         equal(r.status, 502);
         equal(r.body, "Bad Gateway\n");
         equal(untrusted.requests.length, 0);
-        const rec = await requestRecord(edgemux, `/untrusted-${v}`);
+        const rec = await edgemux.waitForRequest((x) => x.path === `/untrusted-${v}`);
         equal(rec.end, "upstream-tls");
         match(rec.detail ?? "", /certificate|UnknownIssuer|issuer/i);
         ok(!r.body.includes("issuer"), "the client was told the internal reason");
@@ -144,16 +118,16 @@ listeners:
   }
 
   await t.step("near miss: the same backend trusted through its own CA answers", async () => {
-    const r = await get(port, "other-ca.example.test", "/own-ca");
+    const r = await curlHttps(port, "other-ca.example.test", "/own-ca");
     equal(r.status, 200);
     equal(r.body, "backend untrusted GET /own-ca\n");
   });
 
   await t.step("a certificate for another name gives 502", async () => {
-    const r = await get(port, "wrong.example.test", "/wrong");
+    const r = await curlHttps(port, "wrong.example.test", "/wrong");
     equal(r.status, 502);
     equal(wrongName.requests.length, 0);
-    const rec = await requestRecord(edgemux, "/wrong");
+    const rec = await edgemux.waitForRequest((x) => x.path === "/wrong");
     equal(rec.end, "upstream-tls");
     match(rec.detail ?? "", /name|NotValidForName/i);
   });
@@ -161,7 +135,7 @@ listeners:
   await t.step(
     "near miss: the same certificate with its own name as server_name answers",
     async () => {
-      const r = await get(port, "right.example.test", "/right");
+      const r = await curlHttps(port, "right.example.test", "/right");
       equal(r.status, 200);
       equal(r.body, "backend wrong GET /right\n");
     },
@@ -199,7 +173,7 @@ Deno.test("reencrypt presents a client certificate to a backend that requires on
   await using _server = server.process;
   await using edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   with-cert:
     servers: ["127.0.0.1:${server.port}"]
@@ -223,7 +197,7 @@ listeners:
   await t.step(
     "with cert and key the backend answers 200 and shows the client certificate",
     async () => {
-      const r = await get(port, "mtls.example.test", "/");
+      const r = await curlHttps(port, "mtls.example.test", "/");
       equal(r.code, 0, r.stderr);
       equal(r.status, 200);
       match(r.body, /CN ?= ?edgemux-client/);
@@ -234,70 +208,31 @@ listeners:
   await t.step(
     "without them the backend refuses the handshake and the client gets 502",
     async () => {
-      const r = await get(port, "nocert.example.test", "/?nocert");
-      const rec = await requestRecord(edgemux, "/?nocert");
+      const r = await curlHttps(port, "nocert.example.test", "/?nocert");
+      const rec = await edgemux.waitForRequest((x) => x.path === "/?nocert");
       equal(r.status, 502, `request record: ${JSON.stringify(rec)}`);
       equal(r.body, "Bad Gateway\n");
       equal(rec.backend, "without-cert");
       ok(rec.end.startsWith("upstream-"), `end is ${rec.end}`);
       // Near miss: the route with the certificate still works after the refusal.
-      equal((await get(port, "mtls.example.test", "/?again")).status, 200);
+      equal((await curlHttps(port, "mtls.example.test", "/?again")).status, 200);
     },
   );
 });
 
 /** A TLS echo server (the certificate backend-internal), for `reencrypt: { tcp: … }`. */
-function startTlsEchoServer(): { port: number; connections: () => number } & AsyncDisposable {
+function startTlsEchoServer(): TcpServer {
   const listener = Deno.listenTls({
     hostname: "127.0.0.1",
     port: 0,
     cert: readCert("backend-internal"),
     key: readKey("backend-internal"),
   });
-  const open = new Set<Deno.Conn>();
-  let count = 0;
-  const serve = async (conn: Deno.TlsConn) => {
-    try {
-      const buf = new Uint8Array(16 * 1024);
-      for (let n; (n = await conn.read(buf)) !== null;) await writeFully(conn, buf.subarray(0, n));
-      await conn.closeWrite();
-    } catch {
-      // The client reset; nothing to report.
-    } finally {
-      open.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  };
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        count++;
-        open.add(conn);
-        serve(conn);
-      }
-    } catch {
-      // Closed.
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    connections: () => count,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await accepting;
-      for (const c of open) {
-        try {
-          c.close();
-        } catch {
-          // Already closed.
-        }
-      }
-    },
-  };
+  return serveTcp(listener, async (conn) => {
+    const buf = new Uint8Array(16 * 1024);
+    for (let n; (n = await conn.read(buf)) !== null;) await writeFully(conn, buf.subarray(0, n));
+    await conn.closeWrite();
+  });
 }
 
 Deno.test("edge and reencrypt relay a decrypted TCP stream to tcp: backends", async (t) => {
@@ -305,7 +240,7 @@ Deno.test("edge and reencrypt relay a decrypted TCP stream to tcp: backends", as
   await using echo = startTlsEchoServer();
   await using edgemux = await startEdgemux(`
 version: 1
-${CERTIFICATES}
+${EDGE_CERTIFICATES}
 backends:
   digest: { servers: ["127.0.0.1:${digest.port}"] }
   tls-echo:
@@ -370,6 +305,6 @@ listeners:
     const rec = await edgemux.waitForRecord((r) => r.sni === "tcps.example.test");
     equal(rec.route, "tcp-reencrypt");
     equal(rec.backend, "tls-echo");
-    equal(echo.connections(), 1);
+    equal(echo.connections, 1);
   });
 });

@@ -8,12 +8,23 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { parseConfig, prepareConfig } from "../mod.ts";
-import { startTcpBackend } from "./_helpers/backends.ts";
-import { certPath, readCert } from "./_helpers/certs.ts";
+import { type HttpServer, serveHttp, startTcpBackend } from "./_helpers/backends.ts";
+import { certPath, EDGE_CERTIFICATES, readCert } from "./_helpers/certs.ts";
 import { curl } from "./_helpers/curl.ts";
 import { patternSha256, startDownloadBackend } from "./_helpers/download_backend.ts";
-import { readAll, startEdgemux, TEST_CONFIG_FILE, writeAll } from "./_helpers/edgemux.ts";
-import { logLines, replaceFile, startEdgemuxCli } from "./_helpers/edgemux_cli.ts";
+import {
+  echoThrough,
+  readAll,
+  startEdgemux,
+  TEST_CONFIG_FILE,
+  writeAll,
+} from "./_helpers/edgemux.ts";
+import {
+  echoForwardConfig,
+  logLines,
+  replaceFile,
+  startEdgemuxCli,
+} from "./_helpers/edgemux_cli.ts";
 import { startProcess } from "./_helpers/process.ts";
 import { scrapeUntil } from "./_helpers/prometheus.ts";
 import { startSshd } from "./_helpers/sshd.ts";
@@ -29,14 +40,8 @@ const decoder = new TextDecoder();
 const RETIRE_GRACE_MS = 5_000;
 
 /** A WebSocket backend that echoes every message. */
-function startWebSocketEcho(): AsyncDisposable & { port: number } {
-  const abort = new AbortController();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-  }, (req) => {
+function startWebSocketEcho(): HttpServer {
+  return serveHttp((req) => {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("websocket only\n", { status: 400 });
     }
@@ -44,13 +49,6 @@ function startWebSocketEcho(): AsyncDisposable & { port: number } {
     socket.onmessage = (e) => socket.send(e.data);
     return response;
   });
-  return {
-    port: server.addr.port,
-    async [Symbol.asyncDispose]() {
-      abort.abort();
-      await server.finished;
-    },
-  };
 }
 
 /** Parses and prepares `yaml` as the in-process tests' reload does. */
@@ -92,9 +90,7 @@ Deno.test("a download, an SSH session and a WebSocket opened before 10 reloads f
   // listeners keep the ports they were first given.
   const config = (ports: { https: number; ssh: number }, generation: number) => `
 version: 1
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
+${EDGE_CERTIFICATES}
 backends:
   files: { servers: ["127.0.0.1:${files.port}"] }
   chat: { servers: ["127.0.0.1:${chat.port}"] }
@@ -197,6 +193,11 @@ listeners:
   equal(edgemux.proxy.status().reloads.count, 10);
 });
 
+/** A listener `name` on `port` forwarding to backend `echo`, as an entry under `listeners:`. */
+function echoListener(name: string, port: number): string {
+  return `  ${name}:\n    bind: "127.0.0.1:${port}"\n    routes:\n      - forward: echo\n`;
+}
+
 /** A config whose listeners (name → port) all forward to `echoPort`. */
 function forwardConfig(echoPort: number, listeners: Record<string, number>): string {
   return `
@@ -204,9 +205,7 @@ version: 1
 backends:
   echo: { servers: ["127.0.0.1:${echoPort}"] }
 listeners:
-` + Object.entries(listeners).map(([name, port]) =>
-    `  ${name}:\n    bind: "127.0.0.1:${port}"\n    routes:\n      - forward: echo\n`
-  ).join("");
+` + Object.entries(listeners).map(([name, port]) => echoListener(name, port)).join("");
 }
 
 /** How a connection attempt to `port` ends: "connected", or the error's name. */
@@ -277,28 +276,13 @@ Deno.test("once reload() resolves, a removed listener's port refuses connections
   deepEqual(seen, ["ConnectionRefused", "ConnectionRefused", "ConnectionRefused"]);
 });
 
-/** A forward-only config for the CLI tests; `extra` is appended under `listeners:`. */
-function cliConfig(backendPort: number, tcpPort: number, top = "", extra = ""): string {
-  return `version: 1
-log: { level: info, format: text, access: true }
-shutdown_timeout: 2s
-admin: { bind: "127.0.0.1:0" }
-${top}backends:
-  echo: { servers: ["127.0.0.1:${backendPort}"] }
-listeners:
-  tcp:
-    bind: "127.0.0.1:${tcpPort}"
-    routes:
-      - forward: echo
-${extra}`;
-}
-
-/** Echoes `text` through a new connection to `port` and returns the reply. */
-async function echoThrough(port: number, text: string): Promise<string> {
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await writeAll(conn, encoder.encode(text));
-  await conn.closeWrite();
-  return decoder.decode(await readAll(conn));
+/** The CLI tests' config: an echo forward with an admin listener; `listeners` adds more. */
+function cliConfig(backendPort: number, tcpPort: number, top = "", listeners = ""): string {
+  return echoForwardConfig(backendPort, {
+    tcpPort,
+    top: `admin: { bind: "127.0.0.1:0" }\n${top}`,
+    listeners,
+  });
 }
 
 Deno.test("edgemux run reloads on SIGHUP, and refuses a broken config with its file and line while serving on", async () => {
@@ -313,12 +297,7 @@ Deno.test("edgemux run reloads on SIGHUP, and refuses a broken config with its f
   // A good change: a second listener. The first keeps its port (written out now).
   await replaceFile(
     file,
-    cliConfig(
-      echo.port,
-      tcp,
-      "",
-      `  second:\n    bind: "127.0.0.1:0"\n    routes:\n      - forward: echo\n`,
-    ),
+    cliConfig(echo.port, tcp, "", echoListener("second", 0)),
   );
   cli.signal("SIGHUP");
   await cli.waitForOutput(/INFO {2}config reloaded ms=\d+/, 10_000);
@@ -380,12 +359,7 @@ Deno.test("edgemux run with watch_config reloads when the file changes on disk",
   // Edited in place, as an editor without atomic saves would.
   await Deno.writeTextFile(
     file,
-    cliConfig(
-      echo.port,
-      tcp,
-      "watch_config: true\n",
-      `  late:\n    bind: "127.0.0.1:0"\n    routes:\n      - forward: echo\n`,
-    ),
+    cliConfig(echo.port, tcp, "watch_config: true\n", echoListener("late", 0)),
   );
   // The watcher polls every second and waits for two polls that agree.
   await cli.waitForOutput(/config changed on disk; reloading config=/, 10_000);

@@ -7,9 +7,13 @@
 
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { startTcpBackend } from "./_helpers/backends.ts";
-import { readAll, writeAll } from "./_helpers/edgemux.ts";
-import { type EdgemuxCli, replaceFile, startEdgemuxCli } from "./_helpers/edgemux_cli.ts";
-import { pickFreePort } from "./_helpers/ports.ts";
+import { echoThrough } from "./_helpers/edgemux.ts";
+import {
+  echoForwardConfig,
+  type EdgemuxCli,
+  replaceFile,
+  startEdgemuxCliOnFreePort,
+} from "./_helpers/edgemux_cli.ts";
 import { run } from "./_helpers/process.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";
 import { requireTool } from "./_helpers/tools.ts";
@@ -92,46 +96,20 @@ async function monotonicMicros(): Promise<number> {
   return Number(r.stdout.trim());
 }
 
-function config(echoPort: number, tcpPort: number, extra = ""): string {
-  return `version: 1
-log: { level: info, format: text, access: true }
-shutdown_timeout: 2s
-${extra}backends:
-  echo: { servers: ["127.0.0.1:${echoPort}"] }
-listeners:
-  tcp:
-    bind: "127.0.0.1:${tcpPort}"
-    routes:
-      - forward: echo
-`;
-}
-
-async function echoThrough(port: number, text: string): Promise<string> {
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await writeAll(conn, new TextEncoder().encode(text));
-  await conn.closeWrite();
-  return decoder.decode(await readAll(conn));
-}
-
 /** Starts the CLI on a fixed port, trying again if another process took the port. */
 async function startOnFreePort(
   dir: string,
   echoPort: number,
   notify: string,
-  extra = "",
+  top = "",
 ): Promise<{ cli: EdgemuxCli; port: number; file: string }> {
   const file = `${dir}/edgemux.yaml`;
-  for (let attempt = 1;; attempt++) {
-    const port = pickFreePort();
-    await Deno.writeTextFile(file, config(echoPort, port, extra));
-    try {
-      const cli = await startEdgemuxCli(file, { env: { NOTIFY_SOCKET: notify } });
-      return { cli, port, file };
-    } catch (e) {
-      if (attempt < 3 && String(e).includes("already in use")) continue;
-      throw e;
-    }
-  }
+  const { cli, port } = await startEdgemuxCliOnFreePort(
+    file,
+    (tcpPort) => echoForwardConfig(echoPort, { tcpPort, top }),
+    { env: { NOTIFY_SOCKET: notify } },
+  );
+  return { cli, port, file };
 }
 
 Deno.test("edgemux run says READY=1 once serving, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on SIGTERM", async () => {
@@ -151,7 +129,7 @@ Deno.test("edgemux run says READY=1 once serving, RELOADING=1 then READY=1 on SI
   equal(await echoThrough(port, "ready means serving"), "ready means serving");
 
   // A reload that works.
-  await replaceFile(file, config(echo.port, port, "# reloaded\n"));
+  await replaceFile(file, echoForwardConfig(echo.port, { tcpPort: port, top: "# reloaded\n" }));
   const before = await monotonicMicros();
   cli.signal("SIGHUP");
   const reloading = await notify.next();

@@ -35,6 +35,26 @@ listeners:
 }
 
 /**
+ * A TLS listener that sniffs (silent after 300 ms, timeout 2 s): a passthrough route for
+ * vault.example.test, then `sshRoute` to sshd.
+ */
+function sniffingConfig(sshdPort: number, sshRoute: string): string {
+  return `
+version: 1
+backends:
+  git-ssh: { servers: ["127.0.0.1:${sshdPort}"] }
+  vault: { servers: ["127.0.0.1:9"] }
+listeners:
+  https:
+    bind: "127.0.0.1:0"
+    sniff: { silent_after: 300ms, timeout: 2s }
+    routes:
+      - { name: vault, sni: vault.example.test, passthrough: vault }
+      - ${sshRoute}
+`;
+}
+
+/**
  * Reads from `conn` until `done` says the bytes so far (one character per byte, so binary SSH
  * packets survive) are enough, the peer closes, or `timeoutMs` passes; then the connection is
  * closed, which is the only way to end a pending Deno read.
@@ -135,19 +155,9 @@ listeners:
 
 Deno.test("a client that waits for the server is forwarded to sshd after silent_after", async () => {
   await using sshd = await startSshd();
-  await using edgemux = await startEdgemux(`
-version: 1
-backends:
-  git-ssh: { servers: ["127.0.0.1:${sshd.port}"] }
-  vault: { servers: ["127.0.0.1:9"] }
-listeners:
-  https:
-    bind: "127.0.0.1:0"
-    sniff: { silent_after: 300ms, timeout: 2s }
-    routes:
-      - { name: vault, sni: vault.example.test, passthrough: vault }
-      - { name: ssh-or-silent, protocol: [ssh, silent], forward: git-ssh }
-`);
+  await using edgemux = await startEdgemux(
+    sniffingConfig(sshd.port, "{ name: ssh-or-silent, protocol: [ssh, silent], forward: git-ssh }"),
+  );
   const started = performance.now();
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: edgemux.port("https") });
   let elapsed: number;
@@ -183,19 +193,9 @@ listeners:
 
 Deno.test("without a silent route, a client that waits is closed at the sniff timeout", async () => {
   await using sshd = await startSshd();
-  await using edgemux = await startEdgemux(`
-version: 1
-backends:
-  git-ssh: { servers: ["127.0.0.1:${sshd.port}"] }
-  vault: { servers: ["127.0.0.1:9"] }
-listeners:
-  https:
-    bind: "127.0.0.1:0"
-    sniff: { silent_after: 300ms, timeout: 2s }
-    routes:
-      - { name: vault, sni: vault.example.test, passthrough: vault }
-      - { name: ssh-only, protocol: ssh, forward: git-ssh }
-`);
+  await using edgemux = await startEdgemux(
+    sniffingConfig(sshd.port, "{ name: ssh-only, protocol: ssh, forward: git-ssh }"),
+  );
   const started = performance.now();
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: edgemux.port("https") });
   let got: { text: string; eof: boolean };

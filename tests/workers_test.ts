@@ -7,52 +7,28 @@
 
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import { startTcpBackend } from "./_helpers/backends.ts";
-import { readAll, writeAll } from "./_helpers/edgemux.ts";
+import { echoThrough, writeAll } from "./_helpers/edgemux.ts";
 import {
+  echoForwardConfig,
   type EdgemuxCli,
   logLines,
-  startEdgemuxCli,
+  startEdgemuxCliOnFreePort,
   waitForLogLines,
 } from "./_helpers/edgemux_cli.ts";
-import { pickFreePort } from "./_helpers/ports.ts";
 import { scrapeUntil } from "./_helpers/prometheus.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function config(echoPort: number, tcpPort: number): string {
-  return `version: 1
-log: { level: info, format: text, access: true }
-shutdown_timeout: 2s
-workers: 2
-admin: { bind: "127.0.0.1:0" }
-backends:
-  echo: { servers: ["127.0.0.1:${echoPort}"] }
-listeners:
-  tcp:
-    bind: "127.0.0.1:${tcpPort}"
-    routes:
-      - forward: echo
-`;
-}
-
 /** Starts the CLI on a fixed port (workers cannot share port 0), retrying if it was taken. */
-async function startWorkers(
-  dir: string,
-  echoPort: number,
-): Promise<{ cli: EdgemuxCli; port: number }> {
-  const file = `${dir}/edgemux.yaml`;
-  for (let attempt = 1;; attempt++) {
-    const port = pickFreePort();
-    await Deno.writeTextFile(file, config(echoPort, port));
-    try {
-      return { cli: await startEdgemuxCli(file, { startTimeoutMs: 30_000 }), port };
-    } catch (e) {
-      if (attempt < 3 && String(e).includes("already in use")) continue;
-      throw e;
-    }
-  }
+function startWorkers(dir: string, echoPort: number): Promise<{ cli: EdgemuxCli; port: number }> {
+  return startEdgemuxCliOnFreePort(
+    `${dir}/edgemux.yaml`,
+    (tcpPort) =>
+      echoForwardConfig(echoPort, {
+        tcpPort,
+        top: 'workers: 2\nadmin: { bind: "127.0.0.1:0" }\n',
+      }),
+    { startTimeoutMs: 30_000 },
+  );
 }
 
 /** The parent pid and state of a process, from /proc; null once it is gone. */
@@ -100,13 +76,6 @@ function workerStarts(cli: EdgemuxCli): { pid: number; worker: string }[] {
   return logLines(cli.output(), "edgemux started")
     .filter((f) => f.worker !== undefined && f.worker !== "-")
     .map((f) => ({ pid: Number(f.pid), worker: f.worker }));
-}
-
-async function echoThrough(port: number, text: string): Promise<string> {
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await writeAll(conn, encoder.encode(text));
-  await conn.closeWrite();
-  return decoder.decode(await readAll(conn));
 }
 
 interface StatusJson {

@@ -12,10 +12,10 @@
  */
 
 import { type Classification, classify } from "../../proxy/classify.ts";
-import { buildClientHello } from "../../proxy/_testing/hello_builder.ts";
+import { buildClientHello, concat } from "../../proxy/_testing/hello_builder.ts";
 import { maxHelloWireBytes } from "../../proxy/client_hello.ts";
 import { check, type FuzzCase, type FuzzTarget, type ScalingFamily } from "../harness.ts";
-import { join, mutateBytes } from "../mutate.ts";
+import { mutateBytes } from "../mutate.ts";
 import type { Rng } from "../rng.ts";
 import { capturedHellos, decodeHelloInput, encodeHelloInput, generateHello } from "./_hello.ts";
 
@@ -106,11 +106,11 @@ function generateStream(rng: Rng): { bytes: Uint8Array; maxSize: number } {
     bytes = enc.encode(rng.pick(["SSH-2.0-OpenSSH_9.2p1\r\n", "SSH-", "SS", "SSH_", "S"]));
   } else if (r < 0.8) {
     // SSLv2-style: a two-byte length with the high bit set, then msg_type.
-    bytes = join(Uint8Array.of(0x80 | rng.below(128), rng.below(256), rng.pick([1, 2])));
+    bytes = concat(Uint8Array.of(0x80 | rng.below(128), rng.below(256), rng.pick([1, 2])));
   } else {
     bytes = rng.bytes(rng.size(512));
   }
-  if (rng.chance(0.5)) bytes = join(bytes, rng.bytes(rng.size(256)));
+  if (rng.chance(0.5)) bytes = concat(bytes, rng.bytes(rng.size(256)));
   if (rng.chance(0.5)) bytes = mutateBytes(rng, bytes, rng.int(1, 3), { maxLength: 70000 });
   return { bytes, maxSize };
 }
@@ -140,7 +140,7 @@ const SCALING: ScalingFamily[] = [
   {
     name: "garbage after an HTTP method",
     make(rng, size) {
-      const bytes = join(enc.encode("OPTIONS "), rng.bytes(size));
+      const bytes = concat(enc.encode("OPTIONS "), rng.bytes(size));
       return { bytes: bytes.length, run: () => void classify(bytes, 16384) };
     },
   },

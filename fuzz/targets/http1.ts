@@ -26,7 +26,8 @@ import {
 } from "../../proxy/http1/head.ts";
 import { type ChunkedLimits, ChunkedScanner } from "../../proxy/http1/chunked.ts";
 import { check, type FuzzCase, type FuzzTarget, type ScalingFamily } from "../harness.ts";
-import { join, mutateBytes, mutationCount } from "../mutate.ts";
+import { concat } from "../../proxy/_testing/hello_builder.ts";
+import { mutateBytes, mutationCount } from "../mutate.ts";
 import type { Rng } from "../rng.ts";
 import { randomTarget } from "./routing.ts";
 
@@ -330,7 +331,7 @@ function generateHead(rng: Rng): HeadInput {
 
 /** A line of JSON with everything but the bytes, a newline, then the bytes. */
 function encodeWithHeader(meta: unknown, bytes: Uint8Array): Uint8Array {
-  return join(enc.encode(JSON.stringify(meta) + "\n"), bytes);
+  return concat(enc.encode(JSON.stringify(meta) + "\n"), bytes);
 }
 
 function decodeWithHeader(file: Uint8Array): { meta: unknown; bytes: Uint8Array } {
@@ -446,7 +447,7 @@ function buildChunked(rng: Rng): { bytes: Uint8Array; end: number; data: number 
     parts.push(enc.encode(rng.pick(["Expires: never\r\n", "X-A: 1\r\nX-B: \t2\r\n"])));
   }
   parts.push(enc.encode("\r\n"));
-  const body = join(...parts);
+  const body = concat(...parts);
   return { bytes: body, end: body.length, data };
 }
 
@@ -458,7 +459,7 @@ function generateChunked(rng: Rng): ChunkedInput {
     bytes = mutateBytes(rng, bytes, mutationCount(rng), { maxLength: 40000 });
     expect = null;
   }
-  if (rng.chance(0.3)) bytes = join(bytes, enc.encode("GET /next HTTP/1.1\r\n"));
+  if (rng.chance(0.3)) bytes = concat(bytes, enc.encode("GET /next HTTP/1.1\r\n"));
   let limits: ChunkedLimits = {};
   if (rng.chance(0.15)) {
     limits = { maxChunkLineBytes: rng.int(0, 64), maxTrailerBytes: rng.int(0, 64) };

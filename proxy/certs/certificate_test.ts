@@ -12,6 +12,12 @@ function inspectTestCert(name: CertName, keyName: CertName = name): InspectedCer
   });
 }
 
+/** Inspects the certificate and key that makeCert() wrote to `files`. */
+async function inspectFiles(files: { cert: string; key: string }) {
+  const certText = await Deno.readTextFile(files.cert);
+  return inspectCertificate(certText, await Deno.readTextFile(files.key), files);
+}
+
 function ok(result: InspectedCert | CertProblem): InspectedCert {
   if ("problem" in result) assert.fail(`unexpected problem: ${result.problem}`);
   return result;
@@ -73,20 +79,12 @@ Deno.test("inspectCertificate() falls back to the subject CN only without subjec
   await using dir = await makeTempDir("edgemux-certs-");
   await t.step("no extension: the CN is the name", async () => {
     const files = await makeCert(dir.path, "cn", [], { cn: "CN-Only.Example.Test", san: [] });
-    const cert = ok(inspectCertificate(
-      await Deno.readTextFile(files.cert),
-      await Deno.readTextFile(files.key),
-      files,
-    ));
+    const cert = ok(await inspectFiles(files));
     assert.deepEqual(cert.names, ["cn-only.example.test"]);
   });
   await t.step("with the extension: the CN is ignored", async () => {
     const files = await makeCert(dir.path, "san", ["san.example.test"], { cn: "cn.example.test" });
-    const cert = ok(inspectCertificate(
-      await Deno.readTextFile(files.cert),
-      await Deno.readTextFile(files.key),
-      files,
-    ));
+    const cert = ok(await inspectFiles(files));
     assert.deepEqual(cert.names, ["san.example.test"]);
   });
   await t.step("an IP-only subjectAltName leaves no name to select it by", async () => {
@@ -94,11 +92,7 @@ Deno.test("inspectCertificate() falls back to the subject CN only without subjec
       cn: "ip.example.test",
       san: ["IP:10.0.0.1"],
     });
-    const p = problem(inspectCertificate(
-      await Deno.readTextFile(files.cert),
-      await Deno.readTextFile(files.key),
-      files,
-    ));
+    const p = problem(await inspectFiles(files));
     assert.match(p.problem, /names no DNS server name/);
     assert.match(p.fix, /subjectAltName=DNS:/);
   });
@@ -110,11 +104,7 @@ Deno.test("inspectCertificate() lowercases names and drops a trailing dot", asyn
     cn: "x",
     san: ["DNS:Upper.Example.Test.", "DNS:*.Upper.Example.Test"],
   });
-  const cert = ok(inspectCertificate(
-    await Deno.readTextFile(files.cert),
-    await Deno.readTextFile(files.key),
-    files,
-  ));
+  const cert = ok(await inspectFiles(files));
   assert.deepEqual(cert.names, ["upper.example.test", "*.upper.example.test"]);
 });
 
@@ -132,11 +122,7 @@ Deno.test("inspectCertificate() accepts SEC1 EC and PKCS#1 RSA keys", async () =
 Deno.test("inspectCertificate() marks a certificate openssl req -x509 made as a self-signed CA", async () => {
   await using dir = await makeTempDir("edgemux-certs-");
   const files = await makeCert(dir.path, "ca", ["selfca.example.test"], { ca: true });
-  const cert = ok(inspectCertificate(
-    await Deno.readTextFile(files.cert),
-    await Deno.readTextFile(files.key),
-    files,
-  ));
+  const cert = ok(await inspectFiles(files));
   assert.equal(cert.ca, true);
   assert.equal(cert.selfSigned, true);
   assert.deepEqual(cert.names, ["selfca.example.test"]);

@@ -10,6 +10,7 @@ import {
 import { oid, smallInteger, time, tlv, unsignedInteger } from "./_der.ts";
 import { inspectCertificate } from "./certificate.ts";
 import { openssl } from "./_testing.ts";
+import { serveBySni } from "./_tls_testing.ts";
 import { run } from "../../tests/_helpers/process.ts";
 import { makeTempDir } from "../../tests/_helpers/tmp.ts";
 import { requireTool } from "../../tests/_helpers/tools.ts";
@@ -142,45 +143,8 @@ Deno.test("createSelfSignedCertificate() refuses names a certificate cannot carr
 
 /** Serves `cert` with Deno's TLS stack and tries a verified handshake for `name`. */
 async function handshake(certPem: string, keyPem: string, name: string): Promise<string> {
-  const options = {
-    hostname: "127.0.0.1",
-    port: 0,
-    [Symbol.for("unstableSniResolver")]: (_sni: string) => ({ cert: certPem, key: keyPem }),
-  };
-  const listener = Deno.listenTls(
-    options as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
-  );
-  const server = (async () => {
-    const conn = await listener.accept();
-    try {
-      await conn.handshake();
-    } catch {
-      // The client refusing the certificate is the expected failure.
-    } finally {
-      conn.close();
-    }
-  })();
-  try {
-    // The name goes in SNI and is checked against the certificate while the socket dials the
-    // loopback address, as DENO-FACTS §1.6 describes; the test names do not resolve.
-    const client = await Deno.connectTls({
-      hostname: "127.0.0.1",
-      port: (listener.addr as Deno.NetAddr).port,
-      caCerts: [certPem],
-      [Symbol.for("unstableServerName")]: name,
-    } as Deno.ConnectTlsOptions);
-    try {
-      await client.handshake();
-      return "ok";
-    } finally {
-      client.close();
-    }
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  } finally {
-    await server;
-    listener.close();
-  }
+  using server = serveBySni(() => ({ cert: certPem, key: keyPem }));
+  return await server.handshake(name, [certPem]);
 }
 
 Deno.test({

@@ -4,6 +4,7 @@ import type { ConfigIssue } from "../../config/errors.ts";
 import { loadCertificates } from "./load.ts";
 import { CertStore } from "./store.ts";
 import { makeCert } from "./_testing.ts";
+import { serveBySni } from "./_tls_testing.ts";
 import { makeTempDir } from "../../tests/_helpers/tmp.ts";
 import { certPath, keyPath, readCert, readKey } from "../../tests/_helpers/certs.ts";
 
@@ -321,40 +322,9 @@ Deno.test({
     }));
     assert.deepEqual(issues, []);
     const store = new CertStore(certs, { defaultName: "default.example.test" });
-    const options = {
-      hostname: "127.0.0.1",
-      port: 0,
-      [Symbol.for("unstableSniResolver")]: (sni: string) => store.resolve(sni),
-    };
-    using listener = Deno.listenTls(
-      options as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
-    );
-    const port = (listener.addr as Deno.NetAddr).port;
+    using server = serveBySni((sni) => store.resolve(sni));
     // Each server name is sent in SNI and checked against the certificate presented.
-    const presented = async (serverName: string) => {
-      const server = listener.accept().then(async (conn) => {
-        await conn.handshake().catch(() => {});
-        conn.close();
-      });
-      try {
-        const client = await Deno.connectTls({
-          hostname: "127.0.0.1",
-          port,
-          caCerts: [readCert("ca")],
-          [Symbol.for("unstableServerName")]: serverName,
-        } as Deno.ConnectTlsOptions);
-        try {
-          await client.handshake();
-          return "ok";
-        } finally {
-          client.close();
-        }
-      } catch (e) {
-        return e instanceof Error ? e.message : String(e);
-      } finally {
-        await server;
-      }
-    };
+    const presented = (serverName: string) => server.handshake(serverName, [readCert("ca")]);
     for (const name of ["vault.example.test", "git.example.test", "prometheus.example.test"]) {
       // prometheus.example.test is covered by the *.example.test wildcard.
       await t.step(`a verified handshake for ${name}`, async () => {

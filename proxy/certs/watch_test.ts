@@ -35,202 +35,171 @@ function polls(polls: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, polls * INTERVAL_MS));
 }
 
-const sanitized = { sanitizeOps: true, sanitizeResources: true };
+/** What a watcher test gets: a directory of its own, a call counter and a way to watch. */
+interface Watching {
+  /** A fresh temporary directory, removed when the test ends. */
+  dir: string;
+  /** Counts the calls of the watchers started with the default onChange. */
+  calls: Calls;
+  /** Starts a FileWatcher over `paths()`; it is stopped when the test ends, whatever happens. */
+  watch(paths: () => string[], interval?: number, onChange?: () => void): FileWatcher;
+}
 
-Deno.test({
-  name: "FileWatcher calls onChange once when a file is modified",
-  ...sanitized,
-  async fn() {
-    await using dir = await makeTempDir("edgemux-watch-");
-    const file = `${dir.path}/site.pem`;
+/** A test with the op and resource sanitizers on, so a poll left running fails it. */
+function watcherTest(name: string, body: (t: Watching) => Promise<void>): void {
+  Deno.test({
+    name,
+    sanitizeOps: true,
+    sanitizeResources: true,
+    async fn() {
+      await using dir = await makeTempDir("edgemux-watch-");
+      const calls = new Calls();
+      const started: FileWatcher[] = [];
+      const watch = (paths: () => string[], interval = INTERVAL_MS, onChange = calls.onChange) => {
+        const watcher = new FileWatcher(paths, interval, onChange);
+        started.push(watcher);
+        watcher.start();
+        return watcher;
+      };
+      try {
+        await body({ dir: dir.path, calls, watch });
+      } finally {
+        for (const watcher of started) await watcher.stop();
+      }
+    },
+  });
+}
+
+watcherTest(
+  "FileWatcher calls onChange once when a file is modified",
+  async ({ dir, calls, watch }) => {
+    const file = `${dir}/site.pem`;
     await Deno.writeTextFile(file, "one");
-    const calls = new Calls();
-    const watcher = new FileWatcher(() => [file], INTERVAL_MS, calls.onChange);
-    watcher.start();
-    try {
-      await polls(3);
-      assert.equal(calls.count, 0);
-      await Deno.writeTextFile(file, "two, longer");
-      await calls.reach(1);
-      await polls(6);
-      assert.equal(calls.count, 1, "one change, one call");
-      await Deno.writeTextFile(file, "three, longer still");
-      await calls.reach(2);
-    } finally {
-      await watcher.stop();
-    }
+    watch(() => [file]);
+    await polls(3);
+    assert.equal(calls.count, 0);
+    await Deno.writeTextFile(file, "two, longer");
+    await calls.reach(1);
+    await polls(6);
+    assert.equal(calls.count, 1, "one change, one call");
+    await Deno.writeTextFile(file, "three, longer still");
+    await calls.reach(2);
   },
-});
+);
 
-Deno.test({
-  name: "FileWatcher calls onChange once when a symlink is pointed at another file",
-  ...sanitized,
-  async fn() {
-    await using dir = await makeTempDir("edgemux-watch-");
+watcherTest(
+  "FileWatcher calls onChange once when a symlink is pointed at another file",
+  async ({ dir, calls, watch }) => {
     // As certbot renews: a new archive file of the same size and age, and the link replaced.
-    await Deno.writeTextFile(`${dir.path}/fullchain1.pem`, "certificate A");
-    await Deno.writeTextFile(`${dir.path}/fullchain2.pem`, "certificate B");
+    await Deno.writeTextFile(`${dir}/fullchain1.pem`, "certificate A");
+    await Deno.writeTextFile(`${dir}/fullchain2.pem`, "certificate B");
     const stamp = new Date("2026-01-01T00:00:00Z");
-    await Deno.utime(`${dir.path}/fullchain1.pem`, stamp, stamp);
-    await Deno.utime(`${dir.path}/fullchain2.pem`, stamp, stamp);
-    const link = `${dir.path}/fullchain.pem`;
+    await Deno.utime(`${dir}/fullchain1.pem`, stamp, stamp);
+    await Deno.utime(`${dir}/fullchain2.pem`, stamp, stamp);
+    const link = `${dir}/fullchain.pem`;
     await Deno.symlink("fullchain1.pem", link);
 
-    const calls = new Calls();
-    const watcher = new FileWatcher(() => [link], INTERVAL_MS, calls.onChange);
-    watcher.start();
-    try {
-      await polls(3);
-      await Deno.symlink("fullchain2.pem", `${link}.new`);
-      await Deno.rename(`${link}.new`, link);
-      await calls.reach(1);
-      await polls(6);
-      assert.equal(calls.count, 1);
-    } finally {
-      await watcher.stop();
-    }
+    watch(() => [link]);
+    await polls(3);
+    await Deno.symlink("fullchain2.pem", `${link}.new`);
+    await Deno.rename(`${link}.new`, link);
+    await calls.reach(1);
+    await polls(6);
+    assert.equal(calls.count, 1);
   },
-});
+);
 
-Deno.test({
-  name: "FileWatcher does not call onChange when nothing changes",
-  ...sanitized,
-  async fn() {
-    await using dir = await makeTempDir("edgemux-watch-");
-    await Deno.writeTextFile(`${dir.path}/a.pem`, "a");
-    await Deno.symlink("a.pem", `${dir.path}/b.pem`);
-    const calls = new Calls();
-    const watcher = new FileWatcher(
-      () => [dir.path, `${dir.path}/a.pem`, `${dir.path}/b.pem`, `${dir.path}/missing.pem`],
-      INTERVAL_MS,
-      calls.onChange,
-    );
-    watcher.start();
-    try {
-      await polls(12);
-      assert.equal(calls.count, 0);
-    } finally {
-      await watcher.stop();
-    }
+watcherTest(
+  "FileWatcher does not call onChange when nothing changes",
+  async ({ dir, calls, watch }) => {
+    await Deno.writeTextFile(`${dir}/a.pem`, "a");
+    await Deno.symlink("a.pem", `${dir}/b.pem`);
+    watch(() => [dir, `${dir}/a.pem`, `${dir}/b.pem`, `${dir}/missing.pem`]);
+    await polls(12);
+    assert.equal(calls.count, 0);
   },
-});
+);
 
-Deno.test({
-  name: "FileWatcher calls onChange when a file appears in or vanishes from a directory",
-  ...sanitized,
-  async fn() {
-    await using dir = await makeTempDir("edgemux-watch-");
-    const calls = new Calls();
-    const file = `${dir.path}/new.pem`;
-    const watcher = new FileWatcher(() => [dir.path, file], INTERVAL_MS, calls.onChange);
-    watcher.start();
-    try {
-      await polls(3);
-      await Deno.writeTextFile(file, "new");
-      await calls.reach(1);
-      await Deno.remove(file);
-      await calls.reach(2);
-      await polls(6);
-      assert.equal(calls.count, 2);
-    } finally {
-      await watcher.stop();
-    }
+watcherTest(
+  "FileWatcher calls onChange when a file appears in or vanishes from a directory",
+  async ({ dir, calls, watch }) => {
+    const file = `${dir}/new.pem`;
+    watch(() => [dir, file]);
+    await polls(3);
+    await Deno.writeTextFile(file, "new");
+    await calls.reach(1);
+    await Deno.remove(file);
+    await calls.reach(2);
+    await polls(6);
+    assert.equal(calls.count, 2);
   },
-});
+);
 
-Deno.test({
-  name: "FileWatcher waits while a file keeps changing and fires once it has settled",
-  ...sanitized,
-  async fn() {
-    await using dir = await makeTempDir("edgemux-watch-");
-    const file = `${dir.path}/growing.pem`;
+watcherTest(
+  "FileWatcher waits while a file keeps changing and fires once it has settled",
+  async ({ dir, calls, watch }) => {
+    const file = `${dir}/growing.pem`;
     await Deno.writeTextFile(file, "");
-    const calls = new Calls();
     // A longer interval here, so a pause of the writer on a busy machine is not mistaken for
     // the end of the writes.
     const interval = 50;
-    const watcher = new FileWatcher(() => [file], interval, calls.onChange);
-    watcher.start();
-    try {
-      await polls(3);
-      // A slow writer: the file changes several times between any two polls.
-      for (let i = 0; i < 60; i++) {
-        await Deno.writeTextFile(file, "x", { append: true });
-        await new Promise((resolve) => setTimeout(resolve, 3));
-      }
-      const duringWrites = calls.count;
-      await calls.reach(1);
-      await new Promise((resolve) => setTimeout(resolve, 4 * interval));
-      assert.equal(duringWrites, 0, "no call while the file was still being written");
-      assert.equal(calls.count, 1);
-    } finally {
-      await watcher.stop();
+    watch(() => [file], interval);
+    await polls(3);
+    // A slow writer: the file changes several times between any two polls.
+    for (let i = 0; i < 60; i++) {
+      await Deno.writeTextFile(file, "x", { append: true });
+      await new Promise((resolve) => setTimeout(resolve, 3));
     }
+    const duringWrites = calls.count;
+    await calls.reach(1);
+    await new Promise((resolve) => setTimeout(resolve, 4 * interval));
+    assert.equal(duringWrites, 0, "no call while the file was still being written");
+    assert.equal(calls.count, 1);
   },
-});
+);
 
-Deno.test({
-  name: "FileWatcher takes paths added to the list as they are, without calling onChange",
-  ...sanitized,
-  async fn() {
-    await using dir = await makeTempDir("edgemux-watch-");
-    await Deno.writeTextFile(`${dir.path}/a.pem`, "a");
-    await Deno.writeTextFile(`${dir.path}/b.pem`, "b");
-    const paths = [`${dir.path}/a.pem`];
-    const calls = new Calls();
-    const watcher = new FileWatcher(() => paths, INTERVAL_MS, calls.onChange);
-    watcher.start();
-    try {
-      await polls(3);
-      paths.push(`${dir.path}/b.pem`);
-      await polls(6);
-      assert.equal(calls.count, 0);
-      await Deno.writeTextFile(`${dir.path}/b.pem`, "b changed");
-      await calls.reach(1);
-    } finally {
-      await watcher.stop();
-    }
+watcherTest(
+  "FileWatcher takes paths added to the list as they are, without calling onChange",
+  async ({ dir, calls, watch }) => {
+    await Deno.writeTextFile(`${dir}/a.pem`, "a");
+    await Deno.writeTextFile(`${dir}/b.pem`, "b");
+    const paths = [`${dir}/a.pem`];
+    watch(() => paths);
+    await polls(3);
+    paths.push(`${dir}/b.pem`);
+    await polls(6);
+    assert.equal(calls.count, 0);
+    await Deno.writeTextFile(`${dir}/b.pem`, "b changed");
+    await calls.reach(1);
   },
-});
+);
 
-Deno.test({
-  name: "FileWatcher keeps watching after onChange throws or rejects",
-  ...sanitized,
-  async fn() {
-    await using dir = await makeTempDir("edgemux-watch-");
-    const file = `${dir.path}/a.pem`;
+watcherTest(
+  "FileWatcher keeps watching after onChange throws or rejects",
+  async ({ dir, calls, watch }) => {
+    const file = `${dir}/a.pem`;
     await Deno.writeTextFile(file, "a");
-    const calls = new Calls();
-    const watcher = new FileWatcher(() => [file], INTERVAL_MS, () => {
+    watch(() => [file], INTERVAL_MS, () => {
       calls.onChange();
       if (calls.count === 1) throw new Error("reload failed");
       return Promise.reject(new Error("async reload failed")) as unknown as void;
     });
-    watcher.start();
-    try {
-      await polls(3);
-      await Deno.writeTextFile(file, "bb");
-      await calls.reach(1);
-      await Deno.writeTextFile(file, "ccc");
-      await calls.reach(2);
-      await Deno.writeTextFile(file, "dddd");
-      await calls.reach(3);
-    } finally {
-      await watcher.stop();
-    }
+    await polls(3);
+    await Deno.writeTextFile(file, "bb");
+    await calls.reach(1);
+    await Deno.writeTextFile(file, "ccc");
+    await calls.reach(2);
+    await Deno.writeTextFile(file, "dddd");
+    await calls.reach(3);
   },
-});
+);
 
-Deno.test({
-  name: "FileWatcher stops cleanly, even right after starting, and never calls onChange after",
-  ...sanitized,
-  async fn() {
-    await using dir = await makeTempDir("edgemux-watch-");
-    const file = `${dir.path}/a.pem`;
+watcherTest(
+  "FileWatcher stops cleanly, even right after starting, and never calls onChange after",
+  async ({ dir, calls, watch }) => {
+    const file = `${dir}/a.pem`;
     await Deno.writeTextFile(file, "a");
-    const calls = new Calls();
-    const watcher = new FileWatcher(() => [file], INTERVAL_MS, calls.onChange);
-    watcher.start();
+    const watcher = watch(() => [file]);
     await watcher.stop();
     watcher.start();
     watcher.start(); // a second start while running does nothing
@@ -245,4 +214,4 @@ Deno.test({
     await polls(6);
     assert.equal(calls.count, 0);
   },
-});
+);

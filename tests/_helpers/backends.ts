@@ -91,16 +91,47 @@ function closeQuietly(conn: Deno.Conn): void {
   }
 }
 
+/** An accept loop from {@linkcode serveTcp}. */
+export interface TcpServer extends AsyncDisposable {
+  /** The bound port. */
+  readonly port: number;
+  /** Connections accepted so far. */
+  readonly connections: number;
+  /** The peer of each accepted connection, in accept order. */
+  readonly remoteAddrs: readonly Deno.NetAddr[];
+  /**
+   * Stops listening, closes every open connection and waits for their handlers to settle. Safe
+   * to call more than once.
+   */
+  close(): Promise<void>;
+}
+
 /**
- * Accepts on `listener` and runs `handle` per connection. Failures stay inside the connection
- * (a backend must outlive a client that resets), and `close` ends everything it started.
+ * Accepts on `listener` and runs `handle` per connection, closing the connection once `handle`
+ * settles. A failure stays inside its connection (a backend must outlive a client that resets),
+ * and `close` ends everything it started.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * // A server that says "hi" and hangs up.
+ * await using server = serveTcp(
+ *   Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+ *   async (conn) => {
+ *     await conn.write(new TextEncoder().encode("hi"));
+ *   },
+ * );
+ * using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+ * assert.equal(await new Response(conn.readable).text(), "hi");
+ * ```
  */
-function serveConnections(
-  listener: Deno.Listener,
-  handle: (conn: Deno.Conn) => Promise<void>,
-): { accepted: Deno.NetAddr[]; close(): Promise<void> } {
+export function serveTcp<C extends Deno.Conn>(
+  listener: Deno.Listener<C>,
+  handle: (conn: C) => Promise<void>,
+): TcpServer {
   const accepted: Deno.NetAddr[] = [];
-  const open = new Set<Deno.Conn>();
+  const open = new Set<C>();
   const tasks = new Set<Promise<void>>();
   const acceptLoop = (async () => {
     try {
@@ -121,22 +152,85 @@ function serveConnections(
     }
   })();
   let closing: Promise<void> | undefined;
-  return {
-    accepted,
-    close() {
-      closing ??= (async () => {
-        try {
-          listener.close();
-        } catch {
-          // Already closed.
-        }
-        await acceptLoop;
-        for (const conn of open) closeQuietly(conn);
-        await Promise.all(tasks);
-      })();
-      return closing;
-    },
+  const close = () => {
+    closing ??= (async () => {
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+      await acceptLoop;
+      for (const conn of open) closeQuietly(conn);
+      await Promise.all(tasks);
+    })();
+    return closing;
   };
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    get connections() {
+      return accepted.length;
+    },
+    remoteAddrs: accepted,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** A Deno.serve server from {@linkcode serveHttp}. */
+export interface HttpServer extends AsyncDisposable {
+  /** The bound port on 127.0.0.1. */
+  readonly port: number;
+  /** Stops the server, cutting off requests in flight. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
+/** Options for {@linkcode serveHttp}. */
+export interface ServeHttpOptions {
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string; key: string };
+  /** Deno.serve's `onError`, for a handler that may throw. */
+  onError?: (error: unknown) => Response | Promise<Response>;
+}
+
+/**
+ * Serves `handler` with Deno.serve on 127.0.0.1, on a port the kernel picks, without the banner
+ * Deno.serve prints.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ *
+ * await using server = serveHttp(() => new Response("hello\n"));
+ * const res = await fetch(`http://127.0.0.1:${server.port}/`);
+ * assert.equal(await res.text(), "hello\n");
+ * ```
+ */
+export function serveHttp(
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+  opts: ServeHttpOptions = {},
+): HttpServer {
+  const abort = new AbortController();
+  const server = Deno.serve({
+    hostname: LOOPBACK,
+    port: 0,
+    ...(opts.tls ?? {}),
+    signal: abort.signal,
+    // Deno.serve prints a banner unless onListen is given.
+    onListen: () => {},
+    ...(opts.onError ? { onError: opts.onError } : {}),
+    handler,
+  });
+  let closing: Promise<void> | undefined;
+  // Aborting, not shutdown(): shutdown() waits forever on a stalled request (DENO-FACTS §2.6)
+  // and calling abort() after it crashes the process.
+  const close = () => {
+    closing ??= (async () => {
+      abort.abort();
+      await server.finished;
+    })();
+    return closing;
+  };
+  return { port: server.addr.port, close, [Symbol.asyncDispose]: close };
 }
 
 /**
@@ -175,14 +269,14 @@ export function startTcpBackend(name: string, mode: "echo" | "digest"): Promise<
     }
     await writeAll(conn, new TextEncoder().encode(`${name} ${count} ${hash.digest("hex")}\n`));
   };
-  const server = serveConnections(listener, handle);
+  const server = serveTcp(listener, handle);
   return Promise.resolve({
     name,
-    port: (listener.addr as Deno.NetAddr).port,
+    port: server.port,
     get connections() {
-      return server.accepted.length;
+      return server.connections;
     },
-    remoteAddrs: server.accepted,
+    remoteAddrs: server.remoteAddrs,
     close: server.close,
     [Symbol.asyncDispose]: server.close,
   });
@@ -193,7 +287,6 @@ function startRecordingServer(
   tls: { cert: string; key: string } | null,
 ): Promise<HttpBackend> {
   const requests: RecordedRequest[] = [];
-  const abort = new AbortController();
   const handler = async (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
     const url = new URL(req.url);
     const path = url.pathname + url.search;
@@ -212,35 +305,17 @@ function startRecordingServer(
       headers: { "x-backend": name, "content-type": "text/plain; charset=utf-8" },
     });
   };
-  return new Promise((resolve) => {
-    const server = Deno.serve({
-      hostname: LOOPBACK,
-      port: 0,
-      ...(tls ?? {}),
-      signal: abort.signal,
-      // Deno.serve prints a banner unless onListen is given.
-      onListen: () => {},
-      // A client that gives up mid-request is normal in these tests.
-      onError: () => new Response("backend error\n", { status: 500 }),
-      handler,
-    });
-    let closing: Promise<void> | undefined;
-    // Aborting, not shutdown(): shutdown() waits forever on a stalled request (DENO-FACTS §2.6)
-    // and calling abort() after it crashes the process.
-    const close = () => {
-      closing ??= (async () => {
-        abort.abort();
-        await server.finished;
-      })();
-      return closing;
-    };
-    resolve({
-      name,
-      port: server.addr.port,
-      requests,
-      close,
-      [Symbol.asyncDispose]: close,
-    });
+  const server = serveHttp(handler, {
+    tls: tls ?? undefined,
+    // A client that gives up mid-request is normal in these tests.
+    onError: () => new Response("backend error\n", { status: 500 }),
+  });
+  return Promise.resolve({
+    name,
+    port: server.port,
+    requests,
+    close: server.close,
+    [Symbol.asyncDispose]: server.close,
   });
 }
 
@@ -416,10 +491,10 @@ export function startProxyProtocolBackend(
     }
   };
 
-  const server = serveConnections(listener, handle);
+  const server = serveTcp(listener, handle);
   return Promise.resolve({
     name,
-    port: (listener.addr as Deno.NetAddr).port,
+    port: server.port,
     records,
     close: server.close,
     [Symbol.asyncDispose]: server.close,

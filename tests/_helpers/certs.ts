@@ -25,6 +25,14 @@ export type CertName =
 /** Absolute path of `testdata/certs/`, without a trailing slash. */
 export const CERTS_DIR: string = fileURLToPath(new URL("../../testdata/certs", import.meta.url));
 
+/**
+ * The `certificates:` block of the edge tests: the wildcard certificate for `*.example.test` and
+ * `example.test`, never re-read. Top-level YAML: place it at the start of a line.
+ */
+export const EDGE_CERTIFICATES = `certificates:
+  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
+  watch_interval: 0s`;
+
 /** Absolute path of the PEM certificate `NAME.pem`. */
 export function certPath(name: CertName): string {
   return `${CERTS_DIR}/${name}.pem`;

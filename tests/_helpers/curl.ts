@@ -9,6 +9,7 @@
  * @module
  */
 
+import { certPath } from "./certs.ts";
 import { run } from "./process.ts";
 import { requireTool } from "./tools.ts";
 
@@ -107,4 +108,39 @@ export async function curl(args: string[], opts: CurlOptions = {}): Promise<Curl
     errorMessage: typeof meta.errormsg === "string" ? meta.errormsg : "",
     stderr: result.stderr,
   };
+}
+
+/**
+ * {@linkcode curl} of `https://NAME:PORT/PATH` over HTTP/`version`, with NAME resolved to
+ * 127.0.0.1 and the test CA trusted: a request to edgemux's TLS listener as a client that knows
+ * the name would send it. `args` go before the URL.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { startTlsHttpBackend } from "./backends.ts";
+ *
+ * await using vault = await startTlsHttpBackend("vault", "vault");
+ * const res = await curlHttps(vault.port, "vault.example.test", "/x", "2");
+ * assert.equal(res.body, "backend vault GET /x\n");
+ * assert.equal(res.httpVersion, "2");
+ * ```
+ */
+export function curlHttps(
+  port: number,
+  name: string,
+  path: string,
+  version: "1.1" | "2" = "1.1",
+  args: string[] = [],
+  opts: CurlOptions = {},
+): Promise<CurlResult> {
+  return curl([
+    version === "2" ? "--http2" : "--http1.1",
+    "--cacert",
+    certPath("ca"),
+    "--resolve",
+    `${name}:${port}:127.0.0.1`,
+    ...args,
+    `https://${name}:${port}${path}`,
+  ], opts);
 }

@@ -12,6 +12,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { serveHttp } from "./backends.ts";
 
 const CHUNK = 64 * 1024;
 
@@ -73,7 +74,6 @@ export function startDownloadBackend(): DownloadBackend {
   const changed = () => {
     for (const w of [...waiters]) w();
   };
-  const abort = new AbortController();
 
   const download = (url: URL): Response => {
     const id = url.searchParams.get("id") ?? crypto.randomUUID();
@@ -112,13 +112,7 @@ export function startDownloadBackend(): DownloadBackend {
     });
   };
 
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-    onError: () => new Response("backend error\n", { status: 500 }),
-  }, (req) => {
+  const server = serveHttp((req) => {
     const url = new URL(req.url);
     let res: Response;
     if (url.pathname === "/download") res = download(url);
@@ -130,19 +124,18 @@ export function startDownloadBackend(): DownloadBackend {
     } else res = new Response(`ok ${url.pathname}\n`);
     requests.push({ path: url.pathname + url.search, status: res.status });
     return res;
-  });
+  }, { onError: () => new Response("backend error\n", { status: 500 }) });
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       for (const g of gates.values()) g.resolve();
-      abort.abort();
-      await server.finished;
+      await server.close();
     })();
     return closing;
   };
   return {
-    port: server.addr.port,
+    port: server.port,
     requests,
     download: (id) => downloads.get(id),
     waitForSent(id, bytes, timeoutMs = 10_000) {

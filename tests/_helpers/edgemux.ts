@@ -1,6 +1,6 @@
 /**
  * Starts edgemux in-process from a YAML config (listeners on port 0) and records every access
- * record, so a test can wait for "the connection ended, and how".
+ * and request record, so a test can wait for "the connection ended, and how".
  *
  * @module
  */
@@ -13,6 +13,8 @@ import {
   start,
 } from "../../mod.ts";
 import type { Config } from "../../config/types.ts";
+import { EDGE_CERTIFICATES } from "./certs.ts";
+import { RecordLog } from "./record_log.ts";
 
 /** A running edgemux for one test. */
 export interface TestProxy extends AsyncDisposable {
@@ -26,6 +28,8 @@ export interface TestProxy extends AsyncDisposable {
   port(listener: string): number;
   /** Resolves with the first record (past or future) that satisfies `match`. */
   waitForRecord(match: (r: AccessRecord) => boolean, timeoutMs?: number): Promise<AccessRecord>;
+  /** Resolves with the first request record (past or future) that satisfies `match`. */
+  waitForRequest(match: (r: RequestRecord) => boolean, timeoutMs?: number): Promise<RequestRecord>;
   stop(): Promise<void>;
 }
 
@@ -35,20 +39,11 @@ export function startEdgemux(yaml: string): Promise<TestProxy>;
 export function startEdgemux(config: Config): Promise<TestProxy>;
 export async function startEdgemux(source: string | Config): Promise<TestProxy> {
   const config = typeof source === "string" ? parseConfig(source, TEST_CONFIG_FILE).config : source;
-  const records: AccessRecord[] = [];
-  const requests: RequestRecord[] = [];
-  const waiters: { match: (r: AccessRecord) => boolean; resolve: (r: AccessRecord) => void }[] = [];
+  const records = new RecordLog<AccessRecord>("access");
+  const requests = new RecordLog<RequestRecord>("request");
   const proxy = await start(config, {
     onRequest: (r) => requests.push(r),
-    onAccess: (r) => {
-      records.push(r);
-      for (const w of [...waiters]) {
-        if (w.match(r)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(r);
-        }
-      }
-    },
+    onAccess: (r) => records.push(r),
   });
   let stopped = false;
   const stop = async () => {
@@ -59,36 +54,15 @@ export async function startEdgemux(source: string | Config): Promise<TestProxy> 
   return {
     proxy,
     config,
-    records,
-    requests,
+    records: records.items,
+    requests: requests.items,
     port(listener: string): number {
       const addrs = proxy.addrs.get(listener);
       if (!addrs || addrs.length === 0) throw new Error(`no listener named "${listener}"`);
       return addrs[0].port;
     },
-    waitForRecord(match, timeoutMs = 10_000) {
-      const found = records.find(match);
-      if (found) return Promise.resolve(found);
-      return new Promise<AccessRecord>((resolve, reject) => {
-        const waiter = {
-          match,
-          resolve: (r: AccessRecord) => {
-            clearTimeout(timer);
-            resolve(r);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          reject(
-            new Error(
-              `no matching access record within ${timeoutMs} ms; records so far:\n` +
-                records.map((r) => JSON.stringify(r)).join("\n"),
-            ),
-          );
-        }, timeoutMs);
-        waiters.push(waiter);
-      });
-    },
+    waitForRecord: (match, timeoutMs = 10_000) => records.waitFor(match, timeoutMs),
+    waitForRequest: (match, timeoutMs = 10_000) => requests.waitFor(match, timeoutMs),
     stop,
     [Symbol.asyncDispose]: stop,
   };
@@ -99,6 +73,28 @@ export async function startEdgemux(source: string | Config): Promise<TestProxy> 
  * config (certificates, CAs) resolve against the repository root.
  */
 export const TEST_CONFIG_FILE: string = new URL("../../test.yaml", import.meta.url).pathname;
+
+/**
+ * Starts edgemux with one listener, `https`, whose one route `name` terminates TLS for `sni`
+ * with {@linkcode EDGE_CERTIFICATES} and proxies HTTP to a backend, also named `name`, at
+ * 127.0.0.1:`backendPort`.
+ */
+export function startSingleEdge(
+  backendPort: number,
+  route: { name: string; sni: string },
+): Promise<TestProxy> {
+  return startEdgemux(`
+version: 1
+${EDGE_CERTIFICATES}
+backends:
+  ${route.name}: { servers: ["127.0.0.1:${backendPort}"] }
+listeners:
+  https:
+    bind: "127.0.0.1:0"
+    routes:
+      - { name: ${route.name}, sni: "${route.sni}", edge: ${route.name} }
+`);
+}
 
 /** Reads from `conn` until EOF (or `limit` bytes) and returns the bytes. */
 export async function readAll(conn: Deno.Conn, limit = 1 << 24): Promise<Uint8Array> {
@@ -131,6 +127,17 @@ export async function readAll(conn: Deno.Conn, limit = 1 << 24): Promise<Uint8Ar
 export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   let o = 0;
   while (o < data.length) o += await conn.write(data.subarray(o));
+}
+
+/**
+ * Sends `text` on a new connection to 127.0.0.1:`port`, half-closes, and returns everything that
+ * comes back until the other side closes: through an echo server, `text` itself.
+ */
+export async function echoThrough(port: number, text: string): Promise<string> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await writeAll(conn, new TextEncoder().encode(text));
+  await conn.closeWrite();
+  return new TextDecoder().decode(await readAll(conn));
 }
 
 /** Hex SHA-256 of bytes. */

@@ -7,6 +7,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { pickFreePort } from "./ports.ts";
 import { type BackgroundProcess, type ExitStatus, startProcess } from "./process.ts";
 
 /** The repository root, where `main.ts` and `deno.json` are. */
@@ -161,6 +162,61 @@ export async function startEdgemuxCli(
       await proc.stop("SIGTERM");
     },
   };
+}
+
+/**
+ * Writes `configFor(port)` to `file` for a port that was free a moment ago and starts
+ * `edgemux run` on it, trying another port (three times in all) when some other process took
+ * the port in between. For listeners that cannot bind port 0, e.g. those workers share.
+ *
+ * @throws {Error} as {@linkcode startEdgemuxCli} does, or when the port is taken three times
+ */
+export async function startEdgemuxCliOnFreePort(
+  file: string,
+  configFor: (port: number) => string,
+  opts: CliOptions = {},
+): Promise<{ cli: EdgemuxCli; port: number }> {
+  for (let attempt = 1;; attempt++) {
+    const port = pickFreePort();
+    await Deno.writeTextFile(file, configFor(port));
+    try {
+      return { cli: await startEdgemuxCli(file, opts), port };
+    } catch (e) {
+      if (attempt < 3 && String(e).includes("already in use")) continue;
+      throw e;
+    }
+  }
+}
+
+/** Options for {@linkcode echoForwardConfig}. */
+export interface EchoForwardOptions {
+  /** The port the `tcp` listener binds. Default 0. */
+  tcpPort?: number;
+  /** `shutdown_timeout`. Default `2s`. */
+  shutdownTimeout?: string;
+  /** More top-level lines, each ending in a newline (e.g. `"workers: 2\n"`). */
+  top?: string;
+  /** More listeners, indented as entries under `listeners:`. */
+  listeners?: string;
+}
+
+/**
+ * A config whose listener `tcp` forwards every connection to backend `echo` (the server on
+ * 127.0.0.1:`echoPort`), with access lines in the text log. The lines up to `top` come first,
+ * so the `forward: echo` line is line 10 plus the lines of `top`.
+ */
+export function echoForwardConfig(echoPort: number, opts: EchoForwardOptions = {}): string {
+  return `version: 1
+log: { level: info, format: text, access: true }
+shutdown_timeout: ${opts.shutdownTimeout ?? "2s"}
+${opts.top ?? ""}backends:
+  echo: { servers: ["127.0.0.1:${echoPort}"] }
+listeners:
+  tcp:
+    bind: "127.0.0.1:${opts.tcpPort ?? 0}"
+    routes:
+      - forward: echo
+${opts.listeners ?? ""}`;
 }
 
 /** Writes `text` to `path` by writing a temporary file beside it and renaming it over. */

@@ -29,22 +29,7 @@ import {
 } from "../../mod.ts";
 import { configureLogging, formatText } from "../../proxy/log.ts";
 import { TEST_CONFIG_FILE } from "./edgemux.ts";
-
-/** What `stats` reports. Mirrored in edgemux_process.ts. */
-interface HostStats {
-  fds: number;
-  rssKiB: number;
-  heapUsedKiB: number;
-  active: number;
-  access: number;
-  requests: number;
-  accessEnds: Record<string, number>;
-  requestEnds: Record<string, number>;
-  /** Warnings and errors edgemux logged (the last 100). */
-  problems: string[];
-  /** Unhandled rejections and uncaught errors that containment swallowed. */
-  uncaught: string[];
-}
+import type { HostStats } from "./edgemux_process.ts";
 
 type Command =
   | { id: number; cmd: "start"; yaml: string; stream: boolean }

@@ -11,6 +11,7 @@
  */
 
 import type { AccessRecord, RequestRecord } from "../../mod.ts";
+import { RecordLog } from "./record_log.ts";
 
 /** What the child reports about itself. */
 export interface HostStats {
@@ -117,13 +118,9 @@ export async function startHostedEdgemux(
   }).spawn();
   const pid = child.pid;
   live.add(pid);
-  const records: AccessRecord[] = [];
-  const requests: RequestRecord[] = [];
+  const records = new RecordLog<AccessRecord>("access");
+  const requests = new RecordLog<RequestRecord>("request");
   const pending = new Map<number, Pending>();
-  const accessWaiters = new Set<{ match(r: AccessRecord): boolean; done(r: AccessRecord): void }>();
-  const requestWaiters = new Set<
-    { match(r: RequestRecord): boolean; done(r: RequestRecord): void }
-  >();
   let stderrText = "";
   let exited = false;
   let nextId = 1;
@@ -146,13 +143,9 @@ export async function startHostedEdgemux(
         buffered = buffered.slice(nl + 1);
         const message = JSON.parse(line) as Record<string, unknown>;
         if (message.event === "access") {
-          const r = message.record as AccessRecord;
-          records.push(r);
-          for (const w of accessWaiters) if (w.match(r)) w.done(r);
+          records.push(message.record as AccessRecord);
         } else if (message.event === "request") {
-          const r = message.record as RequestRecord;
-          requests.push(r);
-          for (const w of requestWaiters) if (w.match(r)) w.done(r);
+          requests.push(message.record as RequestRecord);
         } else {
           const p = pending.get(message.id as number);
           pending.delete(message.id as number);
@@ -213,37 +206,6 @@ export async function startHostedEdgemux(
   }
   const ports = started.ports as Record<string, number>;
 
-  const waitFor = <R>(
-    list: R[],
-    waiters: Set<{ match(r: R): boolean; done(r: R): void }>,
-    match: (r: R) => boolean,
-    timeoutMs: number,
-    what: string,
-  ): Promise<R> => {
-    const found = list.find(match);
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise<R>((resolve, reject) => {
-      const waiter = {
-        match,
-        done: (r: R) => {
-          clearTimeout(timer);
-          waiters.delete(waiter);
-          resolve(r);
-        },
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        reject(
-          new Error(
-            `no matching ${what} record within ${timeoutMs} ms; the last ones:\n` +
-              list.slice(-10).map((r) => JSON.stringify(r)).join("\n"),
-          ),
-        );
-      }, timeoutMs);
-      waiters.add(waiter);
-    });
-  };
-
   let stopping: Promise<void> | null = null;
   const stop = (timeoutMs = 1000): Promise<void> => {
     stopping ??= (async () => {
@@ -267,8 +229,8 @@ export async function startHostedEdgemux(
   return {
     pid,
     ports,
-    records,
-    requests,
+    records: records.items,
+    requests: requests.items,
     port(listener: string): number {
       const p = ports[listener];
       if (p === undefined) throw new Error(`no listener named "${listener}"`);
@@ -281,10 +243,8 @@ export async function startHostedEdgemux(
     async reload(yaml: string): Promise<number> {
       return (await call({ cmd: "reload", yaml })).ms as number;
     },
-    waitForRecord: (match, timeoutMs = 10_000) =>
-      waitFor(records, accessWaiters, match, timeoutMs, "access"),
-    waitForRequest: (match, timeoutMs = 10_000) =>
-      waitFor(requests, requestWaiters, match, timeoutMs, "request"),
+    waitForRecord: (match, timeoutMs = 10_000) => records.waitFor(match, timeoutMs),
+    waitForRequest: (match, timeoutMs = 10_000) => requests.waitFor(match, timeoutMs),
     async settle(fds: number, timeoutMs: number) {
       const from = performance.now();
       for (;;) {

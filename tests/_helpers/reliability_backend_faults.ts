@@ -14,7 +14,8 @@
  */
 
 import net from "node:net";
-import { readCert } from "./certs.ts";
+import { type HttpServer, serveHttp } from "./backends.ts";
+import { EDGE_CERTIFICATES, readCert } from "./certs.ts";
 import { startHostedEdgemux } from "./edgemux_process.ts";
 import {
   baseline,
@@ -217,24 +218,11 @@ function startFaultBackend(fault: Fault): FaultBackend {
 }
 
 /** An HTTP backend that answers every request after SLOW_ANSWER ms. */
-function startSlowBackend(): AsyncDisposable & { port: number } {
-  const abort = new AbortController();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-  }, async () => {
+function startSlowBackend(): HttpServer {
+  return serveHttp(async () => {
     await sleep(SLOW_ANSWER);
     return new Response("slow but fine\n");
   });
-  return {
-    port: server.addr.port,
-    async [Symbol.asyncDispose]() {
-      abort.abort();
-      await server.finished;
-    },
-  };
 }
 
 function config(
@@ -268,9 +256,7 @@ function config(
             backend: ${name === "refused" || name === "ok" ? name : `edge-${name}`}`).join("");
   return `
 version: 1
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
+${EDGE_CERTIFICATES}
 backends:
   refused: { servers: ["127.0.0.1:${other.refused}"], retries: 0 }
   ok: { servers: ["127.0.0.1:${other.ok}"] }

@@ -20,7 +20,7 @@
  */
 
 import { startTcpBackend } from "./backends.ts";
-import { readCert, readKey } from "./certs.ts";
+import { EDGE_CERTIFICATES, readCert, readKey } from "./certs.ts";
 import { startHostedEdgemux } from "./edgemux_process.ts";
 import {
   baseline,
@@ -101,9 +101,7 @@ version: 1
 limits:
   max_connections: ${connections + 1000}
   per_client: { max_connections: ${connections + 1000} }
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
+${EDGE_CERTIFICATES}
 backends:
   echo: { servers: ["127.0.0.1:${ports.echo}"] }
   vault: { servers: ["127.0.0.1:${ports.vault}"] }

@@ -16,7 +16,8 @@
  * @module
  */
 
-import { readCert } from "./certs.ts";
+import { serveTcp } from "./backends.ts";
+import { EDGE_CERTIFICATES, readCert } from "./certs.ts";
 import { startHostedEdgemux } from "./edgemux_process.ts";
 import {
   baseline,
@@ -376,9 +377,7 @@ function startRecordingBackend(): AsyncDisposable & {
   received: Received[];
   connections: () => number;
 } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const received: Received[] = [];
-  const open = new Set<Deno.Conn>();
   let count = 0;
   const reply = encoder.encode("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n");
   const serve = async (conn: Deno.Conn, id: number) => {
@@ -437,29 +436,15 @@ function startRecordingBackend(): AsyncDisposable & {
       if (buf) received.push({ conn: id, text: buf });
     }
   };
-  const loop = (async () => {
-    try {
-      for await (const conn of listener) {
-        const id = ++count;
-        open.add(conn);
-        serve(conn, id).finally(() => {
-          open.delete(conn);
-          closeQuietly(conn);
-        });
-      }
-    } catch {
-      // Closed.
-    }
-  })();
+  const server = serveTcp(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    (conn) => serve(conn, ++count),
+  );
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: server.port,
     received,
     connections: () => count,
-    async [Symbol.asyncDispose]() {
-      closeQuietly(listener);
-      await loop;
-      for (const c of open) closeQuietly(c);
-    },
+    [Symbol.asyncDispose]: server.close,
   };
 }
 
@@ -481,9 +466,7 @@ export async function runHttpAttacks(sizes: HttpAttackSizes): Promise<ScenarioRe
   await using backend = startRecordingBackend();
   await using host = await startHostedEdgemux(`
 version: 1
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
+${EDGE_CERTIFICATES}
 backends:
   app: { servers: ["127.0.0.1:${backend.port}"], response_timeout: ${RESPONSE_TIMEOUT}ms }
 listeners:

@@ -8,6 +8,7 @@
  */
 
 import { createCipheriv, createHash, type Hash } from "node:crypto";
+import { serveTcp } from "./backends.ts";
 import type { HostedEdgemux, HostStats } from "./edgemux_process.ts";
 
 /** A figure in the report: a number, or a short text such as a distribution. */
@@ -327,49 +328,25 @@ export interface TestServer extends AsyncDisposable {
  * to two pool sweeps, 8 s).
  */
 export function startClosingHttpBackend(): TestServer {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const open = new Set<Deno.Conn>();
-  let accepted = 0;
   const reply = new TextEncoder().encode(
     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n" +
       "connection: close\r\n\r\nok\n",
   );
-  const serve = async (conn: Deno.Conn) => {
-    try {
-      const buf = new Uint8Array(8192);
-      let seen = "";
-      while (!seen.includes("\r\n\r\n")) {
-        const n = await conn.read(buf);
-        if (n === null) return;
-        seen += new TextDecoder().decode(buf.subarray(0, n));
-      }
-      await writeAll(conn, reply);
-    } catch {
-      // The proxy went away first.
-    } finally {
-      open.delete(conn);
-      closeQuietly(conn);
+  // A read that fails means the proxy went away first: nothing to answer.
+  const server = serveTcp(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (conn) => {
+    const buf = new Uint8Array(8192);
+    let seen = "";
+    while (!seen.includes("\r\n\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) return;
+      seen += new TextDecoder().decode(buf.subarray(0, n));
     }
-  };
-  const loop = (async () => {
-    try {
-      for await (const conn of listener) {
-        accepted++;
-        open.add(conn);
-        serve(conn);
-      }
-    } catch {
-      // Closed.
-    }
-  })();
+    await writeAll(conn, reply);
+  });
   return {
-    port: (listener.addr as Deno.NetAddr).port,
-    accepted: () => accepted,
-    async [Symbol.asyncDispose]() {
-      closeQuietly(listener);
-      await loop;
-      for (const c of open) closeQuietly(c);
-    },
+    port: server.port,
+    accepted: () => server.connections,
+    [Symbol.asyncDispose]: server.close,
   };
 }
 

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { type HttpServer, serveHttp, serveTcp } from "./backends.ts";
 import { readCert } from "./certs.ts";
 import { startHostedEdgemux } from "./edgemux_process.ts";
 import {
@@ -90,22 +91,9 @@ listeners:
 }
 
 /** A small keep-alive HTTP backend for wrk. */
-function startAppBackend(): AsyncDisposable & { port: number } {
-  const abort = new AbortController();
+function startAppBackend(): HttpServer {
   const body = "reload load ok\n";
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: () => {},
-  }, () => new Response(body, { headers: { "content-type": "text/plain" } }));
-  return {
-    port: server.addr.port,
-    async [Symbol.asyncDispose]() {
-      abort.abort();
-      await server.finished;
-    },
-  };
+  return serveHttp(() => new Response(body, { headers: { "content-type": "text/plain" } }));
 }
 
 /** What one end of a stream sent and received. */
@@ -155,34 +143,15 @@ function startStreamBackend(bytes: number, rate: number): AsyncDisposable & {
   port: number;
   ends: Promise<StreamEnd>[];
 } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const ends: Promise<StreamEnd>[] = [];
-  const open = new Set<Deno.Conn>();
   let seed = 1000;
-  const loop = (async () => {
-    try {
-      for await (const conn of listener) {
-        open.add(conn);
-        ends.push(
-          streamEnd(conn, bytes, seed++, rate).finally(() => {
-            open.delete(conn);
-            closeQuietly(conn);
-          }),
-        );
-      }
-    } catch {
-      // Closed.
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    ends,
-    async [Symbol.asyncDispose]() {
-      closeQuietly(listener);
-      await loop;
-      for (const c of open) closeQuietly(c);
-    },
-  };
+  const server = serveTcp(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (conn) => {
+    // The test reads each end's figures, or its failure, from `ends`.
+    const end = streamEnd(conn, bytes, seed++, rate);
+    ends.push(end);
+    await end;
+  });
+  return { port: server.port, ends, [Symbol.asyncDispose]: server.close };
 }
 
 /** The figures wrk prints. */

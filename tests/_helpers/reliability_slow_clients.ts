@@ -16,7 +16,7 @@
  * @module
  */
 
-import { readCert } from "./certs.ts";
+import { EDGE_CERTIFICATES, readCert } from "./certs.ts";
 import { startHostedEdgemux } from "./edgemux_process.ts";
 import {
   baseline,
@@ -104,9 +104,7 @@ limits:
   per_client: { max_connections: ${connections * 2 + 1000} }
 http:
   request_head_timeout: ${deadlineMs}ms
-certificates:
-  files: [{ cert: testdata/certs/edge-wildcard.pem, key: testdata/certs/edge-wildcard.key }]
-  watch_interval: 0s
+${EDGE_CERTIFICATES}
 backends:
   app: { servers: ["127.0.0.1:${appPort}"] }
 listeners:

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { serveTcp, type TcpServer } from "./backends.ts";
+
 const LOOPBACK = "127.0.0.1";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -37,28 +39,16 @@ export interface RestartableServer extends AsyncDisposable {
 }
 
 interface Run {
-  listener: Deno.Listener;
-  open: Set<Deno.Conn>;
-  tasks: Set<Promise<void>>;
-  loop: Promise<void>;
-  /** Resolves when the run is stopped, for handlers that wait "forever". */
-  stopped: Promise<void>;
+  server: TcpServer;
+  /** Resolves the promise the run's handlers get, for those that wait "forever". */
   stop: () => void;
-}
-
-function closeQuietly(c: { close(): void }): void {
-  try {
-    c.close();
-  } catch {
-    // Already closed.
-  }
 }
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   for (let o = 0; o < data.length;) o += await conn.write(data.subarray(o));
 }
 
-/** The accept loop and the stop/start machinery shared by both servers. */
+/** The stop/start machinery shared by both servers: one accept loop per run. */
 function restartable(
   name: string,
   handle: (conn: Deno.Conn, stopped: Promise<void>) => Promise<void>,
@@ -71,29 +61,13 @@ function restartable(
     if (run !== null) return;
     const listener = Deno.listen({ hostname: LOOPBACK, port });
     port = (listener.addr as Deno.NetAddr).port;
-    const open = new Set<Deno.Conn>();
-    const tasks = new Set<Promise<void>>();
     let stop = () => {};
     const stopped = new Promise<void>((resolve) => stop = resolve);
-    const loop = (async () => {
-      try {
-        for await (const conn of listener) {
-          acceptedAt.push(performance.now());
-          open.add(conn);
-          const task: Promise<void> = handle(conn, stopped)
-            .catch(() => {})
-            .finally(() => {
-              open.delete(conn);
-              closeQuietly(conn);
-              tasks.delete(task);
-            });
-          tasks.add(task);
-        }
-      } catch {
-        // The listener was closed.
-      }
-    })();
-    run = { listener, open, tasks, loop, stopped, stop };
+    const server = serveTcp(listener, (conn) => {
+      acceptedAt.push(performance.now());
+      return handle(conn, stopped);
+    });
+    run = { server, stop };
   };
 
   const stopRun = async () => {
@@ -101,10 +75,7 @@ function restartable(
     if (r === null) return;
     run = null;
     r.stop();
-    closeQuietly(r.listener);
-    await r.loop;
-    for (const c of r.open) closeQuietly(c);
-    await Promise.all(r.tasks);
+    await r.server.close();
   };
 
   start();
