@@ -12,8 +12,17 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { ConfigError, formatIssue, loadConfig, prepareConfig, start } from "./mod.ts";
-import type { Config, ConfigIssue, LogLevel, PreparedConfig, ProxyHandle } from "./mod.ts";
+import type {
+  Config,
+  ConfigIssue,
+  LogLevel,
+  PreparedConfig,
+  Protocol,
+  ProxyHandle,
+} from "./mod.ts";
 import { formatHostPort } from "./config/address.ts";
+import { formatPosition } from "./config/errors.ts";
+import { PROTOCOLS } from "./config/types.ts";
 import { type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
 import { FileWatcher } from "./proxy/certs/watch.ts";
 import { closeLogging, configureLogging, log } from "./proxy/log.ts";
@@ -215,10 +224,9 @@ async function explain(args: string[]): Promise<number> {
   if (opts.listener === undefined) {
     throw new UsageError(`--listener is required\n\n${USAGE.explain}`);
   }
-  const protocols = ["tls", "http", "ssh", "silent", "unknown"];
-  const protocol = opts.protocol ?? "tls";
-  if (!protocols.includes(protocol)) {
-    throw new UsageError(`--protocol must be one of ${protocols.join(", ")}`);
+  const protocol = (opts.protocol ?? "tls") as Protocol;
+  if (!PROTOCOLS.includes(protocol)) {
+    throw new UsageError(`--protocol must be one of ${PROTOCOLS.join(", ")}`);
   }
   const prepared = await loadForCommand(opts.config ?? DEFAULT_CONFIG, false);
   if (prepared === null) return 1;
@@ -232,7 +240,7 @@ async function explain(args: string[]): Promise<number> {
     return 1;
   }
   const lines = explainConnection(listener, {
-    protocol: protocol as "tls",
+    protocol,
     sni: opts.sni ?? (protocol === "tls" ? opts.host ?? null : null),
     alpn: opts.alpn ?? [],
     host: opts.host ?? null,
@@ -298,7 +306,11 @@ function stopSignal(again: () => void): Promise<Deno.Signal> {
  * Runs `reload` on SIGHUP and, with `watch_config`, when a config file changes. Reloads never
  * overlap: a request during one runs once after it.
  */
-function onReloadRequest(config: Config, path: string, reload: () => Promise<void>): () => void {
+function onReloadRequest(
+  config: () => Config,
+  path: string,
+  reload: () => Promise<void>,
+): () => void {
   let running: Promise<void> | null = null;
   let again = false;
   const trigger = () => {
@@ -316,8 +328,9 @@ function onReloadRequest(config: Config, path: string, reload: () => Promise<voi
   };
   Deno.addSignalListener("SIGHUP", trigger);
   let watcher: FileWatcher | null = null;
-  if (config.watchConfig) {
-    const paths = () => [path, ...config.files];
+  if (config().watchConfig) {
+    // The files of the config now running: a reload may have added or dropped some.
+    const paths = () => [path, ...config().files];
     watcher = new FileWatcher(paths, 1000, () => {
       log.info("config changed on disk; reloading", { config: path });
       trigger();
@@ -369,7 +382,7 @@ async function run(args: string[]): Promise<number> {
   if (!worker) {
     for (const w of prepared.warnings) {
       log.warn(w.message, {
-        at: w.position ? `${w.position.file}:${w.position.line}:${w.position.column}` : null,
+        at: w.position ? formatPosition(w.position) : null,
         path: w.path,
         fix: w.fix,
       });
@@ -421,7 +434,7 @@ async function serve(
   channel?.serve((req) => req.type === "metrics" ? source.metrics() : source.status());
 
   let current = prepared.config;
-  const stopWatching = onReloadRequest(current, flags.path, async () => {
+  const stopWatching = onReloadRequest(() => current, flags.path, async () => {
     await notifier.reloading();
     const started = performance.now();
     try {
@@ -521,7 +534,7 @@ async function supervise(
     }
   }
   let current = prepared.config;
-  const stopWatching = onReloadRequest(current, flags.path, async () => {
+  const stopWatching = onReloadRequest(() => current, flags.path, async () => {
     await notifier.reloading();
     try {
       // Check the config here first, so a bad one is reported once rather than by each worker.

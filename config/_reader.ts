@@ -454,16 +454,7 @@ export function readYaml(source: Source, issues: Issues): Value | undefined {
     );
     return undefined;
   }
-  if (!Array.isArray(docs)) {
-    issues.add(
-      "error",
-      { file: source.file, line: 1, column: 1 },
-      "",
-      "the file is empty",
-      "add `version: 1` and the config",
-    );
-    return undefined;
-  }
+  // An empty stream (nothing but whitespace and comments) is an empty array too.
   if (docs.length === 0) {
     issues.add(
       "error",
@@ -486,20 +477,8 @@ export function readYaml(source: Source, issues: Issues): Value | undefined {
     return undefined;
   }
   const doc = docs[0];
-  let syntaxErrors = 0;
-  for (const e of doc.errors) {
-    syntaxErrors++;
-    // One broken line can make the YAML parser report an error per character after it.
-    if (syntaxErrors > MAX_SYNTAX_ERRORS) {
-      issues.add(
-        "error",
-        null,
-        "",
-        `${doc.errors.length - MAX_SYNTAX_ERRORS} more YAML syntax errors follow`,
-        "correct the first ones; the rest often follow from them",
-      );
-      break;
-    }
+  // One broken line can make the YAML parser report an error per character after it.
+  for (const e of doc.errors.slice(0, MAX_SYNTAX_ERRORS)) {
     const keyText = keyAt(source.text, e.pos[0]);
     const message = e.code === "DUPLICATE_KEY"
       ? `the key ${keyText ? `"${keyText}" ` : ""}appears twice in the same map`
@@ -512,6 +491,15 @@ export function readYaml(source: Source, issues: Issues): Value | undefined {
       e.code === "DUPLICATE_KEY" ? "keep one of the two entries" : "correct the YAML syntax",
     );
   }
-  if (syntaxErrors > 0) return undefined;
+  if (doc.errors.length > MAX_SYNTAX_ERRORS) {
+    issues.add(
+      "error",
+      null,
+      "",
+      `${doc.errors.length - MAX_SYNTAX_ERRORS} more YAML syntax errors follow`,
+      "correct the first ones; the rest often follow from them",
+    );
+  }
+  if (doc.errors.length > 0) return undefined;
   return new Value(doc.contents as Node | null, "", source, issues, doc, 0);
 }

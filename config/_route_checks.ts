@@ -15,7 +15,7 @@ import type { ListenerConfig, RouteConfig } from "./types.ts";
  */
 export function checkListenerRoutes(listener: ListenerConfig, issues: Issues): void {
   const table = new RouteTable(listener);
-  const live = new Map<RouteConfig, number>();
+  const live = new Set<RouteConfig>();
   const dead = new Map<RouteConfig, { by: RouteConfig; key: string }[]>();
   for (const { protocol, key, entries } of table.lists()) {
     const covered = new Set<string>();
@@ -29,7 +29,7 @@ export function checkListenerRoutes(listener: ListenerConfig, issues: Issues): v
         list.push({ by: shadowedBy.route, key: `${protocol} ${key}` });
         dead.set(entry.route, list);
       } else {
-        live.set(entry.route, (live.get(entry.route) ?? 0) + 1);
+        live.add(entry.route);
       }
       if (entry.alpn === null) catchAll ??= entry;
       else {

@@ -24,11 +24,14 @@ export interface ConfigIssue {
   fix: string;
 }
 
+/** Formats a position as `file:line:col`. */
+export function formatPosition(p: SourcePosition): string {
+  return `${p.file}:${p.line}:${p.column}`;
+}
+
 /** Formats one issue as `file:line:col: error: path: message (fix)`. */
 export function formatIssue(issue: ConfigIssue): string {
-  const where = issue.position
-    ? `${issue.position.file}:${issue.position.line}:${issue.position.column}: `
-    : "";
+  const where = issue.position ? `${formatPosition(issue.position)}: ` : "";
   const path = issue.path ? `${issue.path}: ` : "";
   return `${where}${issue.severity}: ${path}${issue.message}\n  fix: ${issue.fix}`;
 }

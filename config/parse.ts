@@ -5,7 +5,7 @@
  * @module
  */
 
-import { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
+import { formatHostPort, type HostPort, isWildcardHost, parseHostPort } from "./address.ts";
 import {
   closest,
   entryPath,
@@ -17,7 +17,7 @@ import {
 } from "./_reader.ts";
 import { BOUNDS, DEFAULTS } from "./defaults.ts";
 import { formatDuration } from "./units.ts";
-import { ConfigError, type ConfigIssue, type SourcePosition } from "./errors.ts";
+import { ConfigError, type ConfigIssue, formatPosition, type SourcePosition } from "./errors.ts";
 import { dirname, resolve as resolvePath } from "node:path";
 import { CidrSet } from "../routing/cidr.ts";
 import { normalizePath } from "../routing/path.ts";
@@ -226,7 +226,7 @@ function single(tops: MapValue[], key: string): Value | undefined {
     const value = top.get(key);
     if (found !== undefined) {
       value.error(
-        `"${key}" is already set in ${where(found.position)}`,
+        `"${key}" is already set in ${formatPosition(found.position)}`,
         `set "${key}" in one file only`,
       );
       continue;
@@ -250,7 +250,7 @@ function named(tops: MapValue[], key: string, what: string): [string, Value][] {
           "error",
           value.keyPosition,
           value.path,
-          `the ${what} "${name}" is already defined at ${where(before.keyPosition)}`,
+          `the ${what} "${name}" is already defined at ${formatPosition(before.keyPosition)}`,
           `rename one of them or remove one definition`,
         );
         continue;
@@ -266,10 +266,6 @@ function named(tops: MapValue[], key: string, what: string): [string, Value][] {
     }
   }
   return [...seen];
-}
-
-function where(p: SourcePosition): string {
-  return `${p.file}:${p.line}:${p.column}`;
 }
 
 function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config | undefined {
@@ -308,7 +304,7 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   const backendNames = backendEntries.map(([name]) => name);
   const listeners: ListenerConfig[] = [];
   for (const [name, value] of listenerEntries) {
-    const listener = readListener(name, value, backendNames, backendNames.length === 0);
+    const listener = readListener(name, value, backendNames);
     if (listener !== undefined) listeners.push(listener);
   }
   if (
@@ -336,7 +332,7 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
     }
   }
   checkDuplicateBinds(listeners, issues);
-  resolveRedirectPorts(listeners, listenerEntries);
+  resolveRedirectPorts(listeners, issues);
   for (const listener of listeners) checkListenerRoutes(listener, issues);
   warnUnusedBackends(backends, listeners, issues);
   if (issues.hasErrors) return undefined;
@@ -648,14 +644,12 @@ function readAdmin(value: Value): AdminConfig | undefined {
 
 /** `workers: 4` or `workers: auto` (one per CPU). */
 function readWorkers(value: Value): number | undefined {
-  if (value.describe() === '"auto"') return Math.max(1, navigator.hardwareConcurrency);
-  const n = value.describe().startsWith('"')
-    ? value.error(
-      `${value.describe()} is not a number of workers`,
-      "write a number such as 2, or auto",
-    )
-    : value.integer(1, 256);
-  return n;
+  const shown = value.describe();
+  if (shown === '"auto"') return Math.max(1, navigator.hardwareConcurrency);
+  if (shown.startsWith('"')) {
+    return value.error(`${shown} is not a number of workers`, "write a number such as 2, or auto");
+  }
+  return value.integer(1, 256);
 }
 
 function checkAdminBind(admin: AdminConfig, listeners: ListenerConfig[], issues: Issues): void {
@@ -663,8 +657,9 @@ function checkAdminBind(admin: AdminConfig, listeners: ListenerConfig[], issues:
   for (const l of listeners) {
     for (const b of l.binds) {
       if (b.port !== admin.bind.port) continue;
-      const wild = (h: string) => h === "::" || h === "0.0.0.0";
-      if (b.host === admin.bind.host || wild(b.host) || wild(admin.bind.host)) {
+      if (
+        b.host === admin.bind.host || isWildcardHost(b.host) || isWildcardHost(admin.bind.host)
+      ) {
         issues.add(
           "error",
           admin.position,
@@ -734,8 +729,9 @@ function readLimits(value: Value | undefined): LimitsConfig | undefined {
  */
 function yesNo(v: Value): boolean {
   const d = v.describe();
-  if (!['"yes"', '"no"', '"on"', '"off"'].includes(d.toLowerCase())) return false;
-  const yes = d.toLowerCase() === '"yes"' || d.toLowerCase() === '"on"';
+  const word = d.toLowerCase();
+  if (!['"yes"', '"no"', '"on"', '"off"'].includes(word)) return false;
+  const yes = word === '"yes"' || word === '"on"';
   v.error(
     `${d} is text in YAML 1.2, not a boolean`,
     `write ${yes ? "true" : "false"} (without quotes)`,
@@ -747,7 +743,12 @@ function yesNo(v: Value): boolean {
 function pathValue(v: Value, example: string): string | undefined {
   const text = v.string(example);
   if (text === undefined) return undefined;
-  return resolvePath(dirname(resolvePath(v.source.file)), text.trim());
+  return besideConfig(v, text.trim());
+}
+
+/** `path` resolved against the directory of the config file `v` is written in. */
+function besideConfig(v: Value, path: string): string {
+  return resolvePath(dirname(resolvePath(v.source.file)), path);
 }
 
 function readBackendTls(value: Value): BackendTlsConfig | undefined {
@@ -856,10 +857,7 @@ function readCertificates(value: Value): CertificatesConfig | undefined {
       : null;
     if (enabled === true) {
       out.development = {
-        directory: resolvePath(
-          dirname(resolvePath(dev.source.file)),
-          DEFAULTS.certificates.developmentDirectory,
-        ),
+        directory: besideConfig(dev, DEFAULTS.certificates.developmentDirectory),
       };
     } else if (enabled === null) {
       const devMap = dev.map(CONFIG_KEYS.development);
@@ -868,10 +866,7 @@ function readCertificates(value: Value): CertificatesConfig | undefined {
         ? undefined
         : devMap.has("directory")
         ? pathValue(devMap.get("directory"), "a directory for development certificates")
-        : resolvePath(
-          dirname(resolvePath(dev.source.file)),
-          DEFAULTS.certificates.developmentDirectory,
-        );
+        : besideConfig(dev, DEFAULTS.certificates.developmentDirectory);
       if (dir === undefined) ok = false;
       else out.development = { directory: dir };
     } else if (enabled === undefined) {
@@ -898,7 +893,6 @@ function readListener(
   name: string,
   value: Value,
   backendNames: string[],
-  noBackends: boolean,
 ): ListenerConfig | undefined {
   const map = value.map(CONFIG_KEYS.listener);
   if (map === undefined) return undefined;
@@ -923,38 +917,36 @@ function readListener(
     maxHelloSize: DEFAULTS.listener.sniff.maxHelloSize,
   };
   let sniffOk = true;
-  if (map.has("sniff")) {
-    const s = map.get("sniff").map(CONFIG_KEYS.sniff);
-    if (s === undefined) {
+  const s = map.has("sniff") ? map.get("sniff").map(CONFIG_KEYS.sniff) : null;
+  if (s === undefined) {
+    sniffOk = false;
+  } else if (s !== null) {
+    if (s.has("timeout")) {
+      const t = s.get("timeout").duration(10);
+      if (t === undefined) sniffOk = false;
+      else sniff.timeout = t;
+    }
+    if (s.has("silent_after")) {
+      const t = s.get("silent_after").duration(10);
+      if (t === undefined) sniffOk = false;
+      else sniff.silentAfter = t;
+    }
+    if (s.has("max_hello_size")) {
+      const { min, max } = BOUNDS.maxHelloSize;
+      const n = s.get("max_hello_size").size(min, max);
+      if (n === undefined) sniffOk = false;
+      else sniff.maxHelloSize = n;
+    }
+    if (s.has("silent_after") && sniffOk && sniff.silentAfter! >= sniff.timeout) {
+      s.get("silent_after").error(
+        `silent_after (${formatDuration(sniff.silentAfter!)}) is not shorter than the sniff ` +
+          `timeout (${formatDuration(sniff.timeout)})`,
+        "make silent_after shorter than sniff.timeout, or raise the timeout",
+      );
       sniffOk = false;
-    } else {
-      if (s.has("timeout")) {
-        const t = s.get("timeout").duration(10);
-        if (t === undefined) sniffOk = false;
-        else sniff.timeout = t;
-      }
-      if (s.has("silent_after")) {
-        const t = s.get("silent_after").duration(10);
-        if (t === undefined) sniffOk = false;
-        else sniff.silentAfter = t;
-      }
-      if (s.has("max_hello_size")) {
-        const { min, max } = BOUNDS.maxHelloSize;
-        const n = s.get("max_hello_size").size(min, max);
-        if (n === undefined) sniffOk = false;
-        else sniff.maxHelloSize = n;
-      }
-      if (s.has("silent_after") && sniffOk && sniff.silentAfter! >= sniff.timeout) {
-        s.get("silent_after").error(
-          `silent_after (${formatDuration(sniff.silentAfter!)}) is not shorter than the sniff ` +
-            `timeout (${formatDuration(sniff.timeout)})`,
-          "make silent_after shorter than sniff.timeout, or raise the timeout",
-        );
-        sniffOk = false;
-      } else if (!s.has("silent_after") && sniff.silentAfter! >= sniff.timeout) {
-        // A short sniff timeout pulls the default silence wait down with it.
-        sniff.silentAfter = Math.floor(sniff.timeout / 2);
-      }
+    } else if (!s.has("silent_after") && sniff.silentAfter! >= sniff.timeout) {
+      // A short sniff timeout pulls the default silence wait down with it.
+      sniff.silentAfter = Math.floor(sniff.timeout / 2);
     }
   }
   const idleTimeout = map.has("idle_timeout")
@@ -968,7 +960,7 @@ function readListener(
   const routesValue = map.require("routes", "a list of routes (see docs/config.md)");
   const items = routesValue?.list({ nonEmpty: true }) ?? [];
   items.forEach((item, index) => {
-    const route = readRoute(name, index, item, backendNames, noBackends);
+    const route = readRoute(name, index, item, backendNames);
     if (route !== undefined) routes.push(route);
   });
   if (
@@ -983,8 +975,8 @@ function readListener(
     r.match.protocols === null || r.match.protocols.includes("silent")
   );
   if (!takesSilent) {
-    if (map.has("sniff") && map.get("sniff").map(null)?.has("silent_after")) {
-      map.get("sniff").map(null)!.get("silent_after").warn(
+    if (s?.has("silent_after")) {
+      s.get("silent_after").warn(
         "silent_after has no effect: no route of this listener takes silent clients",
         "add `protocol: silent` (or `[ssh, silent]`) to the route for clients that wait, or remove silent_after",
       );
@@ -1019,7 +1011,6 @@ function readRoute(
   index: number,
   value: Value,
   backendNames: string[],
-  noBackends: boolean,
 ): RouteConfig | undefined {
   const map = value.map(CONFIG_KEYS.route);
   if (map === undefined) return undefined;
@@ -1058,7 +1049,7 @@ function readRoute(
         `the backend "${ref}" is not defined`,
         hint
           ? `did you mean "${hint}"?`
-          : noBackends
+          : backendNames.length === 0
           ? "define it under `backends:`"
           : `define it under \`backends:\` or use one of ${
             backendNames.map((b) => `"${b}"`).join(", ")
@@ -1420,12 +1411,13 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
   let ok = true;
   if (map.has("protocol")) {
     const listed: Protocol[] = [];
-    for (const item of map.get("protocol").list({ single: true, nonEmpty: true }) ?? []) {
+    const items = map.get("protocol").list({ single: true, nonEmpty: true }) ?? [];
+    for (const item of items) {
       const p = item.oneOf([...PROTOCOLS, "any"] as const);
       if (p === undefined) {
         ok = false;
       } else if (p === "any") {
-        if (map.get("protocol").list({ single: true })!.length > 1) {
+        if (items.length > 1) {
           item.error(
             '"any" cannot be combined with other protocols',
             "write `protocol: any` alone",
@@ -1508,7 +1500,7 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
  * Parses a route's server name: an exact name or `*.suffix`. The name is normalised the way the
  * ClientHello parser normalises what clients send: lowercase, one trailing dot removed.
  */
-export function parseHostPattern(
+function parseHostPattern(
   text: string,
   key: "sni" | "host" = "sni",
 ): HostPattern | { problem: string; fix: string } {
@@ -1565,13 +1557,7 @@ function checkDuplicateBinds(listeners: ListenerConfig[], issues: Issues): void 
       for (const other of seen) {
         if (other.bind.port !== bind.port) continue;
         const same = other.bind.host === bind.host;
-        const dualStack = (other.bind.host === "::" && bind.kind === "ipv4") ||
-          (bind.host === "::" && other.bind.kind === "ipv4") ||
-          (other.bind.host === "0.0.0.0" && bind.kind === "ipv4") ||
-          (bind.host === "0.0.0.0" && other.bind.kind === "ipv4") ||
-          (other.bind.host === "::" && bind.kind === "ipv6") ||
-          (bind.host === "::" && other.bind.kind === "ipv6");
-        if (!same && !dualStack) continue;
+        if (!same && !alsoTakes(other.bind, bind) && !alsoTakes(bind, other.bind)) continue;
         const otherName = other.listener === listener.name
           ? "this listener"
           : `listener "${other.listener}"`;
@@ -1596,16 +1582,23 @@ function checkDuplicateBinds(listeners: ListenerConfig[], issues: Issues): void 
   }
 }
 
+/** True when a bind to `wide` also takes `narrow`'s address, on the same port. */
+function alsoTakes(wide: HostPort, narrow: HostPort): boolean {
+  return (wide.host === "::" && narrow.kind !== "name") ||
+    (wide.host === "0.0.0.0" && narrow.kind === "ipv4");
+}
+
 /**
  * A redirect without `https_port` sends clients to the port of the listener that takes TLS, so
  * the example's 8080 → 8443 redirect needs no extra setting. With several such listeners on
  * different ports, the user must say which.
  */
-function resolveRedirectPorts(listeners: ListenerConfig[], entries: [string, Value][]): void {
+function resolveRedirectPorts(listeners: ListenerConfig[], issues: Issues): void {
   // A catch-all forward also takes TLS, but only routes that name TLS make a listener https.
   const tlsListeners = listeners.filter((l) =>
     l.routes.some((r) => r.match.protocols !== null && r.match.protocols.includes("tls"))
   );
+  const ports = new Set(tlsListeners.map((l) => l.binds[0].port));
   for (const listener of listeners) {
     listener.routes.forEach((route, index) => {
       const action = route.action;
@@ -1614,7 +1607,6 @@ function resolveRedirectPorts(listeners: ListenerConfig[], entries: [string, Val
         action.httpsListener = listener.name;
         return;
       }
-      const ports = new Set(tlsListeners.map((l) => l.binds[0].port));
       if (tlsListeners.length === 0) return; // Plain https on 443: no port in Location.
       if (ports.size === 1 && tlsListeners.length === 1) {
         action.httpsListener = tlsListeners[0].name;
@@ -1624,8 +1616,7 @@ function resolveRedirectPorts(listeners: ListenerConfig[], entries: [string, Val
         action.httpsPort = [...ports][0];
         return;
       }
-      const value = entries.find(([n]) => n === listener.name)![1];
-      value.issues.add(
+      issues.add(
         "error",
         route.position,
         `${entryPath("listeners", listener.name)}.routes[${index}].redirect`,
@@ -1639,7 +1630,7 @@ function resolveRedirectPorts(listeners: ListenerConfig[], entries: [string, Val
 }
 
 /** Every backend an action may send traffic to. */
-export function routeBackends(action: RouteAction): string[] {
+function routeBackends(action: RouteAction): string[] {
   switch (action.kind) {
     case "passthrough":
     case "forward":

@@ -35,10 +35,9 @@ export class ServerState {
     return !this.checkedDown && now >= this.passiveUntil;
   }
 
-  /** Healthy and below its connection cap. */
-  available(now: number): boolean {
-    return this.up(now) &&
-      (this.config.maxConnections === null || this.active < this.config.maxConnections);
+  /** Below its connection cap. */
+  hasRoom(): boolean {
+    return this.config.maxConnections === null || this.active < this.config.maxConnections;
   }
 }
 
@@ -77,7 +76,8 @@ export class Backend {
     let candidates = usable(false);
     if (candidates.length === 0) candidates = usable(true);
     if (candidates.length === 0) return "all-down";
-    const open = candidates.filter((s) => s.available(now));
+    // Candidates are up already: only the cap is left to check.
+    const open = candidates.filter((s) => s.hasRoom());
     if (open.length === 0) return "all-full";
     return this.#choose(open);
   }

@@ -7,18 +7,12 @@
  * @module
  */
 
+import { formatHostPort } from "../config/address.ts";
 import type { Protocol, RouteConfig } from "../config/types.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
 import { ALERT_DECODE_ERROR, ALERT_UNRECOGNIZED_NAME } from "./classify.ts";
 import { log } from "./log.ts";
-import {
-  closeQuietly,
-  formatPeer,
-  noDelay,
-  type PeerAddress,
-  peerAddress,
-  writeAll,
-} from "./net.ts";
+import { closeQuietly, noDelay, type PeerAddress, peerAddress, writeAll } from "./net.ts";
 import { encodeProxyHeader } from "./proxy_protocol.ts";
 import { serveRedirect } from "./redirect.ts";
 import { terminate } from "./terminate.ts";
@@ -27,12 +21,14 @@ import { sniff, type SniffResult } from "./sniff.ts";
 import { connectUpstream } from "./upstream.ts";
 
 let connectionCounter = 0;
+/** What is replayed upstream when nothing was read first (shared: nobody writes into it). */
+const NO_BYTES = new Uint8Array(0);
 
 function newRecord(ctx: ListenerContext, client: PeerAddress): AccessRecord {
   return {
     conn: ++connectionCounter,
     listener: ctx.listener.name,
-    client: formatPeer(client),
+    client: formatHostPort({ host: client.ip, port: client.port }),
     protocol: null,
     sni: null,
     alpn: [],
@@ -49,17 +45,29 @@ function newRecord(ctx: ListenerContext, client: PeerAddress): AccessRecord {
 }
 
 /** Closes a connection refused at accept (over a cap) and writes its access line. */
-export function refuseConnection(conn: Deno.TcpConn, ctx: ListenerContext, why: string): void {
-  const record = newRecord(ctx, peerAddress(conn.remoteAddr));
+export function refuseConnection(
+  conn: Deno.TcpConn,
+  ctx: ListenerContext,
+  client: PeerAddress,
+  why: string,
+): void {
+  const record = newRecord(ctx, client);
   record.end = why;
   closeQuietly(conn);
   ctx.onAccess(record);
 }
 
-/** Runs one connection to its end. Never throws. */
-export async function handleConnection(conn: Deno.TcpConn, ctx: ListenerContext): Promise<void> {
+/**
+ * Runs one connection to its end. Never throws.
+ *
+ * @param client `peerAddress(conn.remoteAddr)`, which the accept loop has already worked out.
+ */
+export async function handleConnection(
+  conn: Deno.TcpConn,
+  ctx: ListenerContext,
+  client: PeerAddress,
+): Promise<void> {
   const started = Date.now();
-  const client = peerAddress(conn.remoteAddr);
   const record = newRecord(ctx, client);
   noDelay(conn);
   try {
@@ -77,7 +85,7 @@ export async function handleConnection(conn: Deno.TcpConn, ctx: ListenerContext)
     });
   } finally {
     closeQuietly(conn);
-    record.ms = Math.round(Date.now() - started);
+    record.ms = Date.now() - started;
     ctx.onAccess(record);
   }
 }
@@ -89,7 +97,7 @@ async function run(
   record: AccessRecord,
 ): Promise<void> {
   const table = ctx.table;
-  let first: Uint8Array = new Uint8Array(0);
+  let first: Uint8Array = NO_BYTES;
   let pending: PendingRead | undefined;
   let protocol: Protocol;
   if (!table.sniff) {
@@ -123,26 +131,24 @@ function sniffOutcome(
   sniffed: SniffResult,
   record: AccessRecord,
 ): { protocol: Protocol; first: Uint8Array; pending?: PendingRead } | null {
+  if (sniffed.kind === "silent") {
+    return { protocol: "silent", first: NO_BYTES, pending: sniffed.pending };
+  }
+  record.up = sniffed.bytes.length;
   switch (sniffed.kind) {
-    case "silent":
-      return { protocol: "silent", first: new Uint8Array(0), pending: sniffed.pending };
     case "closed":
-      record.up = sniffed.bytes.length;
       record.end = sniffed.bytes.length === 0 ? "client-closed" : "client-closed-early";
       return null;
     case "timeout":
-      record.up = sniffed.bytes.length;
       record.end = "sniff-timeout";
       record.detail = `${sniffed.bytes.length} bytes without a verdict`;
       return null;
     case "too-large":
-      record.up = sniffed.bytes.length;
       record.end = "malformed-hello";
       record.detail = "client hello too large";
       return null;
     case "classified": {
       const v = sniffed.verdict;
-      record.up = sniffed.bytes.length;
       if (v.kind === "tls-malformed") {
         record.protocol = "tls";
         record.end = "malformed-hello";

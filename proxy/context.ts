@@ -6,9 +6,8 @@
  * @module
  */
 
-import type { HttpConfig, ListenerConfig, Protocol } from "../config/types.ts";
+import type { HttpConfig, ListenerConfig, Protocol, RouteConfig } from "../config/types.ts";
 import type { RouteTable } from "../routing/route_table.ts";
-import type { RouteConfig } from "../config/types.ts";
 import type { CidrSet } from "../routing/cidr.ts";
 import type { HttpRouter } from "../routing/http_router.ts";
 import type { Backend } from "./backend.ts";

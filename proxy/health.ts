@@ -10,9 +10,10 @@
 import type { HealthCheckConfig } from "../config/types.ts";
 import type { TlsDialOptions } from "./_deno_internals.ts";
 import type { Backend, ServerState } from "./backend.ts";
+import { TIMED_OUT } from "./deadlines.ts";
 import { parseResponseHead } from "./http1/head.ts";
 import { dialTls } from "./http/pool.ts";
-import { closeQuietly, readWithin, TIMED_OUT, writeAll } from "./net.ts";
+import { closeQuietly, readWithin, writeAll } from "./net.ts";
 import { dialTcp } from "./upstream.ts";
 
 /** The outcome of one probe. */

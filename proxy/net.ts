@@ -4,6 +4,8 @@
  * @module
  */
 
+import { TIMED_OUT } from "./deadlines.ts";
+
 /** A peer address as logged and as written into PROXY protocol headers. */
 export interface PeerAddress {
   /** IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, seen on dual-stack binds) are unmapped. */
@@ -18,11 +20,6 @@ export function peerAddress(addr: Deno.Addr): PeerAddress {
   let ip = net.hostname;
   if (ip.startsWith("::ffff:") && ip.includes(".")) ip = ip.slice(7);
   return { ip, port: net.port, family: ip.includes(":") ? 6 : 4 };
-}
-
-/** `1.2.3.4:5` or `[::1]:5`. */
-export function formatPeer(a: PeerAddress): string {
-  return a.family === 6 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
 }
 
 /** Closes a resource that may already be closed. */
@@ -64,11 +61,8 @@ export function noDelay(conn: Deno.Conn): void {
   }
 }
 
-/** Returned by {@link readWithin} when the time ran out first. */
-export const TIMED_OUT = Symbol("timed out");
-
 /**
- * Reads into `buf`, giving up after `ms` or when `signal` aborts. Deno reads cannot be
+ * Reads into `buf`, giving up after `ms` with {@link TIMED_OUT}. Deno reads cannot be
  * cancelled, so on a timeout the read stays pending (its outcome is ignored) and the caller must
  * close the connection.
  */
@@ -76,18 +70,11 @@ export async function readWithin(
   conn: Deno.Conn,
   buf: Uint8Array,
   ms: number,
-  signal?: AbortSignal,
 ): Promise<number | null | typeof TIMED_OUT> {
-  if (signal?.aborted) return TIMED_OUT;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
   const read = conn.read(buf);
   const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
     timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, ms));
-    if (signal) {
-      onAbort = () => resolve(TIMED_OUT);
-      signal.addEventListener("abort", onAbort, { once: true });
-    }
   });
   try {
     const result = await Promise.race([read, timeout]);
@@ -95,6 +82,5 @@ export async function readWithin(
     return result;
   } finally {
     clearTimeout(timer);
-    if (onAbort) signal!.removeEventListener("abort", onAbort);
   }
 }

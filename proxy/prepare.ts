@@ -248,7 +248,7 @@ async function loadHealthTls(
     }
     const own = backendTls.get(b.name);
     if (check.tls === null) {
-      out.set(b.name, own ?? (check.kind === "tls" ? systemRoots(null) : null));
+      out.set(b.name, own ?? (check.kind === "tls" ? systemRoots() : null));
       continue;
     }
     let ca: string | undefined;
@@ -277,6 +277,7 @@ async function loadHealthTls(
   return out;
 }
 
-function systemRoots(serverName: string | null): TlsDialOptions {
-  return { caCerts: undefined, serverName, cert: undefined, key: undefined };
+/** TLS checked against the system's root certificates, for the name dialled. */
+function systemRoots(): TlsDialOptions {
+  return { caCerts: undefined, serverName: null, cert: undefined, key: undefined };
 }

@@ -12,13 +12,12 @@ import type { RequestHead } from "./http1/head.ts";
 import { simpleResponse, simpleResponseInto } from "./http1/respond.ts";
 import { NO_HEADER_OPS } from "./http1/upstream_head.ts";
 import { forwardRequest } from "./http/h1.ts";
-import { readRequestHead } from "./http/read_head.ts";
+import { readRequestHead, REQUEST_TIMEOUT } from "./http/read_head.ts";
 import { BufferedReader } from "./http/reader.ts";
 import { returnScratch, takeScratch } from "./http1/scratch.ts";
 import { type PeerAddress, writeAll } from "./net.ts";
 
 const ACME_PREFIX = "/.well-known/acme-challenge/";
-const REQUEST_TIMEOUT_BYTES = simpleResponse(408, { close: true }).length;
 
 /**
  * Answers requests on `conn` until the client closes, stops keeping the connection alive, or
@@ -63,7 +62,7 @@ async function serve(
       case "timeout":
         if (got.partial) {
           // readRequestHead has answered 408 and closed the connection.
-          record.down += REQUEST_TIMEOUT_BYTES;
+          record.down += REQUEST_TIMEOUT.length;
           return end(record, "request-timeout", null);
         }
         return end(record, "keepalive-timeout", null);
@@ -124,7 +123,7 @@ function end(record: AccessRecord, how: string, detail: string | null): void {
  * The port comes from the config, never from the request's Host, which names the plain-HTTP
  * port the client used.
  */
-export function httpsLocation(
+function httpsLocation(
   head: RequestHead,
   action: RedirectAction,
   ctx: Pick<ListenerContext, "boundPort">,

@@ -103,7 +103,8 @@ export async function relay(
   const state: RelayState = {
     end: null,
     closed: false,
-    idle: null as unknown as Deadline,
+    // One deadline entry per relay, moved forward on every read: no timer object per connection.
+    idle: new Deadline(() => closeBoth("idle-timeout")),
     idleTimeout: opts.idleTimeout,
   };
   const closeBoth = (end: RelayEnd) => {
@@ -115,16 +116,14 @@ export async function relay(
     closeQuietly(client);
     closeQuietly(server);
   };
-  // One deadline entry per relay, moved forward on every read: no timer object per connection.
-  state.idle = new Deadline(() => closeBoth("idle-timeout"));
   opts.deadlines.arm(state.idle, opts.idleTimeout);
   const onAbort = () => closeBoth("shutdown");
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   const [up, down] = await Promise.all([
-    pump(client, server, "client", "server", state, closeBoth, false, opts.pending),
-    pump(server, client, "server", "client", state, closeBoth, opts.closeWhenServerEnds ?? false),
+    pump(client, server, "client", state, closeBoth, false, opts.pending),
+    pump(server, client, "server", state, closeBoth, opts.closeWhenServerEnds ?? false),
   ]);
   opts.deadlines.disarm(state.idle);
   opts.signal?.removeEventListener("abort", onAbort);
@@ -144,12 +143,12 @@ async function pump(
   src: Deno.Conn,
   dst: Deno.Conn,
   srcSide: "client" | "server",
-  dstSide: "client" | "server",
   state: RelayState,
   closeBoth: (end: RelayEnd) => void,
   closeWhenServerEnds: boolean,
   pending?: PendingRead,
 ): Promise<number> {
+  const dstSide = srcSide === "client" ? "server" : "client";
   let total = 0;
   let small: Uint8Array | null = null;
   let big: Uint8Array | null = null;

@@ -11,12 +11,13 @@
  * @module
  */
 
-import type { Config, ListenerConfig } from "../config/types.ts";
+import type { Config, ListenerConfig, RouteConfig } from "../config/types.ts";
 import { formatHostPort, type HostPort } from "../config/address.ts";
 import { CidrSet } from "../routing/cidr.ts";
 import { HttpRouter } from "../routing/http_router.ts";
 import { RouteTable } from "../routing/route_table.ts";
 import type { CertifiedKey } from "./_deno_internals.ts";
+import type { InspectedCert } from "./certs/certificate.ts";
 import { FileWatcher } from "./certs/watch.ts";
 import { handleConnection, refuseConnection } from "./connection.ts";
 import type { AccessObserver, AccessRecord, ListenerContext } from "./context.ts";
@@ -115,10 +116,6 @@ export async function startProxy(
   const proxy = new RunningProxy(opts);
   await proxy.install(prepared);
   return proxy;
-}
-
-function bindKey(b: HostPort): string {
-  return formatHostPort(b);
 }
 
 function bindOne(listener: string, bind: HostPort, reusePort: boolean): Deno.TcpListener {
@@ -245,11 +242,7 @@ class RunningProxy implements ProxyHandle {
           busy.set([b.name, s.config.label], s.active);
         }
       }
-      const certs = [
-        ...(gen.prepared.certs?.certs ?? []),
-        ...(gen.prepared.devCert ? [gen.prepared.devCert] : []),
-      ];
-      for (const c of certs) {
+      for (const c of loadedCertificates(gen.prepared)) {
         expiry.set([c.origin.cert, c.names[0] ?? ""], Math.floor(c.notAfter.getTime() / 1000));
       }
     });
@@ -264,7 +257,7 @@ class RunningProxy implements ProxyHandle {
       version: VERSION,
       pid: Deno.pid,
       startedAt: new Date(this.#started).toISOString(),
-      uptimeSeconds: Math.floor((Date.now() - this.#started) / 1000),
+      uptimeSeconds: Math.floor((now - this.#started) / 1000),
       configFiles: config.files,
       reloads: { ...this.#reloads },
       activeConnections: this.#active.size,
@@ -293,16 +286,12 @@ class RunningProxy implements ProxyHandle {
           reason: s.up(now) ? null : s.reason,
         })),
       })),
-      certificates: [
-        ...(gen.prepared.certs?.certs ?? []),
-        ...(gen.prepared.devCert ? [gen.prepared.devCert] : []),
-      ]
-        .map((c) => ({
-          names: c.names,
-          notAfter: c.notAfter.toISOString(),
-          file: c.origin.cert,
-          development: c === gen.prepared.devCert,
-        })),
+      certificates: loadedCertificates(gen.prepared).map((c) => ({
+        names: c.names,
+        notAfter: c.notAfter.toISOString(),
+        file: c.origin.cert,
+        development: c === gen.prepared.devCert,
+      })),
       recentProblems: recentProblems(),
     };
   }
@@ -333,17 +322,16 @@ class RunningProxy implements ProxyHandle {
     try {
       for (const l of config.listeners) {
         for (const bind of l.binds) {
-          const key = bindKey(bind);
+          const key = formatHostPort(bind);
           const existing = bind.port !== 0 ? this.#sockets.get(key) : undefined;
           if (existing) {
             keep.set(key, { listener: l.name, bind });
             continue;
           }
           const socket = bindOne(l.name, bind, this.#reusePort);
-          const actualKey = bindKey({
+          const actualKey = formatHostPort({
             host: bind.host,
             port: (socket.addr as Deno.NetAddr).port,
-            kind: bind.kind,
           });
           fresh.push({ key: actualKey, listener: l.name, bind, socket, loop: Promise.resolve() });
         }
@@ -548,18 +536,15 @@ class RunningProxy implements ProxyHandle {
         closeQuietly(conn);
         continue;
       }
-      const admitted = this.#limiter!.admit(
-        s.listener,
-        ctx.listener.maxConnections,
-        peerAddress(conn.remoteAddr).ip,
-      );
+      const client = peerAddress(conn.remoteAddr);
+      const admitted = this.#limiter!.admit(s.listener, ctx.listener.maxConnections, client.ip);
       if (typeof admitted === "string") {
         // Over a cap: close at once, never queue. The access line says which cap.
-        refuseConnection(conn, ctx, admitted);
+        refuseConnection(conn, ctx, client, admitted);
         continue;
       }
       this.#active.add(conn);
-      const task = handleConnection(conn, ctx).finally(() => {
+      const task = handleConnection(conn, ctx, client).finally(() => {
         admitted();
         this.#active.delete(conn);
         this.#tasks.delete(task);
@@ -619,9 +604,15 @@ class RunningProxy implements ProxyHandle {
   }
 }
 
+/** The certificates a generation serves: the loaded ones, then the development one. */
+function loadedCertificates(prepared: PreparedConfig): readonly InspectedCert[] {
+  const loaded = prepared.certs?.certs ?? [];
+  return prepared.devCert ? [...loaded, prepared.devCert] : loaded;
+}
+
 /** Compiled HTTP routes for each terminating route of a listener. */
-function routersOf(listener: ListenerConfig): Map<ListenerConfig["routes"][number], HttpRouter> {
-  const out = new Map<ListenerConfig["routes"][number], HttpRouter>();
+function routersOf(listener: ListenerConfig): Map<RouteConfig, HttpRouter> {
+  const out = new Map<RouteConfig, HttpRouter>();
   for (const r of listener.routes) {
     if (
       (r.action.kind === "edge" || r.action.kind === "reencrypt") &&

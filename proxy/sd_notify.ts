@@ -22,11 +22,6 @@ export class Notifier {
     this.#path = socketPath && socketPath.startsWith("/") ? socketPath : null;
   }
 
-  /** False when NOTIFY_SOCKET is unset or cannot be used. */
-  get enabled(): boolean {
-    return this.#path !== null;
-  }
-
   /** Sends one message (lines such as `READY=1`, `STATUS=…`). Never throws. */
   async send(...lines: string[]): Promise<void> {
     if (this.#path === null) return;

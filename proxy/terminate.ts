@@ -116,7 +116,11 @@ export async function serveTerminated(
     client: info.client,
     sni: record.sni,
     connId: record.conn,
-    trusted: ctx.trustedProxies.contains(info.client.ip),
+    forwarding: {
+      clientIp: info.client.ip,
+      proto: "https",
+      trusted: ctx.trustedProxies.contains(info.client.ip),
+    },
     onRequest: ctx.onRequest,
   };
   info.onClientGone = () => {

@@ -1,7 +1,7 @@
 /**
- * Connecting a TCP-level route (forward, passthrough, terminated TCP) to a backend: pick a
- * server, dial it under the backend's connect timeout, and after a connect failure move on to
- * another server, up to the backend's `retries`.
+ * Connecting a TCP-level route (forward, passthrough) to a backend: pick a server, dial it
+ * under the backend's connect timeout, and after a connect failure move on to another server, up
+ * to the backend's `retries`. The dial itself is shared with the HTTP pools and health checks.
  *
  * @module
  */
@@ -22,76 +22,14 @@ export type ConnectFailure =
 /** A dialled connection, not yet counted against its server. */
 export type Dialled<C> = { conn: C } | { failure: ConnectFailure; detail: string };
 
-/** The outcome of {@link connectWithRetries}. */
-export type ConnectResult<C> =
-  | { ok: true; conn: C; server: ServerState; attempts: number; release: () => void }
-  | {
-    ok: false;
-    failure: ConnectFailure;
-    server: ServerState | null;
-    attempts: number;
-    detail: string;
-  };
+/** The outcome of {@link connectUpstream}. */
+export type ConnectResult =
+  | { ok: true; conn: Deno.TcpConn; server: ServerState; release: () => void }
+  | { ok: false; failure: ConnectFailure; server: ServerState | null; detail: string };
 
 /** The log word for "no server could be picked". */
 export function noServerFailure(why: NoServer): ConnectFailure {
   return why === "all-down" ? "no-server-up" : "server-full";
-}
-
-/**
- * Picks and dials servers until one accepts, trying at most `retries + 1` servers. The
- * returned `release` must be called when the connection ends (it frees the server's slot).
- */
-export async function connectWithRetries<C>(
-  backend: Backend,
-  dial: (server: ServerState, signal?: AbortSignal) => Promise<Dialled<C>>,
-  signal?: AbortSignal,
-): Promise<ConnectResult<C>> {
-  const tried = new Set<ServerState>();
-  let last: { failure: ConnectFailure; server: ServerState | null; detail: string } | null = null;
-  for (let attempt = 0; attempt <= backend.config.retries; attempt++) {
-    if (signal?.aborted) break;
-    const server = backend.pick(tried);
-    if (typeof server === "string") {
-      last ??= {
-        failure: noServerFailure(server),
-        server: null,
-        detail: server === "all-down"
-          ? "every server is down"
-          : "every server is at max_connections",
-      };
-      break;
-    }
-    tried.add(server);
-    server.active++;
-    const result = await dial(server, signal);
-    if ("conn" in result) {
-      backend.connectSucceeded(server);
-      let released = false;
-      return {
-        ok: true,
-        conn: result.conn,
-        server,
-        attempts: attempt + 1,
-        release: () => {
-          if (!released) {
-            released = true;
-            server.active--;
-          }
-        },
-      };
-    }
-    server.active--;
-    backend.connectFailed(server, result.detail);
-    last = { failure: result.failure, server, detail: result.detail };
-  }
-  return {
-    ok: false,
-    failure: last?.failure ?? "upstream-unreachable",
-    server: last?.server ?? null,
-    attempts: tried.size,
-    detail: last?.detail ?? "stopping",
-  };
 }
 
 /**
@@ -133,15 +71,57 @@ export async function dialTcp(
   }
 }
 
-/** Connects a TCP-level route to a server of `backend` over plain TCP. */
-export function connectUpstream(
+/**
+ * Connects a TCP-level route to a server of `backend` over plain TCP: picks and dials servers
+ * until one accepts, trying at most `retries + 1` servers. The returned `release` must be called
+ * when the connection ends (it frees the server's slot).
+ */
+export async function connectUpstream(
   backend: Backend,
   deadlines: DeadlineSet,
   signal?: AbortSignal,
-): Promise<ConnectResult<Deno.TcpConn>> {
-  return connectWithRetries(
-    backend,
-    (server) => dialTcp(server, backend.config.connectTimeout, deadlines),
-    signal,
-  );
+): Promise<ConnectResult> {
+  const tried = new Set<ServerState>();
+  let last: { failure: ConnectFailure; server: ServerState | null; detail: string } | null = null;
+  for (let attempt = 0; attempt <= backend.config.retries; attempt++) {
+    if (signal?.aborted) break;
+    const server = backend.pick(tried);
+    if (typeof server === "string") {
+      last ??= {
+        failure: noServerFailure(server),
+        server: null,
+        detail: server === "all-down"
+          ? "every server is down"
+          : "every server is at max_connections",
+      };
+      break;
+    }
+    tried.add(server);
+    server.active++;
+    const result = await dialTcp(server, backend.config.connectTimeout, deadlines);
+    if ("conn" in result) {
+      backend.connectSucceeded(server);
+      let released = false;
+      return {
+        ok: true,
+        conn: result.conn,
+        server,
+        release: () => {
+          if (!released) {
+            released = true;
+            server.active--;
+          }
+        },
+      };
+    }
+    server.active--;
+    backend.connectFailed(server, result.detail);
+    last = { failure: result.failure, server, detail: result.detail };
+  }
+  return {
+    ok: false,
+    failure: last?.failure ?? "upstream-unreachable",
+    server: last?.server ?? null,
+    detail: last?.detail ?? "stopping",
+  };
 }

@@ -8,7 +8,7 @@
 import type { ListenerConfig, Protocol } from "../config/types.ts";
 import { HttpRouter, normalizeHost } from "./http_router.ts";
 import { normalizePath } from "./path.ts";
-import { RouteTable } from "./route_table.ts";
+import { covers, RouteTable } from "./route_table.ts";
 
 /** The connection (and request) to explain. */
 export interface ExplainQuery {
@@ -45,9 +45,8 @@ export function explainConnection(listener: ListenerConfig, q: ExplainQuery): st
     return out;
   }
   const route = decision.route;
-  const index = listener.routes.indexOf(route);
   out.push(
-    `  → route "${route.name}" (routes[${index}], line ${route.position.line}), ` +
+    `  → route "${route.name}" (routes[${decision.entry.order}], line ${route.position.line}), ` +
       `matched by ${decision.entry.via}`,
   );
   const a = route.action;
@@ -81,15 +80,7 @@ export function explainConnection(listener: ListenerConfig, q: ExplainQuery): st
     out.push(`  a request for ${host}${q.path} is refused with 400 (not a valid host or path)`);
     return out;
   }
-  const sniPatterns = route.match.sni;
-  if (
-    sniPatterns !== null &&
-    !sniPatterns.some((p) =>
-      p.kind === "exact"
-        ? p.name === normalHost
-        : normalHost.indexOf(".") > 0 && normalHost.slice(normalHost.indexOf(".") + 1) === p.suffix
-    )
-  ) {
+  if (!covers(route.match.sni, normalHost)) {
     out.push(
       `  a request for host ${normalHost} is answered 421: this route's names do not cover it`,
     );

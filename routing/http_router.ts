@@ -37,6 +37,10 @@ interface Entry {
   path: PathMatch | null;
   /** The prefix's length without a trailing "/", so a match is followed by "/", "?" or the end. */
   base: number;
+  /** What replaces the matched prefix upstream (strip is "/"); null to forward the path as is. */
+  rewrite: string | null;
+  /** `rewrite` without its trailing "/", for joining to the rest of the path. */
+  rewriteJoin: string;
   /** Which host list it is in. */
   tier: typeof EXACT | typeof WILDCARD | typeof ANY;
   /** For `explain`: `exact "a.b"`, `wildcard "*.b"`, `any host`. */
@@ -81,7 +85,17 @@ export class HttpRouter {
 
   constructor(routes: readonly HttpRouteConfig[]) {
     routes.forEach((route, order) => {
-      const base = { route, order, path: route.path, base: prefixBase(route.path) };
+      const rewrite = route.path?.kind === "prefix"
+        ? route.rewritePrefix ?? (route.stripPrefix ? "/" : null)
+        : null;
+      const base = {
+        route,
+        order,
+        path: route.path,
+        base: prefixBase(route.path),
+        rewrite,
+        rewriteJoin: rewrite?.endsWith("/") ? rewrite.slice(0, -1) : rewrite ?? "",
+      };
       if (route.hosts === null) {
         this.#any.push({ ...base, tier: ANY, via: "any host" });
         return;
@@ -115,8 +129,11 @@ export class HttpRouter {
    *   `normalizePath`
    */
   match(host: string | null, path: string): HttpRouteMatch | null {
-    const entry = this.#lookup(host === null ? null : normalizeHost(host), path);
-    return entry === undefined ? null : { route: entry.route, upstreamPath: upstream(entry, path) };
+    const end = queryStart(path);
+    const entry = this.#lookup(host === null ? null : normalizeHost(host), path, end);
+    return entry === undefined
+      ? null
+      : { route: entry.route, upstreamPath: upstream(entry, path, end) };
   }
 
   /**
@@ -128,7 +145,8 @@ export class HttpRouter {
    */
   explain(host: string | null, path: string): { match: HttpRouteMatch | null; reason: string } {
     const name = host === null ? null : normalizeHost(host);
-    const entry = this.#lookup(name, path);
+    const end = queryStart(path);
+    const entry = this.#lookup(name, path, end);
     const tiers = this.#tiersFor(name);
     const shownHost = name === null ? "no host" : `host "${name}"`;
     if (entry === undefined) {
@@ -138,9 +156,8 @@ export class HttpRouter {
         : candidates === 1
         ? "the one route for this host takes other paths"
         : `none of the ${candidates} routes for this host takes this path`;
-      return { match: null, reason: `${shownHost}, path "${pathOf(path)}": ${why}` };
+      return { match: null, reason: `${shownHost}, path "${path.slice(0, end)}": ${why}` };
     }
-    const end = queryStart(path);
     const rivals = tiers[entry.tier].filter((e) => matchesPath(e, path, end));
     const skipped = tiers.slice(0, entry.tier).reduce((n, t) => n + t.length, 0);
     let hostPart: string;
@@ -162,12 +179,11 @@ export class HttpRouter {
     }
     const ties = rivals.filter((e) => sameSpecificity(e, entry)).length;
     const order = ties > 1 ? `, first in config order of ${ties}` : "";
-    const match = { route: entry.route, upstreamPath: upstream(entry, path) };
+    const match = { route: entry.route, upstreamPath: upstream(entry, path, end) };
     return { match, reason: `${hostPart}, ${pathPart}${order}` };
   }
 
-  #lookup(host: string | null, path: string): Entry | undefined {
-    const end = queryStart(path);
+  #lookup(host: string | null, path: string, end: number): Entry | undefined {
     if (host !== null) {
       const exact = this.#exact.get(host);
       const hit = exact && firstPathMatch(exact, path, end);
@@ -257,21 +273,9 @@ function matchesPath(entry: Entry, path: string, end: number): boolean {
  * that replacement's trailing "/" never doubles or drops a slash:
  * `/api/x` → `/v2/x`, `/api/` → `/v2/`, `/api` → `/v2` (or `/v2/` when that is the replacement).
  */
-function upstream(entry: Entry, path: string): string {
-  const { route } = entry;
-  const p = entry.path;
-  const to = route.rewritePrefix ?? (route.stripPrefix ? "/" : null);
-  if (to === null || p === null || p.kind !== "prefix") return path;
-  const end = queryStart(path);
+function upstream(entry: Entry, path: string, end: number): string {
+  if (entry.rewrite === null) return path;
   const rest = path.slice(entry.base, end);
-  let rewritten: string;
-  if (rest === "") rewritten = to;
-  else rewritten = (to.endsWith("/") ? to.slice(0, -1) : to) + rest;
-  if (rewritten === "") rewritten = "/";
-  return rewritten + path.slice(end);
-}
-
-/** The path without its query, for messages. */
-function pathOf(path: string): string {
-  return path.slice(0, queryStart(path));
+  const rewritten = rest === "" ? entry.rewrite : entry.rewriteJoin + rest;
+  return (rewritten === "" ? "/" : rewritten) + path.slice(end);
 }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { ListenerConfig, Protocol, RouteConfig } from "../config/types.ts";
+import type { HostPattern, ListenerConfig, Protocol, RouteConfig } from "../config/types.ts";
 import { PROTOCOLS } from "../config/types.ts";
 
 /** What is known about a connection when it is routed. */
@@ -50,13 +50,11 @@ export interface RouteDecision {
 
 /** A listener's compiled routes. Immutable once built; a reload builds a new one. */
 export class RouteTable {
-  readonly listener: string;
   /** False when every route takes any protocol: the listener forwards without reading first. */
   readonly sniff: boolean;
   readonly #tables: Map<Protocol, ProtocolTable>;
 
   constructor(listener: ListenerConfig) {
-    this.listener = listener.name;
     this.sniff = listener.routes.some((r) => r.match.protocols !== null);
     this.#tables = new Map();
     for (const p of PROTOCOLS) {
@@ -156,4 +154,18 @@ function firstAlpnMatch(list: RouteEntry[], offered: readonly string[]): RouteEn
     for (const p of entry.alpn) if (offered.includes(p)) return entry;
   }
   return undefined;
+}
+
+/** True when a TLS route's server names cover `host` (a route without `sni` covers any). */
+export function covers(patterns: HostPattern[] | null, host: string): boolean {
+  if (patterns === null) return true;
+  for (const p of patterns) {
+    if (p.kind === "exact") {
+      if (p.name === host) return true;
+    } else {
+      const dot = host.indexOf(".");
+      if (dot > 0 && host.slice(dot + 1) === p.suffix) return true;
+    }
+  }
+  return false;
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { listenTlsWithResolver, SERVER_NAME } from "../_deno_internals.ts";
+
 /** A loopback TLS server that picks the certificate for each connection by its SNI name. */
 export interface SniServer extends Disposable {
   /** The port it listens on, on 127.0.0.1. */
@@ -23,14 +25,7 @@ export interface SniServer extends Disposable {
  * the listener.
  */
 export function serveBySni(resolve: (sni: string) => { cert: string; key: string }): SniServer {
-  const options = {
-    hostname: "127.0.0.1",
-    port: 0,
-    [Symbol.for("unstableSniResolver")]: resolve,
-  };
-  const listener = Deno.listenTls(
-    options as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
-  );
+  const listener = listenTlsWithResolver("127.0.0.1", 0, [], resolve);
   const port = (listener.addr as Deno.NetAddr).port;
   return {
     port,
@@ -47,7 +42,7 @@ export function serveBySni(resolve: (sni: string) => { cert: string; key: string
           hostname: "127.0.0.1",
           port,
           caCerts,
-          [Symbol.for("unstableServerName")]: name,
+          [SERVER_NAME]: name,
         } as Deno.ConnectTlsOptions);
         try {
           await client.handshake();

@@ -46,7 +46,12 @@ export interface CertProblem {
   fix: string;
 }
 
-const KEY_LABELS = new Set(["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"]);
+/** PEM labels of the unencrypted private keys edgemux reads. */
+export const KEY_LABELS: ReadonlySet<string> = new Set([
+  "PRIVATE KEY",
+  "EC PRIVATE KEY",
+  "RSA PRIVATE KEY",
+]);
 // The key types rustls can sign a TLS 1.2/1.3 handshake with.
 const KEY_TYPES = new Set(["ec", "rsa", "ed25519"]);
 // A DNS name as it may appear in a certificate: labels of letters, digits, "-" and "_"

@@ -23,7 +23,7 @@
 
 import type { CertificatesConfig } from "../../config/types.ts";
 import type { ConfigIssue } from "../../config/errors.ts";
-import { inspectCertificate, type InspectedCert } from "./certificate.ts";
+import { inspectCertificate, type InspectedCert, KEY_LABELS } from "./certificate.ts";
 import { PemError, splitPem } from "./pem.ts";
 import { CertStore } from "./store.ts";
 
@@ -53,7 +53,6 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 // No certificate chain comes near this; a bigger file is something else with a .pem name.
 const MAX_FILE_BYTES = 1024 * 1024;
 const CERT_EXTENSIONS = new Set(["pem", "crt", "key"]);
-const KEY_LABELS = new Set(["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"]);
 
 interface Candidate {
   cert: string;
@@ -297,8 +296,8 @@ async function scanDirectory(
 
   for (const group of stems.values()) {
     let pemKind: "chain+key" | "chain" | "key" | "other" | "broken" = "other";
-    if (group.pem !== undefined) pemKind = await pemContents(reader, group.pem);
     if (group.pem !== undefined) {
+      pemKind = await pemContents(reader, group.pem);
       if (pemKind === "chain+key") add(group.pem, group.pem);
       else if (pemKind === "broken") add(group.pem, group.key ?? group.pem); // reports why
       else if (pemKind === "chain") {

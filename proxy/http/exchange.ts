@@ -9,6 +9,7 @@
 
 import { ChunkedScanner } from "../http1/chunked.ts";
 import { parseResponseHead, type ResponseHead } from "../http1/head.ts";
+import { encodeLatin1Into } from "../http1/latin1.ts";
 import { closeQuietly, writeAll } from "../net.ts";
 import type { ServerState } from "../backend.ts";
 import type { BackendPool, DialFailure, UpstreamConn } from "./pool.ts";
@@ -98,9 +99,6 @@ export async function exchange(
     const started = Date.now();
     let sentBody = 0;
     let bodyStarted = false;
-    // May this request go to another server if this one fails before answering? Only when it
-    // can be sent again unchanged and may safely be processed twice (RFC 9110 §9.2.2).
-    const again = () => req.retriable && !bodyStarted && failures < retries;
     const failed = (reason: string) => {
       failures++;
       pool.backend.connectFailed(up.server, reason);
@@ -169,6 +167,8 @@ export async function exchange(
     }
     // The body task fails on its next write to the closed connection; nobody waits for it.
     pool.release(up, false);
+    // May this request go to another server? Only when it can be sent again unchanged and may
+    // safely be processed twice (RFC 9110 §9.2.2).
     if (result.kind === "closed" && req.retriable && !bodyStarted) {
       last = noAnswer(502, "upstream-closed", result.reason, up);
       // A pooled connection the server had already closed answers with an immediate EOF; that
@@ -177,7 +177,7 @@ export async function exchange(
         staleRetried = true;
         continue;
       }
-      if (again()) {
+      if (failures < retries) {
         failed(result.reason);
         continue;
       }
@@ -342,11 +342,11 @@ async function sendStreamBody(
       if (chunk.length === 0) continue;
       onStart();
       if (chunked) {
-        const size = new TextEncoder().encode(`${chunk.length.toString(16)}\r\n`);
+        const size = `${chunk.length.toString(16)}\r\n`;
         const framed = new Uint8Array(size.length + chunk.length + 2);
-        framed.set(size, 0);
-        framed.set(chunk, size.length);
-        framed.set(CRLF, size.length + chunk.length);
+        const at = encodeLatin1Into(size, framed, 0);
+        framed.set(chunk, at);
+        framed.set(CRLF, at + chunk.length);
         await writeAll(dst, framed);
       } else {
         await writeAll(dst, chunk);

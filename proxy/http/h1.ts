@@ -69,6 +69,10 @@ export async function serveHttp1(
   session: HttpSession,
 ): Promise<void> {
   const { ctx } = session;
+  // Told the upstream connection of the request in progress; one closure for the connection.
+  const onUpstream = (up: UpstreamConn | null) => {
+    session.upstream = up;
+  };
   for (;;) {
     const got = await readRequestHead(reader, ctx.http, ctx.softStop);
     if (got.kind === "stopping" || got.kind === "closed") return;
@@ -87,7 +91,7 @@ export async function serveHttp1(
     const head = got.head;
     const started = Date.now();
     const record = newRequestRecord(session, "h1", head.method, head.authority, head.path);
-    const keepAlive = await handleRequest(conn, reader, head, session, record);
+    const keepAlive = await handleRequest(conn, reader, head, session, record, onUpstream);
     record.ms = Math.round(Date.now() - started);
     log(session, record);
     if (!keepAlive) return;
@@ -100,38 +104,21 @@ async function handleRequest(
   head: RequestHead,
   session: HttpSession,
   record: RequestRecord,
+  onUpstream: (up: UpstreamConn | null) => void,
 ): Promise<boolean> {
-  const refuse = async (status: number, end: string, detail: string | null) => {
-    record.status = status;
-    record.end = end;
-    record.detail = detail;
-    // The unread body would be taken for the next request, so a refusal with a body closes.
-    const close = !head.keepAlive || head.body.kind !== "none";
-    await writeAll(conn, simpleResponse(status, { close, head: head.method === "HEAD" }));
-    return !close;
-  };
   if (head.form === "authority" || head.form === "asterisk") {
-    return await refuse(head.method === "CONNECT" ? 501 : 400, "bad-request", `${head.form}-form`);
+    const status = head.method === "CONNECT" ? 501 : 400;
+    return await refuse(conn, head, record, status, "bad-request", `${head.form}-form`);
   }
   const decision = decide(session, head.authority, head.path);
   record.host = decision.host;
   switch (decision.kind) {
     case "respond":
-      return await refuse(decision.status, decision.end, decision.detail);
-    case "redirect": {
+      return await refuse(conn, head, record, decision.status, decision.end, decision.detail);
+    case "redirect":
       record.route = decision.route.name;
       record.status = decision.status;
-      const close = !head.keepAlive || head.body.kind !== "none";
-      await writeAll(
-        conn,
-        simpleResponse(decision.status, {
-          headers: [["location", decision.location]],
-          close,
-          head: head.method === "HEAD",
-        }),
-      );
-      return !close;
-    }
+      return await answerOwn(conn, head, decision.status, [["location", decision.location]]);
     case "forward": {
       record.route = decision.route.name;
       record.backend = decision.pool.config.name;
@@ -140,11 +127,11 @@ async function handleRequest(
         upstreamPath: decision.upstreamPath,
         requestOps: decision.route.requestHeaders,
         responseOps: decision.route.responseHeaders,
-        forwarding: { clientIp: session.client.ip, proto: "https", trusted: session.trusted },
+        forwarding: session.forwarding,
         close: false,
         idleTimeout: session.ctx.listener.idleTimeout,
         signal: session.ctx.hardStop,
-        onUpstream: (up) => session.upstream = up,
+        onUpstream,
       });
       record.status = out.status;
       record.server = out.server;
@@ -156,6 +143,37 @@ async function handleRequest(
       return out.keepAlive;
     }
   }
+}
+
+/** Refuses a request: its record says why, and the client gets the status. */
+async function refuse(
+  conn: Deno.Conn,
+  head: RequestHead,
+  record: RequestRecord,
+  status: number,
+  end: string,
+  detail: string | null,
+): Promise<boolean> {
+  record.status = status;
+  record.end = end;
+  record.detail = detail;
+  return await answerOwn(conn, head, status);
+}
+
+/**
+ * Answers a request with a short response of edgemux's own. Returns whether the connection can
+ * carry another request.
+ */
+async function answerOwn(
+  conn: Deno.Conn,
+  head: RequestHead,
+  status: number,
+  headers?: [string, string][],
+): Promise<boolean> {
+  // The unread body would be taken for the next request, so an answer to one with a body closes.
+  const close = !head.keepAlive || head.body.kind !== "none";
+  await writeAll(conn, simpleResponse(status, { headers, close, head: head.method === "HEAD" }));
+  return !close;
 }
 
 /**
@@ -171,7 +189,6 @@ export async function forwardRequest(
   const body: RequestBody = head.body.kind === "none" || head.body.kind === "close"
     ? { kind: "none" }
     : { kind: "wire", framing: head.body, reader, idleTimeout: target.idleTimeout };
-  const upgrade = head.upgrade;
   // The request head is written (and written again on a retry) only inside forwardWith.
   const scratch = takeScratch();
   const req: OutgoingRequest = {
@@ -183,7 +200,7 @@ export async function forwardRequest(
       headers: head.headers,
       connection: head.connection,
       framing: head.body,
-      upgrade,
+      upgrade: head.upgrade,
       forwarding: target.forwarding,
       ops: target.requestOps,
       close: target.close,
@@ -191,13 +208,11 @@ export async function forwardRequest(
     body,
     retriable: isIdempotent(head.method) && body.kind === "none",
     onConnection: target.onUpstream,
-    onInterim: async (raw) => {
-      // 100 Continue and 103 Early Hints go to HTTP/1.1 clients as they come.
-      if (head.version === 11) await writeAll(conn, raw);
-    },
+    // 100 Continue and 103 Early Hints go to HTTP/1.1 clients as they come.
+    onInterim: head.version === 11 ? (raw) => writeAll(conn, raw) : undefined,
   };
   try {
-    return await forwardWith(conn, reader, head, target, req, upgrade);
+    return await forwardWith(conn, reader, head, target, req);
   } finally {
     target.onUpstream?.(null);
     returnScratch(scratch);
@@ -210,7 +225,6 @@ async function forwardWith(
   head: RequestHead,
   target: ForwardTarget,
   req: OutgoingRequest,
-  upgrade: string | null,
 ): Promise<ForwardOutcome> {
   const answer = await exchange(target.pool, req, target.signal);
   if (!answer.ok) {
@@ -231,7 +245,7 @@ async function forwardWith(
       keepAlive: false,
     };
   }
-  if (answer.head.status === 101 && upgrade !== null) {
+  if (answer.head.status === 101 && head.upgrade !== null) {
     return await tunnel(conn, reader, answer, target);
   }
   return await sendResponse(conn, head, answer, target);
@@ -262,6 +276,7 @@ async function sendResponse(
       text += `content-length: ${length[1]}\r\n`;
     }
   }
+  text += keepAlive ? "\r\n" : "connection: close\r\n\r\n";
   const outcome: ForwardOutcome = {
     status: head.status,
     server: up.server.config.label,
@@ -273,6 +288,7 @@ async function sendResponse(
     keepAlive: false,
   };
   let upstreamReusable = head.keepAlive;
+  const scratch = takeScratch();
   try {
     const bodyResult = await streamBody(
       conn,
@@ -280,7 +296,7 @@ async function sendResponse(
       framing,
       dechunk,
       text,
-      keepAlive,
+      scratch,
       target,
       outcome,
     );
@@ -294,8 +310,11 @@ async function sendResponse(
     keepAlive = false;
     outcome.end = "client-closed";
     outcome.detail = e instanceof Error ? e.message : String(e);
+  } finally {
+    returnScratch(scratch);
   }
-  const sent = await settle(answer.bodySent);
+  // Without a request body, bodySent is "done" already: no timer to race it against.
+  const sent = req.body.kind === "none" ? "done" : await settle(answer.bodySent);
   outcome.bytesIn = answer.bodyBytes();
   if (sent !== "done") {
     upstreamReusable = false;
@@ -322,7 +341,8 @@ async function settle(p: Promise<string>): Promise<string> {
 
 /**
  * Writes the head (with the first body bytes, when they are at hand, in the same write: two
- * small writes in a row would meet Nagle's algorithm on the TLS side) and then the body.
+ * small writes in a row would meet Nagle's algorithm on the TLS side) and then the body. The
+ * head is encoded into `scratch`, which must stay untouched until this returns.
  */
 async function streamBody(
   conn: Deno.Conn,
@@ -330,28 +350,9 @@ async function streamBody(
   framing: ResponseHead["body"],
   dechunk: boolean,
   headText: string,
-  keepAlive: boolean,
-  target: ForwardTarget,
-  outcome: ForwardOutcome,
-): Promise<string> {
-  headText += keepAlive ? "\r\n" : "connection: close\r\n\r\n";
-  const scratch = takeScratch();
-  try {
-    return await streamBodyWith(conn, src, framing, dechunk, target, outcome, headText, scratch);
-  } finally {
-    returnScratch(scratch);
-  }
-}
-
-async function streamBodyWith(
-  conn: Deno.Conn,
-  src: BufferedReader,
-  framing: ResponseHead["body"],
-  dechunk: boolean,
-  target: ForwardTarget,
-  outcome: ForwardOutcome,
-  headText: string,
   scratch: Uint8Array,
+  target: ForwardTarget,
+  outcome: ForwardOutcome,
 ): Promise<string> {
   let pending: Uint8Array | null = encodeHead(headText, scratch);
   const write = async (chunk: Uint8Array) => {
@@ -417,7 +418,8 @@ async function streamBodyWith(
     let r;
     if (dechunk) {
       const parts: Uint8Array[] = [];
-      r = scanner.scan(view, 0, view.length, (from, to) => parts.push(view.slice(from, to)));
+      // Views, not copies: `view` stays valid until the consume below, after every write.
+      r = scanner.scan(view, 0, view.length, (from, to) => parts.push(view.subarray(from, to)));
       for (const p of parts) {
         await write(p);
         outcome.bytesOut += p.length;

@@ -66,13 +66,13 @@ export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise
   };
   ctx.softStop.addEventListener("abort", onSoftStop);
   ctx.hardStop.addEventListener("abort", onHardStop);
+  const done = () => {
+    if (--active === 0) idle();
+  };
   const handler = (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
     active++;
     requests++;
     clearTimeout(idleTimer);
-    const done = () => {
-      if (--active === 0) idle();
-    };
     info.completed.then(done, done);
     return handleRequest(req, session, info);
   };
@@ -125,14 +125,18 @@ async function handleRequest(
     finish();
   });
 
-  // The same caps as an HTTP/1.1 head (Deno's HTTP/2 server has its own, larger ones).
+  // The same caps as an HTTP/1.1 head (Deno's HTTP/2 server has its own, larger ones). One pass
+  // over the fields measures them, copies them for the upstream head and finds the length.
   const http = session.ctx.http;
-  let fieldCount = 0;
+  const headers: [string, string][] = [];
+  let lengthText: string | null = null;
   let size = req.method.length + path.length + authority.length + 16;
-  for (const [name, value] of req.headers) {
-    fieldCount++;
-    size += name.length + value.length + 4;
+  for (const field of req.headers) {
+    headers.push(field);
+    size += field[0].length + field[1].length + 4;
+    if (field[0] === "content-length") lengthText = field[1];
   }
+  const fieldCount = headers.length;
   if (fieldCount > http.maxHeaders || size > http.maxHeadSize) {
     record.status = 431;
     record.end = "bad-request";
@@ -155,9 +159,6 @@ async function handleRequest(
     return plain(decision.status, [["location", decision.location]]);
   }
   record.backend = decision.pool.config.name;
-  const headers: [string, string][] = [];
-  for (const [name, value] of req.headers) headers.push([name, value]);
-  const lengthText = req.headers.get("content-length");
   const length = lengthText !== null && /^\d+$/.test(lengthText) ? Number(lengthText) : null;
   const framing: BodyFraming = req.body === null
     ? { kind: "none" }
@@ -181,7 +182,7 @@ async function handleRequest(
         connection: [],
         framing,
         upgrade: null,
-        forwarding: { clientIp: session.client.ip, proto: "https", trusted: session.trusted },
+        forwarding: session.forwarding,
         ops: decision.route.requestHeaders,
         close: false,
       }, scratch),
@@ -210,12 +211,11 @@ async function handleRequest(
     decision.route.responseHeaders,
   );
   if (head.body.kind === "length") fields.push(["content-length", String(head.body.length)]);
-  const noBody = head.body.kind === "none" || req.method === "HEAD" || head.status === 204 ||
-    head.status === 304;
-  if (noBody) {
+  // The response parser gives answers to HEAD, 204 and 304 no body.
+  if (head.body.kind === "none") {
     const length = head.headers.find(([n]) => n === "content-length");
     if (length && (req.method === "HEAD" || head.status === 304)) fields.push(length);
-    decision.pool.release(up, head.keepAlive && head.body.kind === "none");
+    decision.pool.release(up, head.keepAlive);
     return new Response(null, { status: head.status, headers: fields });
   }
   if (head.body.kind === "length" && head.body.length <= SMALL_BODY) {

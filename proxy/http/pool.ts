@@ -38,7 +38,7 @@ export interface DialFailure {
  * keep-alive connections after about 5 s, and a request sent on a connection the server is
  * closing fails.
  */
-export const POOL_IDLE_TIMEOUT = 4_000;
+const POOL_IDLE_TIMEOUT = 4_000;
 /**
  * Idle connections kept per server. High enough for an HTTP/2 client with hundreds of streams
  * in flight (each takes its own upstream connection): a lower cap would close and re-dial on

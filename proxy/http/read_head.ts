@@ -13,7 +13,8 @@ import { simpleResponse } from "../http1/respond.ts";
 import { writeAll } from "../net.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 
-const REQUEST_TIMEOUT = simpleResponse(408, { close: true });
+/** What {@link readRequestHead} answers a half-sent head with before it closes. */
+export const REQUEST_TIMEOUT: Uint8Array = simpleResponse(408, { close: true });
 
 async function answer408(reader: BufferedReader): Promise<void> {
   try {

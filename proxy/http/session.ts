@@ -5,11 +5,13 @@
  * @module
  */
 
-import type { HostPattern, HttpRouteConfig, RouteConfig } from "../../config/types.ts";
+import type { HttpRouteConfig, RouteConfig } from "../../config/types.ts";
 import type { HttpRouter } from "../../routing/http_router.ts";
 import { normalizeHost } from "../../routing/http_router.ts";
 import { normalizePath } from "../../routing/path.ts";
+import { covers } from "../../routing/route_table.ts";
 import type { ListenerContext } from "../context.ts";
+import type { ForwardingFacts } from "../http1/upstream_head.ts";
 import type { PeerAddress } from "../net.ts";
 import type { BackendPool, UpstreamConn } from "./pool.ts";
 
@@ -85,8 +87,11 @@ export interface HttpSession {
   readonly sni: string | null;
   /** The connection's number in the access log. */
   readonly connId: number;
-  /** The client may set `X-Forwarded-For` (it is a configured trusted proxy). */
-  readonly trusted: boolean;
+  /**
+   * The client as the forwarding fields tell it, the same for every request on the connection
+   * (`trusted`: it is a configured proxy, whose `X-Forwarded-For` is kept).
+   */
+  readonly forwarding: ForwardingFacts;
   readonly onRequest: RequestObserver;
   /** The upstream connection of the HTTP/1.1 request in progress, closed if the client leaves. */
   upstream: UpstreamConn | null;
@@ -159,20 +164,6 @@ export function decide(
     upstreamPath: match.upstreamPath,
     host,
   };
-}
-
-/** True when a TLS route's server names cover `host` (a route without `sni` covers any). */
-export function covers(patterns: HostPattern[] | null, host: string): boolean {
-  if (patterns === null) return true;
-  for (const p of patterns) {
-    if (p.kind === "exact") {
-      if (p.name === host) return true;
-    } else {
-      const dot = host.indexOf(".");
-      if (dot > 0 && host.slice(dot + 1) === p.suffix) return true;
-    }
-  }
-  return false;
 }
 
 /** Methods whose requests may be sent twice (RFC 9110 §9.2.2). */

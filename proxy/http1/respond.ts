@@ -42,16 +42,25 @@ export interface SimpleResponseOptions {
 
 const encoder = new TextEncoder();
 
+/** The head of a {@link simpleResponse} whose body is `length` bytes. */
+function headText(
+  status: number,
+  reason: string,
+  opts: SimpleResponseOptions,
+  length: number,
+): string {
+  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (const [name, value] of opts.headers ?? []) head += `${name}: ${value}\r\n`;
+  head += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${length}\r\n`;
+  if (opts.close) head += "connection: close\r\n";
+  return head + "\r\n";
+}
+
 /** Builds a complete HTTP/1.1 response with a plain-text body. */
 export function simpleResponse(status: number, opts: SimpleResponseOptions = {}): Uint8Array {
   const reason = STATUS_TEXT[status] ?? "Unknown";
   const body = encoder.encode(opts.body ?? `${reason}\n`);
-  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
-  for (const [name, value] of opts.headers ?? []) head += `${name}: ${value}\r\n`;
-  head += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n`;
-  if (opts.close) head += "connection: close\r\n";
-  head += "\r\n";
-  const headBytes = encoder.encode(head);
+  const headBytes = encoder.encode(headText(status, reason, opts, body.length));
   if (opts.head) return headBytes;
   const out = new Uint8Array(headBytes.length + body.length);
   out.set(headBytes, 0);
@@ -76,11 +85,7 @@ export function simpleResponseInto(
   const bodyText = opts.body ?? `${reason}\n`;
   const body = encoder.encodeInto(bodyText, scratch.subarray(half));
   if (body.read < bodyText.length) return simpleResponse(status, opts);
-  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
-  for (const [name, value] of opts.headers ?? []) head += `${name}: ${value}\r\n`;
-  head += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.written}\r\n`;
-  if (opts.close) head += "connection: close\r\n";
-  head += "\r\n";
+  const head = headText(status, reason, opts, body.written);
   const written = encoder.encodeInto(head, scratch.subarray(0, half));
   if (written.read < head.length) return simpleResponse(status, opts);
   if (opts.head) return scratch.subarray(0, written.written);

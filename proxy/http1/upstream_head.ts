@@ -30,7 +30,7 @@ export interface ForwardingFacts {
  * both directions. Content-Length and Transfer-Encoding are dropped too and written afresh
  * from the framing edgemux actually uses.
  */
-export const HOP_BY_HOP = new Set([
+const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -61,7 +61,7 @@ const FORWARDING = new Set([
 export type FieldList = [name: string, value: string][];
 
 /** The forwarding fields edgemux writes, given the request's own fields. */
-export function forwardingFields(
+function forwardingFields(
   headers: FieldList,
   authority: string | null,
   facts: ForwardingFacts,
@@ -78,7 +78,12 @@ export function forwardingFields(
     out.push(["forwarded", mine], ["x-real-ip", facts.clientIp]);
     return out;
   }
-  const joined = (name: string) => headers.filter(([n]) => n === name).map(([, v]) => v).join(", ");
+  // Every value of a field, joined as one list ("" when absent).
+  const joined = (name: string) => {
+    let out: string | null = null;
+    for (const [n, v] of headers) if (n === name) out = out === null ? v : `${out}, ${v}`;
+    return out ?? "";
+  };
   const xff = joined("x-forwarded-for");
   const fwd = joined("forwarded");
   const proto = joined("x-forwarded-proto");
@@ -115,8 +120,18 @@ export function applyHeaderOps(fields: FieldList, ops: HeaderOps): FieldList {
 
 /** The end-to-end fields of a message: hop-by-hop ones and any its `Connection` names removed. */
 export function endToEndFields(headers: FieldList, connection: readonly string[]): FieldList {
-  const named = connection.filter((t) => !PROTECTED.has(t));
-  return headers.filter(([n]) => !HOP_BY_HOP.has(n) && (named.length === 0 || !named.includes(n)));
+  const named = removable(connection);
+  return headers.filter(([n]) => isEndToEnd(n, named));
+}
+
+/** The field names a message's `Connection` tokens remove. */
+function removable(connection: readonly string[]): readonly string[] {
+  return connection.length === 0 ? connection : connection.filter((t) => !PROTECTED.has(t));
+}
+
+/** Whether a field passes a hop (`removed`: from {@link removable}). */
+function isEndToEnd(name: string, removed: readonly string[]): boolean {
+  return !HOP_BY_HOP.has(name) && (removed.length === 0 || !removed.includes(name));
 }
 
 /** What goes into the request head sent upstream. */
@@ -144,13 +159,14 @@ export interface UpstreamRequest {
 export function upstreamRequestHead(req: UpstreamRequest, into?: Uint8Array): Uint8Array {
   let text = `${req.method} ${req.path || "/"} HTTP/1.1\r\n`;
   if (req.authority !== null) text += `host: ${req.authority}\r\n`;
-  const own = endToEndFields(req.headers, req.connection).filter(([n]) =>
-    n !== "host" && !FORWARDING.has(n)
+  // One copy of the client's fields: the end-to-end ones, less Host and the forwarding fields,
+  // which are written afresh after them.
+  const named = removable(req.connection);
+  const own = req.headers.filter(([n]) =>
+    isEndToEnd(n, named) && n !== "host" && !FORWARDING.has(n)
   );
-  const fields = applyHeaderOps(
-    [...own, ...forwardingFields(req.headers, req.authority, req.forwarding)],
-    req.ops,
-  );
+  for (const f of forwardingFields(req.headers, req.authority, req.forwarding)) own.push(f);
+  const fields = applyHeaderOps(own, req.ops);
   for (const [name, value] of fields) text += `${name}: ${value}\r\n`;
   if (req.framing.kind === "length") text += `content-length: ${req.framing.length}\r\n`;
   else if (req.framing.kind === "chunked") text += "transfer-encoding: chunked\r\n";
