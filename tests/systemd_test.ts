@@ -19,7 +19,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DENO = Deno.execPath();
 const UNIT_FILE = `${ROOT}deploy/edgemux.service`;
 const CONFIG_FILE = `${ROOT}deploy/edgemux.yaml`;
-const INSTALLED_BINARY = "/usr/local/bin/edgemux";
+const INSTALLED_BINARY = "/usr/bin/edgemux";
 
 function describe(r: RunResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
