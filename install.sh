@@ -38,7 +38,8 @@ grep -E "  ($binary|edgemux\.service|starter\.yaml)\$" "$tmp/SHA256SUMS" >"$tmp/
 (cd "$tmp" && sha256sum --check --quiet wanted) ||
   die "checksum mismatch: the download is damaged or not the release; nothing was installed"
 chmod 0755 "$tmp/$binary"
-"$tmp/$binary" version >/dev/null || die "$binary does not run on this machine; nothing was installed"
+"$tmp/$binary" version >/dev/null ||
+  die "$binary does not run here (or $tmp is mounted noexec: set TMPDIR); nothing was installed"
 
 # The binary is replaced by a rename, so a running edgemux keeps its old file until restarted.
 install -d "$root/usr/bin" "$root/etc/systemd/system"
