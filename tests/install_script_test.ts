@@ -50,13 +50,19 @@ async function makeRelease(dir: string): Promise<string> {
   return release;
 }
 
-/** An empty root with this machine's users and groups (without edgemux), for useradd --prefix. */
+/**
+ * An empty root with this machine's users and groups (without edgemux), for useradd --prefix.
+ * The shadow files start empty: the machine's password hashes are not copied anywhere.
+ */
 async function makeRoot(path: string): Promise<string> {
   await Deno.mkdir(`${path}/etc`, { recursive: true });
-  for (const file of ["passwd", "group", "shadow", "gshadow"]) {
+  for (const file of ["passwd", "group"]) {
     const lines = (await Deno.readTextFile(`/etc/${file}`)).split("\n")
       .filter((line) => !line.startsWith("edgemux:"));
     await Deno.writeTextFile(`${path}/etc/${file}`, lines.join("\n"));
+  }
+  for (const file of ["shadow", "gshadow"]) {
+    await Deno.writeTextFile(`${path}/etc/${file}`, "", { mode: 0o600 });
   }
   return path;
 }
