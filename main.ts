@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
+import { BUILD_INFO } from "./build_info.ts";
 import { ConfigError, formatIssue, loadConfig, prepareConfig, start } from "./mod.ts";
 import type {
   Config,
@@ -101,7 +102,9 @@ ${CONFIG_HELP}
   -h, --help            show this help`,
   version: `Usage: edgemux version
 
-Prints the edgemux version and the Deno runtime it runs on.`,
+Prints the edgemux version, then the commit it was built from, the Deno version and the
+target it was compiled for. Run from source, the commit and target are "dev" and the Deno
+version is the one running it.`,
 };
 
 class UsageError extends Error {}
@@ -628,6 +631,17 @@ function workerCommand(flags: RunFlags, prepared: PreparedConfig): WorkerCommand
   };
 }
 
+/** `edgemux version`: the version, then the build's values, one `key value` line each. */
+function versionText(): string {
+  const deno = BUILD_INFO.deno === "dev" ? Deno.version.deno : BUILD_INFO.deno;
+  return [
+    `edgemux ${VERSION}`,
+    `commit  ${BUILD_INFO.commit}`,
+    `deno    ${deno}`,
+    `target  ${BUILD_INFO.target}`,
+  ].join("\n");
+}
+
 async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
@@ -643,7 +657,7 @@ async function main(args: string[]): Promise<number> {
     case "--version":
     case "-V":
       if (rest.includes("--help") || rest.includes("-h")) return help("version");
-      console.log(`edgemux ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8})`);
+      console.log(versionText());
       return 0;
     case undefined:
     case "help":

@@ -185,11 +185,19 @@ Deno.test("edgemux check on a missing path says it does not exist", async () => 
 });
 
 Deno.test("edgemux version, help, and usage errors", async (t) => {
-  await t.step("version prints the version from deno.json", async () => {
-    const r = await edgemux(["version"]);
-    equal(r.code, 0, describe(r));
-    match(r.stdout, new RegExp(`^edgemux ${RegExp.escape(denoJson.version)} \\(deno `));
-  });
+  for (const command of ["version", "--version"]) {
+    await t.step(
+      `${command} prints the version from deno.json and the "dev" build values`,
+      async () => {
+        const r = await edgemux([command]);
+        equal(r.code, 0, describe(r));
+        equal(
+          r.stdout,
+          `edgemux ${denoJson.version}\ncommit  dev\ndeno    ${Deno.version.deno}\ntarget  dev\n`,
+        );
+      },
+    );
+  }
 
   for (
     const [args, usage] of [

@@ -1,11 +1,18 @@
 /**
  * The single binary. `deno compile` cannot fetch its `denort` runtime on these machines
- * (DENO-FACTS §7), so the binary is proved ready in the two ways that work offline:
+ * (DENO-FACTS §7), so the binary is proved ready in the ways that work offline:
  *
- * - the `compile` task of deno.json, run with `DENORT_BIN` set to this deno, must accept the
- *   module graph, the included files and the permission flags, and bake them in as written;
+ * - scripts/build.sh, the release build, run with `DENORT_BIN` set to this deno: the `compile`
+ *   task of deno.json must accept the module graph, the included files and the permission flags
+ *   and bake them in as written, and the build's commit, Deno version and target must be in the
+ *   embedded build_info.ts. The file it writes is plain `deno` with that payload appended, so it
+ *   cannot run as edgemux: its payload is read instead;
  * - `deno bundle` of the same program, run under the same permission flags, must carry every
  *   kind of connection of config.example.yaml and stop cleanly on SIGTERM.
+ *
+ * What runs is tested elsewhere: tests/release_test.ts runs scripts/smoke.sh (version, check,
+ * run with real connections, SIGTERM) against main.ts under these permissions, and the release
+ * workflow runs the same script on each real binary before publishing it.
  *
  * The permission flags are written once, in the compile task; these tests read them from there.
  */
@@ -107,45 +114,73 @@ function expectedGrant(flags: string[], kind: string): string[] | null {
   return flag.includes("=") ? flag.slice(flag.indexOf("=") + 1).split(",") : [];
 }
 
-Deno.test("deno task compile accepts the graph, the included files and the permissions offline", async () => {
+/** The build_info.ts that scripts/build.sh wrote and deno compile embedded, as source text. */
+function embeddedBuildInfo(binary: Uint8Array): string {
+  const text = new TextDecoder("latin1").decode(binary);
+  const start = text.indexOf("// Written by scripts/build.sh");
+  ok(start >= 0, "no build_info.ts written by scripts/build.sh among the embedded files");
+  const end = text.indexOf("\n};\n", start);
+  ok(end > start, "the embedded build_info.ts never closes");
+  return text.slice(start, end + 4);
+}
+
+Deno.test("scripts/build.sh compiles with the task's graph, files and permissions, and bakes in the build's values", async () => {
   const words = compileTaskWords();
   deepEqual(words.slice(0, 2), ["deno", "compile"], `the compile task is: ${words.join(" ")}`);
-  const outputAt = words.findIndex((w) => w === "--output" || w === "-o");
-  ok(outputAt > 0, "the compile task names its --output");
   await using dir = await makeTempDir("edgemux-compile-");
-  const output = `${dir.path}/edgemux`;
-  const args = words.slice(1);
-  args[outputAt] = output;
+  // Not this machine's architecture, so the target demonstrably comes from the command line.
+  const target = "aarch64-unknown-linux-gnu";
+  const commit = "0123456789abcdef0123456789abcdef01234567";
+  const sourceBuildInfo = await Deno.readTextFile(`${ROOT}build_info.ts`);
 
   // DENORT_BIN replaces the runtime download: the result is plain deno plus our payload, which
   // is enough to prove that everything compile checks was accepted.
-  const r = await run(DENO, args, {
+  const r = await run(`${ROOT}scripts/build.sh`, [target, dir.path], {
     cwd: ROOT,
-    env: { DENORT_BIN: DENO, NO_COLOR: "1" },
+    env: { DENORT_BIN: DENO, NO_COLOR: "1", EDGEMUX_COMMIT: commit },
     timeoutMs: 180_000,
   });
-  equal(r.code, 0, `deno compile failed\n${describe(r)}`);
+  equal(r.code, 0, `scripts/build.sh failed\n${describe(r)}`);
+  const output = `${dir.path}/edgemux-${target}`;
   const listing = r.stdout + r.stderr;
+  ok(
+    listing.includes(`Task compile ${denoJson.tasks.compile}`),
+    `not the compile task:\n${listing}`,
+  );
   match(listing, /Embedded Files/, describe(r));
-  for (const file of ["main.ts", "config.example.yaml", "yaml/", "@logtape/logtape"]) {
+  for (
+    const file of ["main.ts", "build_info.ts", "config.example.yaml", "yaml/", "@logtape/logtape"]
+  ) {
     ok(listing.includes(file), `${file} is not among the embedded files:\n${listing}`);
   }
-  // --exclude-unused-npm: a test-only package must not ride along.
+  // --exclude-unused-npm: a test-only package must not ride along; nor may the tests.
   ok(!listing.includes("fast-check"), `fast-check was embedded:\n${listing}`);
+  ok(!/_test\.ts/.test(listing), `a test was embedded:\n${listing}`);
 
   let binary: Uint8Array;
   try {
     binary = await Deno.readFile(output);
   } catch (e) {
-    throw new Error(`deno compile exited 0 but wrote no ${output}: ${e}\n${describe(r)}`);
+    throw new Error(`scripts/build.sh exited 0 but wrote no ${output}: ${e}\n${describe(r)}`);
   }
+
+  // The embedded build_info.ts, evaluated, holds this build's values; the repository's copy,
+  // which a run from source uses, is untouched.
+  const bakedFile = `${dir.path}/build_info.ts`;
+  await Deno.writeTextFile(bakedFile, embeddedBuildInfo(binary));
+  const baked = await import(`file://${bakedFile}`);
+  deepEqual(baked.BUILD_INFO, { commit, deno: Deno.version.deno, target });
+  equal(await Deno.readTextFile(`${ROOT}build_info.ts`), sourceBuildInfo);
+  const fromSource = await import("../build_info.ts");
+  deepEqual(fromSource.BUILD_INFO, { commit: "dev", deno: "dev", target: "dev" });
+
   const metadata = embeddedMetadata(binary);
-  const baked = record(metadata.permissions, "metadata.permissions");
+  const grants = record(metadata.permissions, "metadata.permissions");
   const flags = permissionFlags(words);
   for (const kind of ["net", "read", "write", "env", "run", "sys", "ffi"]) {
-    deepEqual(baked[`allow_${kind}`], expectedGrant(flags, kind), `allow_${kind} as baked in`);
+    deepEqual(grants[`allow_${kind}`], expectedGrant(flags, kind), `allow_${kind} as baked in`);
   }
-  equal(baked.prompt, false, "--no-prompt: a service must never wait for a permission prompt");
+  equal(grants.prompt, false, "--no-prompt: a service must never wait for a permission prompt");
   const unstable = record(metadata.unstable_config, "metadata.unstable_config");
   ok(
     Array.isArray(unstable.features) && unstable.features.includes("net"),

@@ -19,7 +19,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DENO = Deno.execPath();
 const UNIT_FILE = `${ROOT}deploy/edgemux.service`;
 const CONFIG_FILE = `${ROOT}deploy/edgemux.yaml`;
-const INSTALLED_BINARY = "/usr/local/bin/edgemux";
+const INSTALLED_BINARY = "/usr/bin/edgemux";
 
 function describe(r: RunResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
@@ -260,4 +260,42 @@ Deno.test("deploy/edgemux.yaml is production-shaped and edgemux check accepts it
   equal(r.code, 0, describe(r));
   match(r.stderr, /valid \(3 listeners, \d+ routes, \d+ backends\)/);
   ok(!/warning/.test(r.stderr), `no warnings expected:\n${r.stderr}`);
+});
+
+Deno.test("deploy/starter.yaml, the installed default config, fits the unit and is valid as shipped", async () => {
+  const settings = unitSettings(await Deno.readTextFile(UNIT_FILE));
+  const text = await Deno.readTextFile(`${ROOT}deploy/starter.yaml`);
+  const config = record(parseYaml(text), "deploy/starter.yaml");
+
+  // The service may write only below its StateDirectory; the development certificate goes there.
+  const state = `/var/lib/${one(settings, "StateDirectory")}/`;
+  const certificates = record(config.certificates, "certificates");
+  const development = record(certificates.development, "certificates.development");
+  ok(
+    String(development.directory).startsWith(state),
+    `development.directory ${development.directory} is not below ${state}`,
+  );
+  const drain = seconds(String(config.shutdown_timeout), "shutdown_timeout");
+  ok(seconds(one(settings, "TimeoutStopSec"), "TimeoutStopSec") > drain);
+
+  // As installed (an empty certificate directory, nothing else), under the binary's permissions.
+  await using dir = await makeTempDir("edgemux-starter-");
+  const copy = text.replaceAll("/etc/edgemux/", `${dir.path}/etc/`)
+    .replaceAll(state, `${dir.path}/state/`);
+  const settingsOnly = copy.split("\n").map((line) => line.replace(/#.*/, "")).join("\n");
+  ok(
+    !/\/etc\/edgemux|\/var\/lib/.test(settingsOnly),
+    "every path is below /etc/edgemux/ or the state directory",
+  );
+  await Deno.mkdir(`${dir.path}/etc/certs`, { recursive: true });
+  const configFile = `${dir.path}/etc/edgemux.yaml`;
+  await Deno.writeTextFile(configFile, copy);
+  const r = await run(
+    DENO,
+    ["run", ...compilePermissions(), "main.ts", "check", "-c", configFile],
+    { cwd: ROOT, env: { NO_COLOR: "1" } },
+  );
+  equal(r.code, 0, describe(r));
+  match(r.stderr, /valid \(2 listeners, 2 routes, 1 backend, 2 warnings\)/);
+  match(r.stderr, /will get a self-signed development certificate: app\.example\.com/);
 });
