@@ -7,12 +7,14 @@
 
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { runIsolation } from "../fuzz/isolation.ts";
+import { serveTcp } from "./_helpers/backends.ts";
 import { certPath, readCert } from "./_helpers/certs.ts";
 import { curlHttps } from "./_helpers/curl.ts";
 import { startSingleEdge } from "./_helpers/edgemux.ts";
 import { LIE_SHAPES, lieBody, startLyingBackend } from "./_helpers/lying_backend.ts";
 import { startNginx } from "./_helpers/nginx.ts";
 import { pickFreePort } from "./_helpers/ports.ts";
+import { requireTool } from "./_helpers/tools.ts";
 import { run, startProcess } from "./_helpers/process.ts";
 import { connectTlsByName, ConnReader } from "./_helpers/websocket.ts";
 
@@ -222,4 +224,45 @@ Deno.test("HTTP/2: a POST answered early by nginx keeps its body off every other
     await Deno.remove(bodyFile);
     await Deno.remove(bigFile);
   }
+});
+
+Deno.test("HTTP/2: one client connection with 100 streams in flight holds at most 32 upstream connections", async () => {
+  // Answers every request 100 ms late, so that the streams pile up.
+  const counter = { open: 0, most: 0 };
+  await using backend = serveTcp(Deno.listen({ hostname: "127.0.0.1", port: 0 }), async (conn) => {
+    counter.most = Math.max(counter.most, ++counter.open);
+    try {
+      const buf = new Uint8Array(16 * 1024);
+      let seen = "";
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) return;
+        seen += decoder.decode(buf.subarray(0, n));
+        while (seen.includes("\r\n\r\n")) {
+          seen = seen.slice(seen.indexOf("\r\n\r\n") + 4);
+          await new Promise((r) => setTimeout(r, 100));
+          await conn.write(encoder.encode("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n"));
+        }
+      }
+    } finally {
+      counter.open--;
+    }
+  });
+  await using proxy = await startSingleEdge(backend.port, { name: "app", sni: NAME });
+  const port = proxy.port("https");
+  const h2load = requireTool("h2load", "nghttp2-client");
+  const r = await run(h2load, [
+    "-n",
+    "200",
+    "-c",
+    "1",
+    "-m",
+    "100",
+    `--connect-to=127.0.0.1:${port}`,
+    `https://${NAME}:${port}/`,
+  ], { timeoutMs: 60_000 });
+  ok(/200 succeeded/.test(r.stdout), r.stdout + r.stderr);
+  ok(/h2/.test(r.stdout), `h2load did not negotiate h2: ${r.stdout}`);
+  ok(counter.most <= 32, `${counter.most} upstream connections were open at once`);
+  ok(counter.most >= 8, `only ${counter.most}: the streams did not run side by side`);
 });
