@@ -20,7 +20,7 @@ import {
   upstreamRequestHead,
 } from "../http1/upstream_head.ts";
 import { returnScratch, takeScratch } from "../http1/scratch.ts";
-import { closeQuietly, writeAll } from "../net.ts";
+import { writeAll } from "../net.ts";
 import { relay } from "../relay.ts";
 import {
   type Answer,
