@@ -12,6 +12,7 @@ import type { RequestHead } from "./http1/head.ts";
 import { simpleResponse, simpleResponseInto } from "./http1/respond.ts";
 import { NO_HEADER_OPS } from "./http1/upstream_head.ts";
 import { forwardRequest } from "./http/h1.ts";
+import { UpstreamSet } from "./http/pool.ts";
 import { readRequestHead, REQUEST_TIMEOUT } from "./http/read_head.ts";
 import { BufferedReader } from "./http/reader.ts";
 import { returnScratch, takeScratch } from "./http1/scratch.ts";
@@ -81,8 +82,10 @@ async function serve(
       record.backend = action.acmeBackend;
       // One request per connection: the challenge path is rare and this keeps the plain
       // listener free of keep-alive bookkeeping towards a second backend.
+      const upstreams = new UpstreamSet(1);
       const result = await forwardRequest(conn, reader, head, {
         pool,
+        upstreams,
         upstreamPath: head.path,
         requestOps: NO_HEADER_OPS,
         responseOps: NO_HEADER_OPS,
@@ -90,7 +93,7 @@ async function serve(
         close: true,
         idleTimeout: ctx.listener.idleTimeout,
         signal: ctx.hardStop,
-      });
+      }).finally(() => upstreams.close());
       record.server = result.server;
       record.down += result.bytesOut;
       return end(record, result.end === "ok" ? "acme-forwarded" : result.end, result.detail);

@@ -10,6 +10,7 @@ import type { RouteConfig, TerminateAction } from "../config/types.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
 import { serveHttp1 } from "./http/h1.ts";
 import { serveHttp2 } from "./http/h2.ts";
+import { UPSTREAMS_PER_CONNECTION, UpstreamSet } from "./http/pool.ts";
 import { BufferedReader } from "./http/reader.ts";
 import type { HttpSession } from "./http/session.ts";
 import { closeQuietly, type PeerAddress, writeAll } from "./net.ts";
@@ -93,7 +94,7 @@ export async function serveTerminated(
   if (action.upstream.kind === "tcp") {
     const pool = ctx.pools.get(action.upstream.backend)!;
     record.backend = action.upstream.backend;
-    const got = await pool.acquire(false, ctx.hardStop);
+    const got = await pool.acquire(null, ctx.hardStop);
     if ("failure" in got) {
       record.server = got.server?.config.label ?? null;
       record.detail = `${got.failure}: ${got.detail}`;
@@ -104,11 +105,13 @@ export async function serveTerminated(
       idleTimeout: ctx.listener.idleTimeout,
       deadlines: ctx.deadlines,
     });
-    pool.release(got.up, false);
+    pool.release(got.up);
+    closeQuietly(got.up.conn);
     return;
   }
   const session: HttpSession = {
     upstream: null,
+    upstreams: new UpstreamSet(UPSTREAMS_PER_CONNECTION),
     ctx,
     tlsRoute: info.route,
     router: ctx.routers.get(info.route)!,
@@ -127,6 +130,10 @@ export async function serveTerminated(
     closeQuietly(conn);
     if (session.upstream !== null) closeQuietly(session.upstream.conn);
   };
-  if (alpn === "h2") await serveHttp2(conn, session);
-  else await serveHttp1(conn, new BufferedReader(conn, ctx.deadlines, 4096), session);
+  try {
+    if (alpn === "h2") await serveHttp2(conn, session);
+    else await serveHttp1(conn, new BufferedReader(conn, ctx.deadlines, 4096), session);
+  } finally {
+    session.upstreams.close();
+  }
 }

@@ -12,7 +12,7 @@ import { parseResponseHead, type ResponseHead } from "../http1/head.ts";
 import { encodeLatin1Into } from "../http1/latin1.ts";
 import { closeQuietly, writeAll } from "../net.ts";
 import type { ServerState } from "../backend.ts";
-import type { BackendPool, DialFailure, UpstreamConn } from "./pool.ts";
+import type { BackendPool, DialFailure, UpstreamConn, UpstreamSet } from "./pool.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 
 /** Where a request body comes from. */
@@ -43,6 +43,11 @@ export interface OutgoingRequest {
   body: RequestBody;
   /** May be sent again on a fresh connection if a reused one fails before answering. */
   retriable: boolean;
+  /**
+   * The client asked to switch protocols (HTTP/1.1 `Upgrade`). Without it a `101` from the
+   * server is a broken answer: what follows it could not be framed as HTTP.
+   */
+  upgrade: boolean;
   /** Interim (1xx) response heads, as raw bytes, for an HTTP/1.1 client to see. */
   onInterim?: (raw: Uint8Array) => Promise<void>;
   /** Told each upstream connection the request is sent on (to close it if the client leaves). */
@@ -76,9 +81,13 @@ export interface NoAnswer {
 
 const RESPONSE_HEAD_LIMITS = { maxHeadBytes: 64 * 1024, maxHeaders: 200 };
 
-/** Sends `req` to a server of `pool`'s backend and waits for the response head. */
+/**
+ * Sends `req` to a server of `pool`'s backend, over a connection of `upstreams` (the client
+ * connection's own), and waits for the response head.
+ */
 export async function exchange(
   pool: BackendPool,
+  upstreams: UpstreamSet,
   req: OutgoingRequest,
   signal: AbortSignal,
 ): Promise<Answer | NoAnswer> {
@@ -90,7 +99,7 @@ export async function exchange(
   let staleRetried = false;
   let last: NoAnswer | null = null;
   for (;;) {
-    const got = await pool.acquire(!staleRetried && failures === 0, signal, tried);
+    const got = await upstreams.acquire(pool, !staleRetried && failures === 0, signal, tried);
     // Every server already failed this request: say what they did, not that none is up.
     if ("failure" in got) return last ?? dialFailure(got);
     const { up, reused } = got;
@@ -107,7 +116,7 @@ export async function exchange(
     try {
       await writeAll(up.conn, req.head);
     } catch (e) {
-      pool.release(up, false);
+      upstreams.release(up, false);
       last = noAnswer(502, "upstream-reset", `sending the request failed: ${text(e)}`, up);
       // Nothing reached the server, so even a POST may go again.
       if (reused && !staleRetried) {
@@ -136,7 +145,7 @@ export async function exchange(
       ),
     ]);
     if (typeof first === "string") {
-      pool.release(up, false);
+      upstreams.release(up, false);
       headRead.catch(() => {});
       const status = first === "bad-body" ? 400 : 408;
       const end = first === "bad-body"
@@ -166,7 +175,7 @@ export async function exchange(
       };
     }
     // The body task fails on its next write to the closed connection; nobody waits for it.
-    pool.release(up, false);
+    upstreams.release(up, false);
     // May this request go to another server? Only when it can be sent again unchanged and may
     // safely be processed twice (RFC 9110 §9.2.2).
     if (result.kind === "closed" && req.retriable && !bodyStarted) {
@@ -191,7 +200,7 @@ export async function exchange(
 }
 
 function dialFailure(f: DialFailure): NoAnswer {
-  const full = f.failure === "server-full";
+  const full = f.failure === "server-full" || f.failure === "upstream-limit";
   return {
     ok: false,
     status: f.failure === "no-server-up" || full
@@ -208,6 +217,23 @@ function dialFailure(f: DialFailure): NoAnswer {
 
 function noAnswer(status: 502 | 504, end: string, detail: string, up: UpstreamConn): NoAnswer {
   return { ok: false, status, end, detail, server: up.server.config.label, retryAfter: null };
+}
+
+/**
+ * How the request body ended, once the response is complete: a backend may answer before it has
+ * read the whole body, and the client may then never finish sending it. After `graceMs` the body
+ * counts as cut short, so the connection is closed rather than kept with half a request in it.
+ */
+export async function bodySettled(answer: Answer, graceMs: number): Promise<BodyOutcome> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    answer.bodySent,
+    new Promise<BodyOutcome>((resolve) =>
+      timer = setTimeout(() => resolve("client-timeout"), graceMs)
+    ),
+  ]);
+  clearTimeout(timer);
+  return outcome;
 }
 
 function text(e: unknown): string {
@@ -230,6 +256,12 @@ async function readResponseHead(
     const parsed = parseResponseHead(reader.view(), req.method, RESPONSE_HEAD_LIMITS);
     if (parsed.kind === "head") {
       const head = parsed.head;
+      if (head.status === 101 && !req.upgrade) {
+        return {
+          kind: "invalid",
+          reason: "101 Switching Protocols to a request that asked for no upgrade",
+        };
+      }
       if (head.status >= 100 && head.status < 200 && head.status !== 101) {
         // Interim responses (100 Continue, 103 Early Hints): pass on and keep reading.
         const raw = reader.view().slice(0, head.end);

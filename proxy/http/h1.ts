@@ -20,10 +20,16 @@ import {
   upstreamRequestHead,
 } from "../http1/upstream_head.ts";
 import { returnScratch, takeScratch } from "../http1/scratch.ts";
-import { closeQuietly, writeAll } from "../net.ts";
+import { writeAll } from "../net.ts";
 import { relay } from "../relay.ts";
-import { type Answer, exchange, type OutgoingRequest, type RequestBody } from "./exchange.ts";
-import type { BackendPool, UpstreamConn } from "./pool.ts";
+import {
+  type Answer,
+  bodySettled,
+  exchange,
+  type OutgoingRequest,
+  type RequestBody,
+} from "./exchange.ts";
+import type { BackendPool, UpstreamConn, UpstreamSet } from "./pool.ts";
 import { readRequestHead } from "./read_head.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 import {
@@ -37,6 +43,8 @@ import {
 /** What the caller needs to forward one request. */
 export interface ForwardTarget {
   pool: BackendPool;
+  /** The client connection's own upstream connections. */
+  upstreams: UpstreamSet;
   upstreamPath: string;
   requestOps: HeaderOps;
   responseOps: HeaderOps;
@@ -124,6 +132,7 @@ async function handleRequest(
       record.backend = decision.pool.config.name;
       const out = await forwardRequest(conn, reader, head, {
         pool: decision.pool,
+        upstreams: session.upstreams,
         upstreamPath: decision.upstreamPath,
         requestOps: decision.route.requestHeaders,
         responseOps: decision.route.responseHeaders,
@@ -207,6 +216,7 @@ export async function forwardRequest(
     }, scratch),
     body,
     retriable: isIdempotent(head.method) && body.kind === "none",
+    upgrade: head.upgrade !== null,
     onConnection: target.onUpstream,
     // 100 Continue and 103 Early Hints go to HTTP/1.1 clients as they come.
     onInterim: head.version === 11 ? (raw) => writeAll(conn, raw) : undefined,
@@ -226,7 +236,7 @@ async function forwardWith(
   target: ForwardTarget,
   req: OutgoingRequest,
 ): Promise<ForwardOutcome> {
-  const answer = await exchange(target.pool, req, target.signal);
+  const answer = await exchange(target.pool, target.upstreams, req, target.signal);
   if (!answer.ok) {
     const response = simpleResponse(answer.status, {
       close: true,
@@ -314,7 +324,7 @@ async function sendResponse(
     returnScratch(scratch);
   }
   // Without a request body, bodySent is "done" already: no timer to race it against.
-  const sent = req.body.kind === "none" ? "done" : await settle(answer.bodySent);
+  const sent = req.body.kind === "none" ? "done" : await bodySettled(answer, BODY_GRACE);
   outcome.bytesIn = answer.bodyBytes();
   if (sent !== "done") {
     upstreamReusable = false;
@@ -323,21 +333,16 @@ async function sendResponse(
       outcome.end = sent;
     }
   }
-  target.pool.release(up, upstreamReusable);
+  target.upstreams.release(up, upstreamReusable);
   outcome.keepAlive = keepAlive;
   return outcome;
 }
 
-/** Waits for the request body to finish, but not for a client that stopped sending. */
-async function settle(p: Promise<string>): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const r = await Promise.race([
-    p,
-    new Promise<string>((resolve) => timer = setTimeout(() => resolve("client-closed"), 5000)),
-  ]);
-  clearTimeout(timer);
-  return r;
-}
+/**
+ * How long a finished response waits for the rest of its request body (a backend may answer
+ * early) before the body counts as cut short and both connections close.
+ */
+export const BODY_GRACE = 5_000;
 
 /**
  * Writes the head (with the first body bytes, when they are at hand, in the same write: two
@@ -491,7 +496,7 @@ async function tunnel(
       outcome.bytesIn += early.length;
     }
   } catch {
-    closeQuietly(up.conn);
+    target.upstreams.release(up, false);
     outcome.end = "client-closed";
     return outcome;
   }
@@ -499,6 +504,7 @@ async function tunnel(
     idleTimeout: target.idleTimeout,
     deadlines: up.reader.deadlines,
   });
+  target.upstreams.release(up, false);
   outcome.bytesIn += result.up;
   outcome.bytesOut += result.down;
   outcome.detail = result.end;

@@ -15,8 +15,9 @@ import type { BodyFraming } from "../http1/head.ts";
 import { STATUS_TEXT } from "../http1/respond.ts";
 import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "../http1/upstream_head.ts";
 import { returnScratch, takeScratch } from "../http1/scratch.ts";
-import { exchange, type RequestBody } from "./exchange.ts";
-import type { BackendPool, UpstreamConn } from "./pool.ts";
+import { type Answer, bodySettled, exchange, type RequestBody } from "./exchange.ts";
+import { BODY_GRACE } from "./h1.ts";
+import type { UpstreamConn, UpstreamSet } from "./pool.ts";
 import { TIMED_OUT } from "./reader.ts";
 import {
   decide,
@@ -172,6 +173,7 @@ async function handleRequest(
   const scratch = takeScratch();
   const answer = await exchange(
     decision.pool,
+    session.upstreams,
     {
       method: req.method,
       head: upstreamRequestHead({
@@ -188,6 +190,8 @@ async function handleRequest(
       }, scratch),
       body,
       retriable: isIdempotent(req.method) && body.kind === "none",
+      // HTTP/2 has no Upgrade (RFC 9113 §8.6): a 101 is never an answer to it.
+      upgrade: false,
     },
     session.ctx.hardStop,
   ).finally(() => returnScratch(scratch));
@@ -202,6 +206,7 @@ async function handleRequest(
     );
   }
   const { up, head } = answer;
+  const giveBack = (reusable: boolean) => release(session.upstreams, answer, reusable);
   record.status = head.status;
   record.server = up.server.config.label;
   record.upstream_ms = Math.round(answer.upstreamMs);
@@ -215,7 +220,7 @@ async function handleRequest(
   if (head.body.kind === "none") {
     const length = head.headers.find(([n]) => n === "content-length");
     if (length && (req.method === "HEAD" || head.status === 304)) fields.push(length);
-    decision.pool.release(up, head.keepAlive);
+    await giveBack(head.keepAlive);
     return new Response(null, { status: head.status, headers: fields });
   }
   if (head.body.kind === "length" && head.body.length <= SMALL_BODY) {
@@ -224,17 +229,34 @@ async function handleRequest(
     const body = await readSmallBody(up, head.body.length, session.ctx.listener.idleTimeout);
     if (body !== null) {
       record.bytes_out = body.length;
-      decision.pool.release(up, head.keepAlive);
+      await giveBack(head.keepAlive);
       return new Response(body, { status: head.status, headers: fields });
     }
     record.end = "upstream-closed";
-    decision.pool.release(up, false);
+    await giveBack(false);
     return plain(502);
   }
   return new Response(
-    responseStream(up, head.body, decision.pool, head.keepAlive, session, record),
+    responseStream(up, head.body, giveBack, head.keepAlive, session, record),
     { status: head.status, headers: fields },
   );
+}
+
+/**
+ * Gives an upstream connection back once its response has been read in full. It may carry
+ * another request only if the request body was sent in full too: a backend may answer a POST
+ * before reading all of it, and the rest of that body must not go out on a connection that
+ * carries the next request. The response is not ended before that either: Deno's HTTP/2 server
+ * stops taking a stream's body once its response has ended, without resetting the stream, and
+ * the client would then wait with its upload half sent.
+ */
+async function release(upstreams: UpstreamSet, answer: Answer, reusable: boolean): Promise<void> {
+  if (!reusable) {
+    upstreams.release(answer.up, false);
+    return;
+  }
+  const sent = await bodySettled(answer, BODY_GRACE);
+  upstreams.release(answer.up, sent === "done");
 }
 
 /** Bodies up to this size are read whole before the response starts. */
@@ -265,7 +287,7 @@ async function readSmallBody(
 function responseStream(
   up: UpstreamConn,
   framing: BodyFraming,
-  pool: BackendPool,
+  giveBack: (reusable: boolean) => Promise<void>,
   keepAlive: boolean,
   session: HttpSession,
   record: RequestRecord,
@@ -275,17 +297,17 @@ function responseStream(
   let left = framing.kind === "length" ? framing.length : 0;
   const scanner = framing.kind === "chunked" ? new ChunkedScanner() : null;
   let released = false;
-  const release = (reusable: boolean) => {
+  const release = async (reusable: boolean) => {
     if (released) return;
     released = true;
-    pool.release(up, reusable);
+    await giveBack(reusable);
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         for (;;) {
           if (framing.kind === "length" && left === 0) {
-            release(keepAlive);
+            await release(keepAlive);
             controller.close();
             return;
           }
@@ -293,7 +315,7 @@ function responseStream(
             const n = await reader.fill(64 * 1024, idleTimeout);
             if (n === TIMED_OUT || n === null) {
               if (framing.kind === "close" && n === null) {
-                release(false);
+                await release(false);
                 controller.close();
                 return;
               }
@@ -327,7 +349,7 @@ function responseStream(
             record.bytes_out += p.length;
           }
           if (r.done) {
-            release(keepAlive);
+            await release(keepAlive);
             controller.close();
             return;
           }

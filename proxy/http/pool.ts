@@ -1,8 +1,11 @@
 /**
- * Keep-alive connections to HTTP backends: pick a server (backend.ts), hand out an idle pooled
- * connection to it or dial a new one (plain TCP, or TLS for reencrypt), take it back, and close
- * connections that sat idle too long. A connection carries one request at a time, and counts
- * against its server's `max_connections` while it does.
+ * Connections to HTTP backends. A {@link BackendPool} picks a server (backend.ts) and dials it
+ * (plain TCP, or TLS for reencrypt), counting each connection against its server's
+ * `max_connections` while it carries a request. Idle keep-alive connections are never shared
+ * between client connections: each client connection keeps its own in an {@link UpstreamSet},
+ * closed with it. A backend that misframes a response (a late second response, bytes after the
+ * body, a body on a HEAD answer) can then only confuse the client whose request it answered,
+ * never hand one client's response to another. docs/security.md says why and what it costs.
  *
  * @module
  */
@@ -20,36 +23,35 @@ export interface UpstreamConn {
   conn: Deno.Conn;
   reader: BufferedReader;
   server: ServerState;
-  /** When it was last given back to the pool (Date.now()). */
-  idleSince: number;
+  /** The pool it was dialled by. */
+  pool: BackendPool;
   /** Requests sent on it so far. */
   uses: number;
 }
 
 /** Why no connection could be had. */
 export interface DialFailure {
-  failure: ConnectFailure;
+  failure: ConnectFailure | "upstream-limit";
   detail: string;
   server: ServerState | null;
 }
 
 /**
- * Idle connections older than this are closed instead of reused: many servers drop idle
+ * An idle connection is closed after this long without a request: many servers drop idle
  * keep-alive connections after about 5 s, and a request sent on a connection the server is
  * closing fails.
  */
-const POOL_IDLE_TIMEOUT = 4_000;
-/**
- * Idle connections kept per server. High enough for an HTTP/2 client with hundreds of streams
- * in flight (each takes its own upstream connection): a lower cap would close and re-dial on
- * every request. The idle timeout bounds how long they stay.
- */
-const MAX_IDLE_PER_SERVER = 1024;
+export const POOL_IDLE_TIMEOUT = 4_000;
 
-/** The connection pool of one backend. */
+/**
+ * Upstream connections one client connection may have carrying requests at once. An HTTP/1.1
+ * client needs one; an HTTP/2 client one per stream in flight, and without a bound a single
+ * connection could open hundreds. Browsers keep far fewer requests in flight per origin.
+ */
+export const UPSTREAMS_PER_CONNECTION = 32;
+
+/** Dials the servers of one backend. */
 export class BackendPool {
-  readonly #idle = new Map<ServerState, UpstreamConn[]>();
-  #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
   constructor(
@@ -62,14 +64,20 @@ export class BackendPool {
     return this.backend.config;
   }
 
+  /** Closed by a reload or a stop: connections it dialled are not kept idle any more. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /**
-   * A connection for one request: an idle pooled one to the picked server when `reuse` allows,
+   * A connection for one request: `idle`'s connection to the picked server when it has one,
    * else a new one; after a connect failure another server, up to the backend's `retries`.
    *
+   * @param idle Takes an idle connection to a server, or null (no reuse).
    * @param tried Servers to skip (already failed for this request); updated with each failure.
    */
   async acquire(
-    reuse: boolean,
+    idle: ((server: ServerState) => UpstreamConn | null) | null,
     signal: AbortSignal | undefined,
     tried: Set<ServerState> = new Set(),
   ): Promise<{ up: UpstreamConn; reused: boolean } | DialFailure> {
@@ -86,12 +94,10 @@ export class BackendPool {
           server: null,
         };
       }
-      if (reuse) {
-        const pooled = this.#takeIdle(server);
-        if (pooled !== null) {
-          server.active++;
-          return { up: pooled, reused: true };
-        }
+      const pooled = idle?.(server) ?? null;
+      if (pooled !== null) {
+        server.active++;
+        return { up: pooled, reused: true };
       }
       server.active++;
       const dialled = await this.#dial(server, signal);
@@ -102,7 +108,7 @@ export class BackendPool {
             conn: dialled.conn,
             reader: new BufferedReader(dialled.conn, this.deadlines),
             server,
-            idleSince: 0,
+            pool: this,
             uses: 0,
           },
           reused: false,
@@ -116,60 +122,14 @@ export class BackendPool {
     return last ?? { failure: "upstream-unreachable", detail: "stopping", server: null };
   }
 
-  /** Takes a connection back; `reusable` false (or a full pool) closes it. */
-  release(up: UpstreamConn, reusable: boolean): void {
+  /** Ends a connection's request: it stops counting against its server. */
+  release(up: UpstreamConn): void {
     up.server.active--;
-    if (!reusable || up.reader.available > 0 || this.#closed) {
-      closeQuietly(up.conn);
-      return;
-    }
-    let list = this.#idle.get(up.server);
-    if (!list) this.#idle.set(up.server, list = []);
-    if (list.length >= MAX_IDLE_PER_SERVER) {
-      closeQuietly(up.conn);
-      return;
-    }
-    up.idleSince = Date.now();
-    list.push(up);
-    this.#sweeper ??= setInterval(() => this.#sweep(), POOL_IDLE_TIMEOUT);
   }
 
-  /** Closes every idle connection and stops pooling (reload, shutdown). */
+  /** Stops keeping this pool's connections idle (reload, shutdown). */
   close(): void {
     this.#closed = true;
-    clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
-    for (const list of this.#idle.values()) for (const up of list) closeQuietly(up.conn);
-    this.#idle.clear();
-  }
-
-  #takeIdle(server: ServerState): UpstreamConn | null {
-    const list = this.#idle.get(server);
-    const now = Date.now();
-    while (list && list.length > 0) {
-      const up = list.pop()!;
-      if (now - up.idleSince < POOL_IDLE_TIMEOUT) return up;
-      closeQuietly(up.conn);
-    }
-    return null;
-  }
-
-  #sweep(): void {
-    const now = Date.now();
-    let left = 0;
-    for (const [server, list] of this.#idle) {
-      const keep = list.filter((up) => {
-        if (now - up.idleSince < POOL_IDLE_TIMEOUT) return true;
-        closeQuietly(up.conn);
-        return false;
-      });
-      this.#idle.set(server, keep);
-      left += keep.length;
-    }
-    if (left === 0) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
   }
 
   /** Dials one server: plain TCP, or TLS when the backend has `tls`. */
@@ -177,6 +137,136 @@ export class BackendPool {
     return this.tls === null
       ? dialTcp(server, this.config.connectTimeout, this.deadlines)
       : dialTls(server, this.tls, this.config.connectTimeout, signal);
+  }
+}
+
+/**
+ * The upstream connections of one client connection: at most `limit` carrying requests at once
+ * (an HTTP/2 client's further streams wait for one, up to the backend's connect timeout), and
+ * the idle ones kept for that client's next requests only.
+ *
+ * An idle connection is watched: bytes or an end of stream from the server while no request is
+ * outstanding mean it misframed a response or is closing, and the connection is dropped
+ * (nginx and Go's HTTP client do the same). A connection is kept only when its request was sent
+ * in full and its response read in full with nothing after it.
+ */
+export class UpstreamSet {
+  readonly #idle = new Map<ServerState, UpstreamConn[]>();
+  #busy = 0;
+  readonly #waiters: (() => void)[] = [];
+  #closed = false;
+
+  /** @param limit Connections that may carry requests at once. */
+  constructor(readonly limit: number) {}
+
+  /** Connections carrying a request now. */
+  get busy(): number {
+    return this.#busy;
+  }
+
+  /** Idle connections kept now. */
+  get idle(): number {
+    let n = 0;
+    for (const list of this.#idle.values()) n += list.length;
+    return n;
+  }
+
+  /**
+   * A connection to a server of `pool`'s backend for one request (see
+   * {@link BackendPool.acquire}); `reuse` allows one of this client's idle connections.
+   */
+  async acquire(
+    pool: BackendPool,
+    reuse: boolean,
+    signal: AbortSignal | undefined,
+    tried?: Set<ServerState>,
+  ): Promise<{ up: UpstreamConn; reused: boolean } | DialFailure> {
+    if (!await this.#slot(pool.config.connectTimeout, signal)) {
+      return {
+        failure: "upstream-limit",
+        detail: `${this.limit} upstream connections of this client connection are busy`,
+        server: null,
+      };
+    }
+    const got = await pool.acquire(reuse ? (server) => this.#take(server) : null, signal, tried);
+    if ("failure" in got) this.#free();
+    return got;
+  }
+
+  /**
+   * Gives a connection back after its request. `reusable` says the request was sent in full,
+   * the response read in full and both sides keep the connection open; anything else, or bytes
+   * already waiting after the response, closes it.
+   */
+  release(up: UpstreamConn, reusable: boolean): void {
+    this.#free();
+    up.pool.release(up);
+    if (!reusable || up.reader.available > 0 || this.#closed || up.pool.closed) {
+      closeQuietly(up.conn);
+      return;
+    }
+    let list = this.#idle.get(up.server);
+    if (!list) this.#idle.set(up.server, list = []);
+    list.push(up);
+    up.reader.watchIdle(POOL_IDLE_TIMEOUT, () => this.#drop(up));
+  }
+
+  /** Closes every idle connection; later releases close theirs (the client connection ended). */
+  close(): void {
+    this.#closed = true;
+    for (const list of this.#idle.values()) for (const up of list) closeQuietly(up.conn);
+    this.#idle.clear();
+    // Waiters take themselves off the list when woken without a slot.
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  #take(server: ServerState): UpstreamConn | null {
+    const list = this.#idle.get(server);
+    while (list !== undefined && list.length > 0) {
+      const up = list.pop()!;
+      if (up.reader.claim()) return up;
+      closeQuietly(up.conn);
+    }
+    return null;
+  }
+
+  /** The idle connection woke up (the server spoke, closed or timed out): drop it. */
+  #drop(up: UpstreamConn): void {
+    closeQuietly(up.conn);
+    const list = this.#idle.get(up.server);
+    const at = list?.indexOf(up) ?? -1;
+    if (at >= 0) list!.splice(at, 1);
+  }
+
+  async #slot(waitMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+    if (this.#busy < this.limit && this.#waiters.length === 0) {
+      this.#busy++;
+      return true;
+    }
+    if (this.#closed || signal?.aborted) return false;
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => wake = resolve);
+    this.#waiters.push(wake);
+    const timer = setTimeout(wake, waitMs);
+    const onAbort = () => wake();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    await woken;
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+    const at = this.#waiters.indexOf(wake);
+    if (at >= 0) {
+      // Woken by the timer, a stop or close, not handed a slot.
+      this.#waiters.splice(at, 1);
+      return false;
+    }
+    return true;
+  }
+
+  /** A request's connection is done: the slot goes to the first waiter, if any. */
+  #free(): void {
+    const next = this.#waiters.shift();
+    if (next !== undefined) next();
+    else this.#busy--;
   }
 }
 

@@ -21,6 +21,11 @@ export class BufferedReader {
   readonly #deadline: Deadline;
   /** What an expiry does beyond closing (answer 408 first, for a half-sent request head). */
   #beforeClose: (() => Promise<void>) | null = null;
+  /**
+   * A read started while the connection sat idle (see {@link watchIdle}) and not yet taken over:
+   * Deno cannot cancel a read, so the next `fill` waits for this one instead of starting its own.
+   */
+  #pending: Promise<number | null | typeof TIMED_OUT> | null = null;
 
   constructor(
     readonly conn: Deno.Conn,
@@ -86,6 +91,14 @@ export class BufferedReader {
     beforeClose: (() => Promise<void>) | null = null,
   ): Promise<number | null | typeof TIMED_OUT> {
     if (this.#deadline.expired) return TIMED_OUT;
+    const pending = this.#pending;
+    if (pending !== null) {
+      // The idle read is still out: it now waits under this call's deadline.
+      this.#pending = null;
+      this.#beforeClose = beforeClose;
+      this.deadlines.arm(this.#deadline, timeoutMs, idle);
+      return await pending;
+    }
     if (this.#end === this.#buf.length) {
       const used = this.#end - this.#start;
       if (this.#start > 0 && used < this.#buf.length / 2) {
@@ -114,6 +127,35 @@ export class BufferedReader {
     this.#end += n;
     this.#total += n;
     return n;
+  }
+
+  /**
+   * Watches a connection that sits idle between requests: a read is started at once, and
+   * `onWake` runs if it ends (bytes, end of stream, an error or `timeoutMs` passing) before
+   * {@link claim} is called. An idle upstream connection must stay silent, so any of these means
+   * it cannot carry another request. The read stays in flight after `claim`; the next `fill`
+   * takes it over.
+   */
+  watchIdle(timeoutMs: number, onWake: () => void): void {
+    const watching = this.fill(this.#buf.length, timeoutMs, true).catch(() => null);
+    this.#pending = watching;
+    watching.then(() => {
+      if (this.#pending === watching) {
+        this.#pending = null;
+        onWake();
+      }
+    });
+  }
+
+  /**
+   * Ends the idle watch: the connection is about to carry a request, so its idle deadline stops
+   * and whatever the watching read brings belongs to that request. False when the watch has
+   * already woken (the caller must not use the connection).
+   */
+  claim(): boolean {
+    if (this.#pending === null) return this.available === 0 && !this.#deadline.expired;
+    this.deadlines.disarm(this.#deadline);
+    return true;
   }
 
   /**

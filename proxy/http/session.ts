@@ -13,7 +13,7 @@ import { covers } from "../../routing/route_table.ts";
 import type { ListenerContext } from "../context.ts";
 import type { ForwardingFacts } from "../http1/upstream_head.ts";
 import type { PeerAddress } from "../net.ts";
-import type { BackendPool, UpstreamConn } from "./pool.ts";
+import type { BackendPool, UpstreamConn, UpstreamSet } from "./pool.ts";
 
 /** One HTTP request as written to the access log. */
 export interface RequestRecord {
@@ -95,6 +95,11 @@ export interface HttpSession {
   readonly onRequest: RequestObserver;
   /** The upstream connection of the HTTP/1.1 request in progress, closed if the client leaves. */
   upstream: UpstreamConn | null;
+  /**
+   * This connection's own upstream connections: never shared with another client connection
+   * (docs/security.md), closed when this one ends.
+   */
+  readonly upstreams: UpstreamSet;
 }
 
 /** The outcome of routing one request. */
