@@ -36,6 +36,9 @@ Options:
   --hang-seconds T   stop an input that runs longer than this; default 10
   --list             list the targets
   --help             this text
+
+The response-isolation target drives sockets, not a parser, and runs on its own:
+  deno task fuzz:isolation [--seed S] [--requests N]
 `;
 
 function fail(message: string): never {
