@@ -13,6 +13,7 @@ import { serveHttp2 } from "./http/h2.ts";
 import { BufferedReader } from "./http/reader.ts";
 import type { HttpSession } from "./http/session.ts";
 import { closeQuietly, type PeerAddress, writeAll } from "./net.ts";
+import { admitToBackend } from "./limits.ts";
 import { Deadline } from "./deadlines.ts";
 import { type PendingRead, relay, RelayControl } from "./relay.ts";
 import type { TerminatorClient } from "./terminator.ts";
@@ -101,8 +102,8 @@ export async function terminate(
     record.end = "handshake-timeout";
     record.detail = "TLS handshake not finished within sniff.timeout";
   } else {
-    // From the client's side the inner half is "the server".
-    record.end = result.end;
+    // From the client's side the inner half is "the server" (unless it said why it ended).
+    record.end ||= result.end;
   }
   info.onClientGone?.();
 }
@@ -124,18 +125,25 @@ export async function serveTerminated(
   if (action.upstream.kind === "tcp") {
     const pool = ctx.pools.get(action.upstream.backend)!;
     record.backend = action.upstream.backend;
-    const got = await pool.acquire(false, ctx.hardStop);
-    if ("failure" in got) {
-      record.server = got.server?.config.label ?? null;
-      record.detail = `${got.failure}: ${got.detail}`;
-      return;
+    const leave = admitToBackend(ctx.backends.get(action.upstream.backend)!, info.client, record);
+    // Over the cap: the record says so, and closing the TLS connection closes the client.
+    if (leave === null) return;
+    try {
+      const got = await pool.acquire(false, ctx.hardStop);
+      if ("failure" in got) {
+        record.server = got.server?.config.label ?? null;
+        record.detail = `${got.failure}: ${got.detail}`;
+        return;
+      }
+      record.server = got.up.server.config.label;
+      await relay(conn, got.up.conn, {
+        idleTimeout: ctx.listener.idleTimeout,
+        deadlines: ctx.deadlines,
+      });
+      pool.release(got.up, false);
+    } finally {
+      leave();
     }
-    record.server = got.up.server.config.label;
-    await relay(conn, got.up.conn, {
-      idleTimeout: ctx.listener.idleTimeout,
-      deadlines: ctx.deadlines,
-    });
-    pool.release(got.up, false);
     return;
   }
   const session: HttpSession = {
