@@ -420,8 +420,10 @@ certificates:
 backends:
   iperf:
     servers: ["127.0.0.1:${backends.iperf}"]
+    max_connections_per_client: none
   plain:
     servers: ["127.0.0.1:${backends.plain}"]
+    max_connections_per_client: none
   vault:
     servers: ["127.0.0.1:${backends.vault}"]
   internal:

@@ -25,6 +25,12 @@ export const DEFAULTS = {
     responseTimeout: 60_000,
     balance: "round_robin",
     retries: 2,
+    /**
+     * `max_connections_per_client` of a backend that a `forward` route uses (others have none):
+     * sshd's own `MaxStartups` begins refusing at 10 unauthenticated connections, and it sees
+     * every client as edgemux's address.
+     */
+    forwardMaxConnectionsPerClient: 10,
     weight: 1,
     passive: { failures: 3, backoff: 30_000, on5xx: false },
     healthCheck: {
@@ -39,7 +45,7 @@ export const DEFAULTS = {
   },
   limits: {
     maxConnections: 10_000,
-    perClientConnections: 1_000,
+    perClientConnections: 100,
     perClientRate: null,
     perClientBurstFactor: 2,
   },

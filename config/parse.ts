@@ -104,6 +104,7 @@ export const CONFIG_KEYS = Object.freeze(
       "servers",
       "balance",
       "retries",
+      "max_connections_per_client",
       "connect_timeout",
       "response_timeout",
       "proxy_protocol",
@@ -316,6 +317,7 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   }
 
   checkTerminationBackends(listeners, backends, issues);
+  applyPerClientDefaults(listeners, backends);
   if (certificates === null) {
     const terminating = listeners.flatMap((l) =>
       l.routes.filter((r) => r.action.kind === "edge" || r.action.kind === "reencrypt")
@@ -461,10 +463,15 @@ function readBackend(name: string, value: Value): BackendConfig | undefined {
     : DEFAULTS.backend.retries;
   const healthCheck = map.has("health_check") ? readHealthCheck(map.get("health_check")) : null;
   const passive = readPassiveHealth(map);
+  // Unset means "the default for how the backend is used", filled in once the routes are read.
+  const perClient = map.has("max_connections_per_client")
+    ? readPerClientCap(map.get("max_connections_per_client"))
+    : UNSET_PER_CLIENT;
   if (
     connectTimeout === undefined || proxyProtocol === undefined || servers.length === 0 ||
     responseTimeout === undefined || tls === undefined || balance === undefined ||
-    retries === undefined || healthCheck === undefined || passive === undefined
+    retries === undefined || healthCheck === undefined || passive === undefined ||
+    perClient === undefined
   ) {
     return undefined;
   }
@@ -477,10 +484,46 @@ function readBackend(name: string, value: Value): BackendConfig | undefined {
     tls,
     balance,
     retries,
+    maxConnectionsPerClient: perClient,
     healthCheck,
     passive,
     position: value.position,
   };
+}
+
+/** Marks a backend whose `max_connections_per_client` was not written (see applyPerClientDefaults). */
+const UNSET_PER_CLIENT = -1;
+
+/** `max_connections_per_client`: a whole number, or `none` to lift the cap. */
+function readPerClientCap(value: Value): number | null | undefined {
+  const text = value.describe();
+  if (text === '"none"') return null;
+  if (text.startsWith('"')) {
+    return value.error(
+      `${text} is neither a whole number nor none`,
+      "write a whole number from 1 to 1000000, or none for no cap",
+    );
+  }
+  return value.integer(1, 1_000_000);
+}
+
+/**
+ * Fills in `max_connections_per_client` where it was not written: a backend that a `forward`
+ * route uses gets {@link DEFAULTS}.backend.forwardMaxConnectionsPerClient (an SSH server or
+ * another server-speaks-first service, which a client can hold without sending a byte); every
+ * other backend gets no cap.
+ */
+function applyPerClientDefaults(listeners: ListenerConfig[], backends: Map<string, BackendConfig>) {
+  const forwarded = new Set<string>();
+  for (const l of listeners) {
+    for (const r of l.routes) if (r.action.kind === "forward") forwarded.add(r.action.backend);
+  }
+  for (const b of backends.values()) {
+    if (b.maxConnectionsPerClient !== UNSET_PER_CLIENT) continue;
+    b.maxConnectionsPerClient = forwarded.has(b.name)
+      ? DEFAULTS.backend.forwardMaxConnectionsPerClient
+      : null;
+  }
 }
 
 function readServer(item: Value): ServerConfig | undefined {

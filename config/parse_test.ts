@@ -2719,3 +2719,77 @@ listeners:
   // the admin listener fails to bind at start.
   assertIssue(errorsOf(adminWith("0.0.0.0:9901", "127.0.0.1:9901"))[0], expected("0.0.0.0:9901"));
 });
+
+Deno.test("parseConfig() caps a forward backend at 10 connections per client unless told otherwise", () => {
+  const config = accepted(`version: 1
+backends:
+  ssh: { servers: ["127.0.0.1:22"] }
+  vault: { servers: ["127.0.0.1:8200"] }
+  app: { servers: ["127.0.0.1:8080"] }
+  mine: { servers: ["127.0.0.1:2222"], max_connections_per_client: 3 }
+  open: { servers: ["127.0.0.1:2223"], max_connections_per_client: none }
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - { sni: vault.example.test, passthrough: vault }
+      - { protocol: [ssh, silent], forward: ssh }
+      - { protocol: http, forward: mine }
+      - { protocol: unknown, forward: open }
+      - { sni: app.example.test, forward: app }
+`).config;
+  const cap = (name: string) => config.backends.get(name)!.maxConnectionsPerClient;
+  assert.equal(cap("ssh"), 10);
+  assert.equal(cap("app"), 10);
+  assert.equal(cap("vault"), null);
+  assert.equal(cap("mine"), 3);
+  assert.equal(cap("open"), null);
+});
+
+Deno.test("parseConfig() gives a backend used only by passthrough no per-client cap", () => {
+  const config = accepted(`version: 1
+backends:
+  vault: { servers: ["127.0.0.1:8200"] }
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - { sni: vault.example.test, passthrough: vault }
+`).config;
+  assert.equal(config.backends.get("vault")!.maxConnectionsPerClient, null);
+});
+
+golden([
+  {
+    name: "parseConfig() refuses max_connections_per_client that is neither a number nor none",
+    text: withListeners(`  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: b
+`).replace(
+      `    servers: ["127.0.0.1:9000"]`,
+      `    servers: ["127.0.0.1:9000"]\n    max_connections_per_client: unlimited`,
+    ),
+    line: 5,
+    column: 33,
+    path: "backends.b.max_connections_per_client",
+    message: ['"unlimited"', "neither a whole number nor none"],
+    fix: ["1 to 1000000", "none"],
+  },
+  {
+    name: "parseConfig() refuses max_connections_per_client 0",
+    text: withListeners(`  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: b
+`).replace(
+      `    servers: ["127.0.0.1:9000"]`,
+      `    servers: ["127.0.0.1:9000"]\n    max_connections_per_client: 0`,
+    ),
+    line: 5,
+    column: 33,
+    path: "backends.b.max_connections_per_client",
+    message: ["0 is out of range"],
+    fix: ["1 to 1000000"],
+  },
+]);

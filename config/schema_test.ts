@@ -398,6 +398,8 @@ const asText: Reader = (t) => t;
 const asList: Reader = (t) => t === "none" || t === "" ? [] : t.split(",").map((s) => s.trim());
 /** `none` is null. */
 const asOptionalNumber: Reader = (t) => t === "none" ? null : Number(t);
+/** `10 for forward backends, else none` is 10: a default that depends on how a key is used. */
+const asLeadingNumber: Reader = (t) => Number(t.split(" ")[0]);
 /** `200-399` is [200, 399]. */
 const asStatusRange: Reader = (t) => t.split("-").map(Number);
 /** `2 × rate` is 2. */
@@ -493,6 +495,12 @@ const DEFAULT_CASES: {
     doc: "retries",
     schemaPath: [...BACKEND, "retries"],
     read: asNumber,
+  },
+  {
+    defaults: "backend.forwardMaxConnectionsPerClient",
+    doc: "max_connections_per_client",
+    schemaPath: null,
+    read: asLeadingNumber,
   },
   {
     defaults: "backend.weight",
@@ -731,6 +739,7 @@ backends:
     tls: true
   db:
     servers: ["127.0.0.1:5432"]
+    max_connections_per_client: 20
 listeners:
   https:
     bind: ["0.0.0.0:8443", "[::1]:8443"]

@@ -89,6 +89,11 @@ export interface BackendConfig {
   balance: BalanceAlgorithm;
   /** After a connect failure, how many other servers to try. */
   retries: number;
+  /**
+   * Relayed connections (forward, passthrough, `tcp:` upstreams) one client may have open to
+   * this backend at once; null for no cap. A client is an IPv4 address or an IPv6 /64.
+   */
+  maxConnectionsPerClient: number | null;
   healthCheck: HealthCheckConfig | null;
   passive: PassiveHealthConfig;
   position: SourcePosition;

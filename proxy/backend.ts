@@ -48,8 +48,15 @@ export type NoServer = "all-down" | "all-full";
 export class Backend {
   readonly servers: ServerState[];
   #rotation = 0;
+  /**
+   * Relayed connections open now per client (limits.ts `clientKey`), for
+   * `max_connections_per_client`; shared with the previous generation's Backend, since the
+   * connections it counts outlive a reload.
+   */
+  readonly #perClient: Map<string, number>;
 
   constructor(readonly config: BackendConfig, previous?: Backend) {
+    this.#perClient = previous === undefined ? new Map() : previous.#perClient;
     // A server that stays in the backend across a reload keeps its state object: its health,
     // and the count of connections open on it, which those connections decrement when they end.
     this.servers = config.servers.map((s) => {
@@ -62,6 +69,31 @@ export class Backend {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /** Relayed connections open now from the client counted under `key`. */
+  clientConnections(key: string): number {
+    return this.#perClient.get(key) ?? 0;
+  }
+
+  /**
+   * Counts one more relayed connection from the client counted under `key`, or returns null
+   * when that client has `max_connections_per_client` open already. The returned function
+   * must be called once when the connection ends.
+   */
+  admitClient(key: string): (() => void) | null {
+    const cap = this.config.maxConnectionsPerClient;
+    const open = this.#perClient.get(key) ?? 0;
+    if (cap !== null && open >= cap) return null;
+    this.#perClient.set(key, open + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#perClient.get(key) ?? 1) - 1;
+      if (left <= 0) this.#perClient.delete(key);
+      else this.#perClient.set(key, left);
+    };
   }
 
   /**

@@ -704,3 +704,32 @@ Deno.test("pick() never returns an excluded, down or full server, nor a backup w
     { numRuns: 500 },
   );
 });
+
+Deno.test("max_connections_per_client: one client at the cap is refused, others and later ones are not", () => {
+  const backend = backendOf(`servers: ["127.0.0.1:1"]\nmax_connections_per_client: 2`);
+  const a1 = backend.admitClient("192.0.2.1");
+  const a2 = backend.admitClient("192.0.2.1");
+  ok(a1 !== null && a2 !== null);
+  equal(backend.admitClient("192.0.2.1"), null);
+  equal(backend.clientConnections("192.0.2.1"), 2);
+  ok(backend.admitClient("192.0.2.2") !== null, "another client is not refused");
+  a1();
+  a1(); // a second release changes nothing
+  equal(backend.clientConnections("192.0.2.1"), 1);
+  ok(backend.admitClient("192.0.2.1") !== null);
+  // The counts outlive a reload, like the connections they describe.
+  const reloaded = new Backend(
+    backendConfig(`servers: ["127.0.0.1:1"]\nmax_connections_per_client: 2`),
+    backend,
+  );
+  equal(reloaded.admitClient("192.0.2.1"), null);
+  a2();
+  ok(reloaded.admitClient("192.0.2.1") !== null);
+});
+
+Deno.test("max_connections_per_client defaults to 10 on a forward backend", () => {
+  const backend = backendOf(`servers: ["127.0.0.1:1"]`);
+  const held = Array.from({ length: 10 }, () => backend.admitClient("192.0.2.1"));
+  ok(held.every((h) => h !== null));
+  equal(backend.admitClient("192.0.2.1"), null);
+});

@@ -19,6 +19,8 @@ import { terminate } from "./terminate.ts";
 import { type PendingRead, relay } from "./relay.ts";
 import { sniff, type SniffResult } from "./sniff.ts";
 import { connectUpstream } from "./upstream.ts";
+import type { Backend } from "./backend.ts";
+import { admitToBackend } from "./limits.ts";
 
 let connectionCounter = 0;
 /** What is replayed upstream when nothing was read first (shared: nobody writes into it). */
@@ -190,30 +192,47 @@ async function act(
     case "forward": {
       const backend = ctx.backends.get(action.backend)!;
       record.backend = action.backend;
-      const connected = await connectUpstream(backend, ctx.deadlines, ctx.hardStop);
-      record.server = connected.server?.config.label ?? null;
-      if (!connected.ok) {
-        record.end = connected.failure;
-        record.detail = connected.detail;
-        return;
-      }
-      const upstream = connected.conn;
+      const leave = admitToBackend(backend, client, record);
+      if (leave === null) return;
       try {
-        await relayTo(
-          conn,
-          upstream,
-          backend.config.proxyProtocol,
-          client,
-          first,
-          pending,
-          ctx,
-          record,
-        );
+        await connectAndRelay(conn, ctx, client, record, backend, first, pending);
       } finally {
-        connected.release();
+        leave();
       }
       return;
     }
+  }
+}
+
+async function connectAndRelay(
+  conn: Deno.TcpConn,
+  ctx: ListenerContext,
+  client: PeerAddress,
+  record: AccessRecord,
+  backend: Backend,
+  first: Uint8Array,
+  pending: PendingRead | undefined,
+): Promise<void> {
+  const connected = await connectUpstream(backend, ctx.deadlines, ctx.hardStop);
+  record.server = connected.server?.config.label ?? null;
+  if (!connected.ok) {
+    record.end = connected.failure;
+    record.detail = connected.detail;
+    return;
+  }
+  try {
+    await relayTo(
+      conn,
+      connected.conn,
+      backend.config.proxyProtocol,
+      client,
+      first,
+      pending,
+      ctx,
+      record,
+    );
+  } finally {
+    connected.release();
   }
 }
 

@@ -3,6 +3,10 @@
  * (concurrent connections), and a per-client new-connection rate (a token bucket). A connection
  * over a cap is closed at once: nothing is queued.
  *
+ * A client is its IPv4 address, or its IPv6 /64: one IPv6 host is routinely given a whole /64
+ * (RFC 6177 and SLAAC make it the smallest prefix a site gets), so counting single IPv6
+ * addresses would let one attacker use a fresh address for every connection.
+ *
  * The counters outlive reloads (they describe connections that are open now); a reload only
  * changes the caps.
  *
@@ -10,6 +14,41 @@
  */
 
 import type { LimitsConfig } from "../config/types.ts";
+import { parseIp } from "../routing/cidr.ts";
+import type { Backend } from "./backend.ts";
+import type { AccessRecord } from "./context.ts";
+import type { PeerAddress } from "./net.ts";
+
+/**
+ * The key per-client limits count under: an IPv4 address as it is, an IPv6 address as its /64
+ * (`2001:db8:0:7::/64`). IPv4-mapped addresses arrive as IPv4 already (net.ts `peerAddress`).
+ */
+export function clientKey(ip: string): string {
+  if (!ip.includes(":")) return ip;
+  const bytes = parseIp(ip);
+  if (bytes === null || bytes.length !== 16) return ip;
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return `${groups.join(":")}::/64`;
+}
+
+/**
+ * Counts the connection against the backend's `max_connections_per_client`; null (with the
+ * record saying why) when the client is at the cap, and the connection is closed unanswered.
+ */
+export function admitToBackend(
+  backend: Backend,
+  client: PeerAddress,
+  record: AccessRecord,
+): (() => void) | null {
+  const key = clientKey(client.ip);
+  const leave = backend.admitClient(key);
+  if (leave !== null) return leave;
+  record.end = "limit-backend-client";
+  record.detail = `${backend.clientConnections(key)} connections from ${key} to backend ` +
+    `"${backend.name}" already (max_connections_per_client)`;
+  return null;
+}
 
 /** Why a connection was refused, as logged. */
 export type LimitRefusal = "limit-total" | "limit-listener" | "limit-client" | "rate-limited";
@@ -58,28 +97,29 @@ export class ConnectionLimiter {
     now = Date.now(),
   ): (() => void) | LimitRefusal {
     const l = this.#limits;
+    const client = clientKey(clientIp);
     if (this.#total >= l.maxConnections) return "limit-total";
     const inListener = this.#perListener.get(listener) ?? 0;
     if (listenerMax !== null && inListener >= listenerMax) return "limit-listener";
-    const inClient = this.#perClient.get(clientIp) ?? 0;
+    const inClient = this.#perClient.get(client) ?? 0;
     if (l.perClientConnections !== null && inClient >= l.perClientConnections) {
       return "limit-client";
     }
-    if (l.perClientRate !== null && !this.#take(clientIp, l.perClientRate, l.perClientBurst, now)) {
+    if (l.perClientRate !== null && !this.#take(client, l.perClientRate, l.perClientBurst, now)) {
       return "rate-limited";
     }
     this.#total++;
     this.#perListener.set(listener, inListener + 1);
-    this.#perClient.set(clientIp, inClient + 1);
+    this.#perClient.set(client, inClient + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.#total--;
       this.#perListener.set(listener, (this.#perListener.get(listener) ?? 1) - 1);
-      const c = (this.#perClient.get(clientIp) ?? 1) - 1;
-      if (c <= 0) this.#perClient.delete(clientIp);
-      else this.#perClient.set(clientIp, c);
+      const c = (this.#perClient.get(client) ?? 1) - 1;
+      if (c <= 0) this.#perClient.delete(client);
+      else this.#perClient.set(client, c);
     };
   }
 

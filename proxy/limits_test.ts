@@ -7,7 +7,7 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { parseConfig } from "../config/parse.ts";
 import type { LimitsConfig } from "../config/types.ts";
-import { ConnectionLimiter, type LimitRefusal } from "./limits.ts";
+import { clientKey, ConnectionLimiter, type LimitRefusal } from "./limits.ts";
 
 /** The limits of a config whose `limits:` section is `body` (YAML, indented by the caller). */
 function limitsConfig(body: string): LimitsConfig {
@@ -209,4 +209,35 @@ per_client: { max_connections: 1 }
   admitted(limiter.admit("other", 1, "192.0.2.2", T0));
   // Now every cap is reached: the total is named.
   equal(limiter.admit("tcp", 1, "192.0.2.1", T0), "limit-total");
+});
+
+Deno.test("clientKey: IPv4 as it is, IPv6 by its /64", () => {
+  equal(clientKey("192.0.2.7"), "192.0.2.7");
+  equal(clientKey("2001:db8:0:7::1"), "2001:db8:0:7::/64");
+  equal(clientKey("2001:db8:0:7:ffff:ffff:ffff:ffff"), "2001:db8:0:7::/64");
+  equal(clientKey("2001:0db8:0000:0007:0:0:0:2"), "2001:db8:0:7::/64");
+  equal(clientKey("::1"), "0:0:0:0::/64");
+  // Another /64 of the same /48 is another client.
+  equal(clientKey("2001:db8:0:8::1"), "2001:db8:0:8::/64");
+});
+
+Deno.test("per-client caps count an IPv6 /64 as one client, and refuse no one else", () => {
+  const limiter = new ConnectionLimiter(limitsConfig(`
+max_connections: 100
+per_client: { max_connections: 2 }
+`));
+  admitted(limiter.admit("tcp", null, "2001:db8:0:7::1", T0));
+  const second = admitted(limiter.admit("tcp", null, "2001:db8:0:7::2", T0));
+  equal(limiter.admit("tcp", null, "2001:db8:0:7::3", T0), "limit-client");
+  // Other clients are untouched by one client's refusals.
+  admitted(limiter.admit("tcp", null, "2001:db8:0:8::1", T0));
+  admitted(limiter.admit("tcp", null, "192.0.2.7", T0));
+  second();
+  admitted(limiter.admit("tcp", null, "2001:db8:0:7::3", T0));
+});
+
+Deno.test("limits default: 100 connections per client, 10,000 in all", () => {
+  const limits = limitsConfig("max_connections: 10000");
+  equal(limits.perClientConnections, 100);
+  equal(limits.maxConnections, 10_000);
 });

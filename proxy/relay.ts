@@ -64,6 +64,29 @@ export interface RelayOptions {
    * still send would be read.
    */
   closeWhenServerEnds?: boolean;
+  /** Lets the caller shorten the idle timeout of the running relay. */
+  control?: RelayControl;
+}
+
+/**
+ * A handle on a running {@link relay}: {@link tighten} lowers its idle timeout, for a relay whose
+ * other end is known to be finished but whose last bytes may still be on their way.
+ */
+export class RelayControl {
+  #tighten: ((ms: number) => void) | null = null;
+  #wanted: number | null = null;
+
+  /** From now on the relay closes after `ms` without a byte (never lengthens it). */
+  tighten(ms: number): void {
+    this.#wanted = Math.min(ms, this.#wanted ?? ms);
+    this.#tighten?.(this.#wanted);
+  }
+
+  /** Called by {@link relay} when it starts. */
+  attach(tighten: (ms: number) => void): void {
+    this.#tighten = tighten;
+    if (this.#wanted !== null) tighten(this.#wanted);
+  }
 }
 
 /**
@@ -117,6 +140,12 @@ export async function relay(
     closeQuietly(server);
   };
   opts.deadlines.arm(state.idle, opts.idleTimeout);
+  opts.control?.attach((ms) => {
+    if (ms >= state.idleTimeout || state.closed) return;
+    state.idleTimeout = ms;
+    // Moving the deadline earlier: re-arm it, since the tick only looks at armed entries.
+    opts.deadlines.arm(state.idle, Math.max(0, Math.min(state.idle.at - Date.now(), ms)));
+  });
   const onAbort = () => closeBoth("shutdown");
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener("abort", onAbort, { once: true });

@@ -1,6 +1,6 @@
 import { equal, ok } from "node:assert/strict";
 import { DeadlineSet } from "./deadlines.ts";
-import { relay } from "./relay.ts";
+import { relay, RelayControl } from "./relay.ts";
 
 const deadlines = new DeadlineSet();
 
@@ -153,6 +153,41 @@ Deno.test("relay() takes over a read the sniffer already started", async () => {
   server.close();
   equal((await done).up, 16);
   client.close();
+  stop1();
+  stop2();
+});
+
+Deno.test("RelayControl.tighten() shortens a running relay's idle timeout, and bytes still move", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const control = new RelayControl();
+  const started = Date.now();
+  const done = relay(clientInner, serverInner, { idleTimeout: 60_000, deadlines, control });
+  await writeAll(server, new TextEncoder().encode("last words"));
+  control.tighten(300);
+  control.tighten(10_000); // never lengthens it
+  const buf = new Uint8Array(64);
+  const n = await client.read(buf);
+  equal(new TextDecoder().decode(buf.subarray(0, n!)), "last words");
+  const result = await done;
+  equal(result.end, "idle-timeout");
+  const took = Date.now() - started;
+  ok(took < 5000, `the relay ended after ${took} ms, not at the tightened timeout`);
+  client.close();
+  server.close();
+  stop1();
+  stop2();
+});
+
+Deno.test("RelayControl.tighten() before the relay starts applies once it does", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const control = new RelayControl();
+  control.tighten(200);
+  const result = await relay(clientInner, serverInner, { idleTimeout: 60_000, deadlines, control });
+  equal(result.end, "idle-timeout");
+  client.close();
+  server.close();
   stop1();
   stop2();
 });

@@ -14,10 +14,20 @@ import { UPSTREAMS_PER_CONNECTION, UpstreamSet } from "./http/pool.ts";
 import { BufferedReader } from "./http/reader.ts";
 import type { HttpSession } from "./http/session.ts";
 import { closeQuietly, type PeerAddress, writeAll } from "./net.ts";
-import { type PendingRead, relay } from "./relay.ts";
+import { admitToBackend } from "./limits.ts";
+import { Deadline } from "./deadlines.ts";
+import { type PendingRead, relay, RelayControl } from "./relay.ts";
+import type { TerminatorClient } from "./terminator.ts";
+
+/**
+ * After the inner half has ended, how long the outer relay may go without a byte before it is
+ * closed: long enough for the last bytes still in the loopback socket to reach a slow client,
+ * short enough that a client cannot keep a connection edgemux has finished with.
+ */
+export const AFTER_INNER_ENDED = 5_000;
 
 /** What the inner half learns about a terminated connection. */
-export interface TerminatedInfo {
+export interface TerminatedInfo extends TerminatorClient {
   ctx: ListenerContext;
   route: RouteConfig;
   action: TerminateAction;
@@ -61,19 +71,41 @@ export async function terminate(
     record.detail = "internal TLS listener closed before the hello was written";
     return;
   }
+  // The handshake deadline is kept here, on the client's own socket: the internal listener
+  // cannot close a connection whose handshake has stalled (see terminator.ts), so without this
+  // a client that sends its ClientHello and nothing more would hold its connection for the
+  // relay's idle timeout.
+  const stop = new AbortController();
+  const handshake = new Deadline(() => stop.abort());
+  ctx.deadlines.arm(handshake, ctx.listener.sniff.timeout);
+  info.handshaken = () => ctx.deadlines.disarm(handshake);
+  // The relay must not outlive the inner connection: once that has ended, whatever bytes it
+  // wrote last are given a short idle bound to reach the client, and then the client is closed.
+  const control = new RelayControl();
+  info.ended = () => {
+    control.tighten(AFTER_INNER_ENDED);
+  };
   const result = await relay(conn, inner, {
     // The internal server enforces the HTTP timeouts; this relay must not cut a request that
     // waits on a slow backend (no bytes move meanwhile), so it allows the longest of them.
     idleTimeout: outerIdleTimeout(ctx),
     pending,
     deadlines: ctx.deadlines,
+    signal: stop.signal,
     stopped: ctx.hardStop,
     closeWhenServerEnds: true,
+    control,
   });
+  ctx.deadlines.disarm(handshake);
   record.up += result.up;
   record.down += result.down;
-  // From the client's side the inner half is "the server".
-  record.end = result.end;
+  if (handshake.expired) {
+    record.end = "handshake-timeout";
+    record.detail = "TLS handshake not finished within sniff.timeout";
+  } else {
+    // From the client's side the inner half is "the server" (unless it said why it ended).
+    record.end ||= result.end;
+  }
   info.onClientGone?.();
 }
 
@@ -94,19 +126,26 @@ export async function serveTerminated(
   if (action.upstream.kind === "tcp") {
     const pool = ctx.pools.get(action.upstream.backend)!;
     record.backend = action.upstream.backend;
-    const got = await pool.acquire(null, ctx.hardStop);
-    if ("failure" in got) {
-      record.server = got.server?.config.label ?? null;
-      record.detail = `${got.failure}: ${got.detail}`;
-      return;
+    const leave = admitToBackend(ctx.backends.get(action.upstream.backend)!, info.client, record);
+    // Over the cap: the record says so, and closing the TLS connection closes the client.
+    if (leave === null) return;
+    try {
+      const got = await pool.acquire(null, ctx.hardStop);
+      if ("failure" in got) {
+        record.server = got.server?.config.label ?? null;
+        record.detail = `${got.failure}: ${got.detail}`;
+        return;
+      }
+      record.server = got.up.server.config.label;
+      await relay(conn, got.up.conn, {
+        idleTimeout: ctx.listener.idleTimeout,
+        deadlines: ctx.deadlines,
+      });
+      pool.release(got.up);
+      closeQuietly(got.up.conn);
+    } finally {
+      leave();
     }
-    record.server = got.up.server.config.label;
-    await relay(conn, got.up.conn, {
-      idleTimeout: ctx.listener.idleTimeout,
-      deadlines: ctx.deadlines,
-    });
-    pool.release(got.up);
-    closeQuietly(got.up.conn);
     return;
   }
   const session: HttpSession = {

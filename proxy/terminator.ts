@@ -5,6 +5,14 @@
  * edge side registers who the real client is under the port of its loopback connection; the
  * internal side looks it up once the handshake is done.
  *
+ * A socket whose TLS handshake has not finished cannot be closed from here: in Deno 2.9.6 closing a
+ * `TlsConn` mid-handshake leaves the socket open until the handshake itself ends, and a client
+ * that stalls after its ClientHello never ends it. So the handshake deadline that counts is the
+ * edge side's (see terminate.ts): it closes the client and the loopback connection, and the
+ * internal socket then sees end of stream and fails its handshake. Each registered client is
+ * told when its handshake is done and when its internal connection has ended, so that the edge
+ * side never outlives it.
+ *
  * The resolver's answers are cached per name for the listener's life, so new certificates mean
  * a new terminator (the old one drains), and a client inventing names under a wildcard route
  * grows the cache: past {@link MAX_NAMES} distinct names the runtime starts a fresh one.
@@ -22,6 +30,14 @@ export const MAX_NAMES = 10_000;
 /** Picks the certificate for a server name ("" when the client sent none); null refuses. */
 export type CertificateChooser = (sni: string | null) => CertifiedKey | null;
 
+/** What the terminator tells the edge side of one connection. */
+export interface TerminatorClient {
+  /** The TLS handshake has finished; the edge side's handshake deadline can go. */
+  handshaken?: () => void;
+  /** The internal connection has ended, however it ended (it was served, failed or timed out). */
+  ended?: () => void;
+}
+
 /** Handles one terminated connection once its handshake is done. */
 export type TerminatedHandler<T> = (
   conn: Deno.TlsConn,
@@ -30,7 +46,7 @@ export type TerminatedHandler<T> = (
 ) => Promise<void>;
 
 /** An internal TLS listener plus the table of connections waiting for it. */
-export class Terminator<T> {
+export class Terminator<T extends TerminatorClient> {
   readonly #listener: Deno.TlsListener;
   readonly #waiting = new Map<number, T>();
   readonly #open = new Set<Deno.Conn>();
@@ -100,38 +116,43 @@ export class Terminator<T> {
 
   async #serve(conn: Deno.TlsConn): Promise<void> {
     const key = (conn.remoteAddr as Deno.NetAddr).port;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let alpn: string | null = null;
-    let handshaken = false;
+    let info: T | undefined;
     try {
-      const done = await Promise.race([
-        conn.handshake(),
-        new Promise<null>((r) => timer = setTimeout(() => r(null), this.handshakeTimeout)),
-      ]);
-      if (done !== null) {
-        alpn = done.alpnProtocol;
-        handshaken = true;
+      const alpn = await this.#handshake(conn);
+      // The entry is needed only until the handshake; drop it whatever happened.
+      info = this.#waiting.get(key);
+      this.#waiting.delete(key);
+      if (alpn === undefined) return;
+      if (info === undefined) {
+        // Only edgemux itself connects here, and it registers first; anything else is refused.
+        log.warn("internal TLS connection with no registered client", { port: key });
+        return;
       }
-    } catch {
-      // A failed handshake (no certificate, a bad client): the client saw the alert.
-    } finally {
-      clearTimeout(timer);
-    }
-    // The entry is needed only until the handshake; drop it whatever happened.
-    const info = this.#waiting.get(key);
-    this.#waiting.delete(key);
-    if (!handshaken) return;
-    if (info === undefined) {
-      // Only edgemux itself connects here, and it registers first; anything else is refused.
-      log.warn("internal TLS connection with no registered client", { port: key });
-      return;
-    }
-    try {
+      info.handshaken?.();
       await this.onConnection(conn, alpn, info);
     } catch (e) {
       log.error("terminated connection failed", {
         error: e instanceof Error ? e.message : String(e),
       });
+    } finally {
+      info?.ended?.();
+    }
+  }
+
+  /** The negotiated ALPN protocol, or undefined when the handshake failed or took too long. */
+  async #handshake(conn: Deno.TlsConn): Promise<string | null | undefined> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const done = await Promise.race([
+        conn.handshake(),
+        new Promise<null>((r) => timer = setTimeout(() => r(null), this.handshakeTimeout)),
+      ]);
+      return done === null ? undefined : done.alpnProtocol;
+    } catch {
+      // A failed handshake (no certificate, a bad client): the client saw the alert.
+      return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

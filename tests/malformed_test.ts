@@ -11,6 +11,8 @@ import { buildClientHello } from "../proxy/_testing/hello_builder.ts";
 
 const CONFIG = (port: number) => `
 version: 1
+# Every client here is 127.0.0.1, and one test stalls 200 of them next to a normal one.
+limits: { per_client: { max_connections: 1000 } }
 backends:
   vault: { servers: ["127.0.0.1:${port}"] }
 listeners:

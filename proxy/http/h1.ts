@@ -81,8 +81,8 @@ export async function serveHttp1(
   const onUpstream = (up: UpstreamConn | null) => {
     session.upstream = up;
   };
-  for (;;) {
-    const got = await readRequestHead(reader, ctx.http, ctx.softStop);
+  for (let first = true;; first = false) {
+    const got = await readRequestHead(reader, ctx.http, ctx.softStop, first);
     if (got.kind === "stopping" || got.kind === "closed") return;
     if (got.kind === "timeout") {
       if (got.partial) {

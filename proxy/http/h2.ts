@@ -54,7 +54,14 @@ export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise
   const idle = () => {
     clearTimeout(idleTimer);
     if (ctx.softStop.aborted) close();
-    else idleTimer = setTimeout(close, ctx.http.keepaliveTimeout);
+    // Before its first request a connection has request_head_timeout, as in HTTP/1.1: a client
+    // that finishes its handshake and then sends no complete request holds nothing for longer.
+    else {
+      idleTimer = setTimeout(
+        close,
+        requests === 0 ? ctx.http.requestHeadTimeout : ctx.http.keepaliveTimeout,
+      );
+    }
   };
   const onSoftStop = () => {
     if (active === 0) close();

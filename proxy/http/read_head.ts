@@ -2,7 +2,10 @@
  * Reading one request head from a client, with the two HTTP timeouts: a keep-alive connection
  * may sit idle between requests for `keepaliveTimeout`, and once a request's first byte has
  * arrived its whole head must follow within `requestHeadTimeout` (a slowloris client cannot hold
- * the connection by trickling header bytes).
+ * the connection by trickling header bytes). A connection's first request has no keep-alive wait:
+ * from the moment the connection is ready, its whole head must arrive within `requestHeadTimeout`
+ * (as nginx's `client_header_timeout` and HAProxy's `timeout http-request` do), so a client that
+ * connects and never sends a request holds nothing for longer than that.
  *
  * @module
  */
@@ -44,14 +47,17 @@ export type HeadRead =
  * body bytes stay there).
  *
  * @param softStop Aborted when edgemux is stopping: an idle wait ends at once.
+ * @param first The connection's first request: `requestHeadTimeout` counts from now, even
+ *   before its first byte (a timeout with nothing received closes quietly, without a 408).
  */
 export async function readRequestHead(
   reader: BufferedReader,
   http: HttpConfig,
   softStop: AbortSignal,
+  first = false,
 ): Promise<HeadRead> {
   const limits = { maxHeadBytes: http.maxHeadSize, maxHeaders: http.maxHeaders };
-  let headStarted = reader.available > 0 ? Date.now() : 0;
+  let headStarted = reader.available > 0 || first ? Date.now() : 0;
   for (;;) {
     if (reader.available > 0) {
       const parsed = parseRequestHead(reader.view(), limits);
@@ -62,9 +68,9 @@ export async function readRequestHead(
       if (parsed.kind === "error") return parsed;
     }
     const idle = reader.available === 0;
-    const wait = idle
+    const wait = idle && !first
       ? http.keepaliveTimeout
-      : http.requestHeadTimeout - (Date.now() - headStarted);
+      : Math.max(0, http.requestHeadTimeout - (Date.now() - headStarted));
     let n;
     try {
       // Only an idle connection gives way to a graceful stop; a request in flight finishes.
@@ -83,6 +89,6 @@ export async function readRequestHead(
       return { kind: "timeout", partial: !idle };
     }
     if (n === null) return { kind: "closed", partial: !idle };
-    if (idle) headStarted = Date.now();
+    if (idle && !first) headStarted = Date.now();
   }
 }

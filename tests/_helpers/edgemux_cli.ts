@@ -198,6 +198,8 @@ export interface EchoForwardOptions {
   top?: string;
   /** More listeners, indented as entries under `listeners:`. */
   listeners?: string;
+  /** More keys of backend `echo`, on its one line (e.g. `"max_connections_per_client: none"`). */
+  echoKeys?: string;
 }
 
 /**
@@ -210,7 +212,7 @@ export function echoForwardConfig(echoPort: number, opts: EchoForwardOptions = {
 log: { level: info, format: text, access: true }
 shutdown_timeout: ${opts.shutdownTimeout ?? "2s"}
 ${opts.top ?? ""}backends:
-  echo: { servers: ["127.0.0.1:${echoPort}"] }
+  echo: { servers: ["127.0.0.1:${echoPort}"]${opts.echoKeys ? `, ${opts.echoKeys}` : ""} }
 listeners:
   tcp:
     bind: "127.0.0.1:${opts.tcpPort ?? 0}"

@@ -103,7 +103,7 @@ limits:
   per_client: { max_connections: ${connections + 1000} }
 ${EDGE_CERTIFICATES}
 backends:
-  echo: { servers: ["127.0.0.1:${ports.echo}"] }
+  echo: { servers: ["127.0.0.1:${ports.echo}"], max_connections_per_client: none }
   vault: { servers: ["127.0.0.1:${ports.vault}"] }
   app: { servers: ["127.0.0.1:${ports.app}"] }
 listeners:
