@@ -2,7 +2,8 @@
  * The `edgemux` command: `run`, `check`, `routes`, `explain`, `version`. The only module that
  * reads `Deno.args`, installs signal handlers or exits.
  *
- * Exit codes: 0 success, 1 invalid config, 2 usage error, 3 cannot bind or start.
+ * Exit codes: 0 success, 1 invalid config, 2 usage error, 3 cannot bind or start, 4 not stopped
+ * a second after a second stop signal.
  *
  * @module
  */
@@ -59,7 +60,7 @@ The config reference is docs/config.md.`,
 
 Loads the config, binds every listener and serves until SIGTERM or SIGINT, then stops
 gracefully (open connections get shutdown_timeout to finish; a second signal closes them
-at once). SIGHUP reloads the config; a config that does not load leaves the running one.
+at once, and exits with status 4 if the process is still there a second later). SIGHUP reloads the config; a config that does not load leaves the running one.
 
 Options:
 ${CONFIG_HELP}
@@ -284,19 +285,48 @@ function containCrashes(): void {
   });
 }
 
-/** Resolves with the first stop signal; later ones call `again`. */
+/**
+ * How long a second stop signal waits for the stop it hurries before the process exits anyway.
+ * The stop closes every connection at once, but some step of it may wait on something stuck
+ * (e.g. after running out of file descriptors); the operator asked twice, so this is the bound.
+ */
+const SECOND_SIGNAL_GRACE = 1_000;
+/** The exit status when the second stop signal's grace ran out (docs/install.md). */
+const EXIT_FORCED = 4;
+
+/**
+ * Resolves with the first stop signal; a later one calls `again` (which should stop at once)
+ * and, if the process is still there {@link SECOND_SIGNAL_GRACE} ms later, exits with
+ * {@link EXIT_FORCED}.
+ */
 function stopSignal(again: () => void): Promise<Deno.Signal> {
   const first = Promise.withResolvers<Deno.Signal>();
   let seen = false;
+  let forcing = false;
   for (const s of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(s, () => {
       if (!seen) {
         seen = true;
         first.resolve(s);
-      } else {
-        log.warn("second stop signal: closing every connection now", { signal: s });
-        again();
+        return;
       }
+      log.warn("second stop signal: closing every connection now", { signal: s });
+      again();
+      if (forcing) return;
+      forcing = true;
+      const timer = setTimeout(() => {
+        log.error("not stopped within the grace of the second signal; exiting now", {
+          grace_ms: SECOND_SIGNAL_GRACE,
+        });
+        // The log is written in batches: give it a moment, never more.
+        const flushed = Promise.race([
+          closeLogging(),
+          new Promise((r) => setTimeout(r, 200)),
+        ]);
+        flushed.finally(() => Deno.exit(EXIT_FORCED));
+      }, SECOND_SIGNAL_GRACE);
+      // The timer must not keep a process that finished stopping alive.
+      Deno.unrefTimer(timer);
     });
   }
   return first.promise;
