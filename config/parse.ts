@@ -1477,6 +1477,14 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
       else if (text.length > 255) {
         item.error("an ALPN protocol id is at most 255 bytes", "shorten it");
         ok = false;
+      } else if (!isPrintableAscii(text)) {
+        // Offered names are compared byte for byte; a character outside ASCII has no one
+        // byte form to compare with, and registered ids are all printable ASCII.
+        item.error(
+          "an ALPN protocol id here must be printable ASCII (bytes 0x20-0x7e)",
+          'use the registered id, such as "h2" or "acme-tls/1"',
+        );
+        ok = false;
       } else if (!alpn.includes(text)) alpn.push(text);
     }
   }
@@ -1718,4 +1726,12 @@ function warnUnusedBackends(
       );
     }
   }
+}
+
+function isPrintableAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
 }

@@ -750,6 +750,20 @@ listeners:
     fix: ["protocol: tls"],
   },
   {
+    name: "parseConfig() refuses an ALPN id that is not printable ASCII",
+    text: withListeners(`  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - alpn: ["h2", "h\\u00e9"]
+        forward: b
+`),
+    line: 9,
+    column: 22,
+    path: "listeners.l.routes[0].alpn[1]",
+    message: ["printable ASCII", "0x20-0x7e"],
+    fix: ['"h2"'],
+  },
+  {
     name: "parseConfig() refuses passthrough for plain HTTP",
     text: withListeners(`  l:
     bind: "127.0.0.1:0"
