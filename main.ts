@@ -24,7 +24,7 @@ import type {
 import { formatHostPort } from "./config/address.ts";
 import { formatPosition } from "./config/errors.ts";
 import { PROTOCOLS } from "./config/types.ts";
-import { type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
+import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
 import { FileWatcher } from "./proxy/certs/watch.ts";
 import { closeLogging, configureLogging, log } from "./proxy/log.ts";
 import { BindError } from "./proxy/runtime.ts";
@@ -453,7 +453,11 @@ async function serve(
   let admin: AdminServer | null = null;
   if (!worker && prepared.config.admin !== null) {
     try {
-      admin = startAdmin(prepared.config.admin.bind, source);
+      admin = startAdmin(
+        prepared.config.admin.bind,
+        source,
+        adminAccess(prepared.config.admin, prepared.adminToken),
+      );
     } catch (e) {
       log.error(e instanceof Error ? e.message : String(e), {});
       await proxy.shutdown(0);
@@ -474,7 +478,7 @@ async function serve(
       if (JSON.stringify(config.log) !== JSON.stringify(current.log)) {
         await setupLogging(config, flags);
       }
-      if (!worker) admin = await moveAdmin(admin, current, config, source);
+      if (!worker) admin = await moveAdmin(admin, current, next!, source);
       if (config.workers !== current.workers && !worker) {
         log.warn("a change of workers takes effect at the next restart", {
           workers: config.workers,
@@ -511,20 +515,28 @@ async function serve(
   return 0;
 }
 
-/** Replaces the admin listener when its address changed in a reload. */
+/**
+ * Replaces the admin listener when its address changed in a reload, and applies its new access
+ * rules (names, token) either way.
+ */
 async function moveAdmin(
   admin: AdminServer | null,
   before: Config,
-  after: Config,
+  prepared: PreparedConfig,
   source: AdminSource,
 ): Promise<AdminServer | null> {
+  const after = prepared.config;
   const was = before.admin ? formatHostPort(before.admin.bind) : null;
   const now = after.admin ? formatHostPort(after.admin.bind) : null;
-  if (was === now) return admin;
+  const access = after.admin ? adminAccess(after.admin, prepared.adminToken) : null;
+  if (was === now) {
+    if (access !== null) admin?.update(access);
+    return admin;
+  }
   await admin?.close();
-  if (after.admin === null) return null;
+  if (after.admin === null || access === null) return null;
   try {
-    return startAdmin(after.admin.bind, source);
+    return startAdmin(after.admin.bind, source, access);
   } catch (e) {
     log.error("the admin listener could not move to its new address", {
       error: e instanceof Error ? e.message : String(e),
@@ -556,7 +568,11 @@ async function supervise(
   let admin: AdminServer | null = null;
   if (prepared.config.admin !== null) {
     try {
-      admin = startAdmin(prepared.config.admin.bind, source);
+      admin = startAdmin(
+        prepared.config.admin.bind,
+        source,
+        adminAccess(prepared.config.admin, prepared.adminToken),
+      );
     } catch (e) {
       log.error(e instanceof Error ? e.message : String(e), {});
       await sup.stop();
@@ -573,7 +589,7 @@ async function supervise(
       if (failure !== null) {
         log.error("a worker could not reload; it keeps its config", { error: failure });
       } else log.info("config reloaded", { workers: sup.count });
-      admin = await moveAdmin(admin, current, next.config, source);
+      admin = await moveAdmin(admin, current, next, source);
       current = next.config;
     } catch (e) {
       log.error("reload failed; the running config stays", { error: issuesText(e) });
