@@ -45,6 +45,7 @@ listeners:
     bind: "127.0.0.1:0"
     routes:
       - { sni: ${NAME}, edge: web }
+      - { sni: checked.example.test, passthrough: checked }
   tcp:
     bind: "127.0.0.1:0"
     routes:
