@@ -159,7 +159,8 @@ function nameAllowed(hostname: string, access: AdminAccess): boolean {
   // An address is no DNS name, so it cannot be rebound: the bind address itself, or any
   // address on a wildcard bind (the listener answers on all of them).
   if (isIPv4(name) || isIPv6(name)) {
-    return isWildcardHost(access.bindHost) || sameAddress(name, access.bindHost);
+    return isWildcardHost(access.bindHost) || sameAddress(name, access.bindHost) ||
+      access.names.some((n) => sameAddress(name, n));
   }
   return access.names.includes(name);
 }

@@ -480,7 +480,7 @@ Deno.test("the admin listener answers only the names it is bound for (421 otherw
   const file = `${dir.path}/edgemux.yaml`;
   await Deno.writeTextFile(
     file,
-    adminOnlyConfig('{ bind: "127.0.0.1:0", hosts: [admin.example.test] }'),
+    adminOnlyConfig('{ bind: "127.0.0.1:0", hosts: [admin.example.test, 192.0.2.9] }'),
   );
   await using cli = await startEdgemuxCli(file);
   const port = Number(new URL(cli.adminUrl).port);
@@ -491,6 +491,7 @@ Deno.test("the admin listener answers only the names it is bound for (421 otherw
     "LocalHost.:8080", // an SSH tunnel from another local port
     "admin.example.test",
     `Admin.Example.Test.:${port}`,
+    "192.0.2.9:443", // an address in admin.hosts (say, the public side of a NAT)
   ];
   for (const host of served) {
     const res = await rawAdmin(port, "/metrics", [`host: ${host}`]);
