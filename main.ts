@@ -2,7 +2,8 @@
  * The `edgemux` command: `run`, `check`, `routes`, `explain`, `version`. The only module that
  * reads `Deno.args`, installs signal handlers or exits.
  *
- * Exit codes: 0 success, 1 invalid config, 2 usage error, 3 cannot bind or start.
+ * Exit codes: 0 success, 1 invalid config, 2 usage error, 3 cannot bind or start, 4 not stopped
+ * a second after a second stop signal.
  *
  * @module
  */
@@ -24,7 +25,7 @@ import type {
 import { formatHostPort } from "./config/address.ts";
 import { formatPosition } from "./config/errors.ts";
 import { PROTOCOLS } from "./config/types.ts";
-import { type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
+import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
 import { FileWatcher } from "./proxy/certs/watch.ts";
 import { closeLogging, configureLogging, log } from "./proxy/log.ts";
 import { BindError } from "./proxy/runtime.ts";
@@ -60,7 +61,7 @@ The config reference is docs/config.md.`,
 
 Loads the config, binds every listener and serves until SIGTERM or SIGINT, then stops
 gracefully (open connections get shutdown_timeout to finish; a second signal closes them
-at once). SIGHUP reloads the config; a config that does not load leaves the running one.
+at once, and exits with status 4 if the process is still there a second later). SIGHUP reloads the config; a config that does not load leaves the running one.
 
 Options:
 ${CONFIG_HELP}
@@ -287,19 +288,48 @@ function containCrashes(): void {
   });
 }
 
-/** Resolves with the first stop signal; later ones call `again`. */
+/**
+ * How long a second stop signal waits for the stop it hurries before the process exits anyway.
+ * The stop closes every connection at once, but some step of it may wait on something stuck
+ * (e.g. after running out of file descriptors); the operator asked twice, so this is the bound.
+ */
+const SECOND_SIGNAL_GRACE = 1_000;
+/** The exit status when the second stop signal's grace ran out (docs/install.md). */
+const EXIT_FORCED = 4;
+
+/**
+ * Resolves with the first stop signal; a later one calls `again` (which should stop at once)
+ * and, if the process is still there {@link SECOND_SIGNAL_GRACE} ms later, exits with
+ * {@link EXIT_FORCED}.
+ */
 function stopSignal(again: () => void): Promise<Deno.Signal> {
   const first = Promise.withResolvers<Deno.Signal>();
   let seen = false;
+  let forcing = false;
   for (const s of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(s, () => {
       if (!seen) {
         seen = true;
         first.resolve(s);
-      } else {
-        log.warn("second stop signal: closing every connection now", { signal: s });
-        again();
+        return;
       }
+      log.warn("second stop signal: closing every connection now", { signal: s });
+      again();
+      if (forcing) return;
+      forcing = true;
+      const timer = setTimeout(() => {
+        log.error("not stopped within the grace of the second signal; exiting now", {
+          grace_ms: SECOND_SIGNAL_GRACE,
+        });
+        // The log is written in batches: give it a moment, never more.
+        const flushed = Promise.race([
+          closeLogging(),
+          new Promise((r) => setTimeout(r, 200)),
+        ]);
+        flushed.finally(() => Deno.exit(EXIT_FORCED));
+      }, SECOND_SIGNAL_GRACE);
+      // The timer must not keep a process that finished stopping alive.
+      Deno.unrefTimer(timer);
     });
   }
   return first.promise;
@@ -426,7 +456,11 @@ async function serve(
   let admin: AdminServer | null = null;
   if (!worker && prepared.config.admin !== null) {
     try {
-      admin = startAdmin(prepared.config.admin.bind, source);
+      admin = startAdmin(
+        prepared.config.admin.bind,
+        source,
+        adminAccess(prepared.config.admin, prepared.adminToken),
+      );
     } catch (e) {
       log.error(e instanceof Error ? e.message : String(e), {});
       await proxy.shutdown(0);
@@ -447,7 +481,7 @@ async function serve(
       if (JSON.stringify(config.log) !== JSON.stringify(current.log)) {
         await setupLogging(config, flags);
       }
-      if (!worker) admin = await moveAdmin(admin, current, config, source);
+      if (!worker) admin = await moveAdmin(admin, current, next!, source);
       if (config.workers !== current.workers && !worker) {
         log.warn("a change of workers takes effect at the next restart", {
           workers: config.workers,
@@ -484,20 +518,28 @@ async function serve(
   return 0;
 }
 
-/** Replaces the admin listener when its address changed in a reload. */
+/**
+ * Replaces the admin listener when its address changed in a reload, and applies its new access
+ * rules (names, token) either way.
+ */
 async function moveAdmin(
   admin: AdminServer | null,
   before: Config,
-  after: Config,
+  prepared: PreparedConfig,
   source: AdminSource,
 ): Promise<AdminServer | null> {
+  const after = prepared.config;
   const was = before.admin ? formatHostPort(before.admin.bind) : null;
   const now = after.admin ? formatHostPort(after.admin.bind) : null;
-  if (was === now) return admin;
+  const access = after.admin ? adminAccess(after.admin, prepared.adminToken) : null;
+  if (was === now) {
+    if (access !== null) admin?.update(access);
+    return admin;
+  }
   await admin?.close();
-  if (after.admin === null) return null;
+  if (after.admin === null || access === null) return null;
   try {
-    return startAdmin(after.admin.bind, source);
+    return startAdmin(after.admin.bind, source, access);
   } catch (e) {
     log.error("the admin listener could not move to its new address", {
       error: e instanceof Error ? e.message : String(e),
@@ -529,7 +571,11 @@ async function supervise(
   let admin: AdminServer | null = null;
   if (prepared.config.admin !== null) {
     try {
-      admin = startAdmin(prepared.config.admin.bind, source);
+      admin = startAdmin(
+        prepared.config.admin.bind,
+        source,
+        adminAccess(prepared.config.admin, prepared.adminToken),
+      );
     } catch (e) {
       log.error(e instanceof Error ? e.message : String(e), {});
       await sup.stop();
@@ -546,7 +592,7 @@ async function supervise(
       if (failure !== null) {
         log.error("a worker could not reload; it keeps its config", { error: failure });
       } else log.info("config reloaded", { workers: sup.count });
-      admin = await moveAdmin(admin, current, next.config, source);
+      admin = await moveAdmin(admin, current, next, source);
       current = next.config;
     } catch (e) {
       log.error("reload failed; the running config stays", { error: issuesText(e) });

@@ -5,7 +5,15 @@
  * @module
  */
 
-import { formatHostPort, type HostPort, isWildcardHost, parseHostPort } from "./address.ts";
+import {
+  formatHostPort,
+  type HostPort,
+  isHostname,
+  isIPv4,
+  isIPv6,
+  isWildcardHost,
+  parseHostPort,
+} from "./address.ts";
 import {
   closest,
   entryPath,
@@ -87,7 +95,7 @@ export const CONFIG_KEYS = Object.freeze(
       "listeners",
     ],
     log: ["level", "format", "access"],
-    admin: ["bind"],
+    admin: ["bind", "hosts", "token", "token_file"],
     http: [
       "request_head_timeout",
       "keepalive_timeout",
@@ -676,13 +684,69 @@ function readAdmin(value: Value): AdminConfig | undefined {
   if ("problem" in bind) {
     return bindValue.error(`admin address "${text}": ${bind.problem}`, bind.fix);
   }
-  if (bind.host !== "127.0.0.1" && bind.host !== "::1" && !bind.host.startsWith("127.")) {
+  const loopback = bind.host === "::1" || bind.host.startsWith("127.");
+  let ok = true;
+  const hosts: string[] = [];
+  if (map!.has("hosts")) {
+    for (const item of map!.get("hosts").list({ single: true, nonEmpty: true }) ?? []) {
+      const name = item.string('a host name such as "admin.example.internal"');
+      if (name === undefined) {
+        ok = false;
+        continue;
+      }
+      const normal = name.trim().toLowerCase().replace(/\.$/, "");
+      if (!isHostname(normal) && !isIPv4(normal) && !isIPv6(normal.replace(/^\[|\]$/g, ""))) {
+        item.error(
+          `"${name}" is not a host name or IP address`,
+          'write the name clients use in the URL, without port or path, e.g. "admin.example.internal"',
+        );
+        ok = false;
+      } else if (!hosts.includes(normal)) hosts.push(normal.replace(/^\[|\]$/g, ""));
+    }
+  }
+  let token: string | null = null;
+  let tokenFile: string | null = null;
+  if (map!.has("token") && map!.has("token_file")) {
+    map!.get("token_file").error(
+      "admin takes either token or token_file, not both",
+      "keep one of them (token_file keeps the secret out of the config)",
+    );
+    ok = false;
+  } else if (map!.has("token")) {
+    const v = map!.get("token");
+    const text = v.string("a random string of at least 16 characters");
+    const problem = text === undefined ? null : adminTokenProblem(text);
+    if (text === undefined) ok = false;
+    else if (problem !== null) {
+      v.error(`admin.token ${problem}`, "generate one with: openssl rand -hex 32");
+      ok = false;
+    } else token = text;
+  } else if (map!.has("token_file")) {
+    const p = pathValue(map!.get("token_file"), "the path of a file holding the token");
+    if (p === undefined) ok = false;
+    else tokenFile = p;
+  }
+  if (!loopback && token === null && tokenFile === null) {
     bindValue.warn(
       `the admin listener on ${text} is reachable from other hosts, and it shows the whole topology`,
-      'bind it to loopback ("127.0.0.1:9901") and reach it through an SSH tunnel or a VPN',
+      'bind it to loopback ("127.0.0.1:9901") and reach it through an SSH tunnel or a VPN, ' +
+        "or set admin.token_file",
     );
   }
-  return { bind, position: bindValue.position };
+  if (!ok) return undefined;
+  return { bind, hosts, token, tokenFile, position: bindValue.position };
+}
+
+/**
+ * Why `token` cannot be an admin bearer token, or null: at least 16 characters (guessing must
+ * be hopeless), and only the characters RFC 6750 §2.1 allows in a bearer token (b64token).
+ */
+export function adminTokenProblem(token: string): string | null {
+  if (token.length < 16) return `is ${token.length} characters long; it needs at least 16`;
+  if (!/^[A-Za-z0-9\-._~+\/]+=*$/.test(token)) {
+    return "may hold only letters, digits and - . _ ~ + / (and = at the end), as RFC 6750 allows";
+  }
+  return null;
 }
 
 /** `workers: 4` or `workers: auto` (one per CPU). */
@@ -1520,6 +1584,14 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
       else if (text.length > 255) {
         item.error("an ALPN protocol id is at most 255 bytes", "shorten it");
         ok = false;
+      } else if (!isPrintableAscii(text)) {
+        // Offered names are compared byte for byte; a character outside ASCII has no one
+        // byte form to compare with, and registered ids are all printable ASCII.
+        item.error(
+          "an ALPN protocol id here must be printable ASCII (bytes 0x20-0x7e)",
+          'use the registered id, such as "h2" or "acme-tls/1"',
+        );
+        ok = false;
       } else if (!alpn.includes(text)) alpn.push(text);
     }
   }
@@ -1761,4 +1833,12 @@ function warnUnusedBackends(
       );
     }
   }
+}
+
+function isPrintableAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
 }

@@ -750,6 +750,20 @@ listeners:
     fix: ["protocol: tls"],
   },
   {
+    name: "parseConfig() refuses an ALPN id that is not printable ASCII",
+    text: withListeners(`  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - alpn: ["h2", "h\\u00e9"]
+        forward: b
+`),
+    line: 9,
+    column: 22,
+    path: "listeners.l.routes[0].alpn[1]",
+    message: ["printable ASCII", "0x20-0x7e"],
+    fix: ['"h2"'],
+  },
+  {
     name: "parseConfig() refuses passthrough for plain HTTP",
     text: withListeners(`  l:
     bind: "127.0.0.1:0"
@@ -2793,3 +2807,81 @@ golden([
     fix: ["1 to 1000000"],
   },
 ]);
+
+Deno.test("parseConfig() reads admin hosts, token and token_file, and refuses weak or doubled tokens", () => {
+  const withAdmin = (admin: string) =>
+    `version: 1
+admin: ${admin}
+listeners:
+  l:
+    bind: "127.0.0.1:8080"
+    routes: [{ reject: true }]
+`;
+  const ok = parseConfig(
+    withAdmin(
+      '{ bind: "127.0.0.1:9901", hosts: [Admin.Example.Test., "[::1]"], token: abcdefghijklmnop-_ }',
+    ),
+    FILE,
+  ).config.admin!;
+  assert.deepEqual(ok.hosts, ["admin.example.test", "::1"]);
+  assert.equal(ok.token, "abcdefghijklmnop-_");
+  assert.equal(ok.tokenFile, null);
+  const file = parseConfig(withAdmin('{ bind: "127.0.0.1:9901", token_file: secret }'), FILE)
+    .config.admin!;
+  assert.equal(file.token, null);
+  assert.ok(file.tokenFile!.endsWith("/secret"), file.tokenFile!);
+  assert.deepEqual(file.hosts, []);
+
+  const errorsOf = (text: string) => issuesOf(text).filter((i) => i.severity === "error");
+  assertIssue(errorsOf(withAdmin('{ bind: "127.0.0.1:9901", token: short }'))[0], {
+    line: 2,
+    column: 41,
+    path: "admin.token",
+    message: ["admin.token is 5 characters long; it needs at least 16"],
+    fix: ["openssl rand -hex 32"],
+  });
+  assertIssue(
+    errorsOf(withAdmin('{ bind: "127.0.0.1:9901", token: "0123456789 abcdef" }'))[0],
+    {
+      line: 2,
+      column: 41,
+      path: "admin.token",
+      message: ["may hold only letters, digits", "RFC 6750"],
+      fix: ["openssl rand -hex 32"],
+    },
+  );
+  assertIssue(
+    errorsOf(withAdmin('{ bind: "127.0.0.1:9901", token: 0123456789abcdef0, token_file: t }'))[0],
+    {
+      line: 2,
+      column: 72,
+      path: "admin.token_file",
+      message: ["either token or token_file, not both"],
+      fix: ["keep one of them"],
+    },
+  );
+  assertIssue(errorsOf(withAdmin('{ bind: "127.0.0.1:9901", hosts: ["a b"] }'))[0], {
+    line: 2,
+    column: 42,
+    path: "admin.hosts[0]",
+    message: ['"a b" is not a host name or IP address'],
+    fix: ["without port or path"],
+  });
+});
+
+Deno.test("parseConfig() warns about an admin listener off loopback only when it has no token", () => {
+  const warningsOf = (admin: string) =>
+    parseConfig(
+      `version: 1
+admin: ${admin}
+listeners:
+  l:
+    bind: "127.0.0.1:8080"
+    routes: [{ reject: true }]
+`,
+      FILE,
+    ).warnings.filter((i) => i.path === "admin.bind");
+  assert.equal(warningsOf('{ bind: "0.0.0.0:9901" }').length, 1);
+  assert.equal(warningsOf('{ bind: "0.0.0.0:9901", token_file: t }').length, 0);
+  assert.equal(warningsOf('{ bind: "127.0.0.1:9901" }').length, 0);
+});

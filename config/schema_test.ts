@@ -690,7 +690,7 @@ log: { level: debug, format: json, access: false }
 shutdown_timeout: 0
 workers: auto
 watch_config: true
-admin: { bind: "127.0.0.1:9901" }
+admin: { bind: "127.0.0.1:9901", hosts: [admin.example.test], token_file: admin-token }
 http:
   request_head_timeout: 2.5s
   keepalive_timeout: 90s
@@ -782,6 +782,15 @@ listeners:
   assertValid(await loadValidator(), value);
   // ... and it really does set every key the parser knows.
   const used = keysUsed(value);
+  // token and token_file exclude each other: the inline token is exercised on its own.
+  const inline = `version: 1
+admin: { bind: "127.0.0.1:9901", token: 0123456789abcdef0123 }
+listeners:
+  l: { bind: "127.0.0.1:8080", routes: [{ reject: true }] }
+`;
+  parseConfig(inline);
+  assertValid(await loadValidator(), parseYaml(inline));
+  keysUsed(parseYaml(inline), used);
   const unused = Object.values(CONFIG_KEYS).flat().filter((k) => !used.has(k));
   assert.deepEqual(unused, [], "keys this config does not exercise");
 });

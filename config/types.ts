@@ -43,6 +43,15 @@ export interface LogConfig {
 /** The admin listener. */
 export interface AdminConfig {
   bind: HostPort;
+  /**
+   * Names accepted in the `Host` header besides the bind address (and `localhost` on a loopback
+   * or wildcard bind), lowercase, without a trailing dot. Others get 421.
+   */
+  hosts: string[];
+  /** The bearer token every request must carry; null for none (or when it is in `tokenFile`). */
+  token: string | null;
+  /** A file holding the bearer token (read when the config is prepared); null for none. */
+  tokenFile: string | null;
   position: SourcePosition;
 }
 

@@ -6,7 +6,15 @@
  * @module
  */
 
-import { formatHostPort, type HostPort } from "../config/address.ts";
+import { createHash, timingSafeEqual } from "node:crypto";
+import {
+  formatHostPort,
+  type HostPort,
+  isIPv4,
+  isIPv6,
+  isWildcardHost,
+} from "../config/address.ts";
+import type { AdminConfig } from "../config/types.ts";
 import { type MetricsSnapshot, renderPrometheus } from "./metrics.ts";
 import { BindError } from "./runtime.ts";
 import { renderStatusPage, type StatusReport } from "./status.ts";
@@ -19,9 +27,32 @@ export interface AdminSource {
   ready(): boolean;
 }
 
+/** Who may use the admin listener. */
+export interface AdminAccess {
+  /** Host names accepted besides IP literals of the bind address (lowercase, no port). */
+  names: string[];
+  /** The bind address; a wildcard accepts any IP literal as Host. */
+  bindHost: string;
+  /** The bearer token every request must carry; null for none. */
+  token: string | null;
+}
+
+/** The access rules of `admin` with its token (read from `token_file` by prepare.ts). */
+export function adminAccess(admin: AdminConfig, token: string | null): AdminAccess {
+  const host = admin.bind.host;
+  const loopback = host === "::1" || host.startsWith("127.") || isWildcardHost(host);
+  return {
+    names: [...(loopback ? ["localhost"] : []), ...admin.hosts],
+    bindHost: host,
+    token,
+  };
+}
+
 /** A running admin listener. */
 export interface AdminServer {
   readonly addr: Deno.NetAddr;
+  /** Applies new access rules (a reload) without rebinding. */
+  update(access: AdminAccess): void;
   close(): Promise<void>;
 }
 
@@ -37,7 +68,12 @@ const SECURITY_HEADERS: [string, string][] = [
  *
  * @throws {BindError} When the address cannot be bound.
  */
-export function startAdmin(bind: HostPort, source: AdminSource): AdminServer {
+export function startAdmin(
+  bind: HostPort,
+  source: AdminSource,
+  access: AdminAccess,
+): AdminServer {
+  let rules = access;
   const ac = new AbortController();
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -47,7 +83,7 @@ export function startAdmin(bind: HostPort, source: AdminSource): AdminServer {
       signal: ac.signal,
       onListen: () => {},
       onError: () => new Response("Internal Server Error\n", { status: 500 }),
-    }, (req) => handle(req, source));
+    }, (req) => refusal(req, rules) ?? handle(req, source));
   } catch (e) {
     const address = formatHostPort(bind);
     throw new BindError(
@@ -61,11 +97,89 @@ export function startAdmin(bind: HostPort, source: AdminSource): AdminServer {
   }
   return {
     addr: server.addr,
+    update(next) {
+      rules = next;
+    },
     async close() {
       ac.abort();
       await server.finished;
     },
   };
+}
+
+/**
+ * The answer to a request that may not be served, or null. First the name: a browser tricked by
+ * DNS rebinding sends the attacker's name as `Host`, so only names the listener is bound for
+ * pass (the port is not compared: tunnels change it); 421 Misdirected Request (RFC 9110
+ * §15.5.20) otherwise. Then the token (RFC 6750 §2.1), compared in constant time.
+ */
+function refusal(req: Request, access: AdminAccess): Response | null {
+  const headers: [string, string][] = [
+    ["content-type", "text/plain; charset=utf-8"],
+    ...SECURITY_HEADERS,
+  ];
+  // Deno puts the Host header (or the absolute request target) into the URL; check both.
+  const host = req.headers.get("host");
+  if (
+    !nameAllowed(new URL(req.url).hostname, access) ||
+    (host !== null && !nameAllowed(hostName(host), access))
+  ) {
+    return new Response("Misdirected Request: this name is not served here\n", {
+      status: 421,
+      headers,
+    });
+  }
+  if (access.token !== null && !bearerMatches(req.headers.get("authorization"), access.token)) {
+    return new Response("Unauthorized\n", {
+      status: 401,
+      headers: [...headers, ["www-authenticate", 'Bearer realm="edgemux admin"']],
+    });
+  }
+  return null;
+}
+
+/** The name part of a Host header value: no port, no brackets, lowercase, no final dot. */
+function hostName(host: string): string {
+  let name = host.trim();
+  if (name.startsWith("[")) {
+    const end = name.indexOf("]");
+    name = end < 0 ? name : name.slice(0, end + 1);
+  } else {
+    const colon = name.lastIndexOf(":");
+    if (colon >= 0) name = name.slice(0, colon);
+  }
+  return name;
+}
+
+function nameAllowed(hostname: string, access: AdminAccess): boolean {
+  let name = hostname.toLowerCase();
+  if (name.startsWith("[") && name.endsWith("]")) name = name.slice(1, -1);
+  if (name.endsWith(".")) name = name.slice(0, -1);
+  if (name === "") return false;
+  // An address is no DNS name, so it cannot be rebound: the bind address itself, or any
+  // address on a wildcard bind (the listener answers on all of them).
+  if (isIPv4(name) || isIPv6(name)) {
+    return isWildcardHost(access.bindHost) || sameAddress(name, access.bindHost) ||
+      access.names.some((n) => sameAddress(name, n));
+  }
+  return access.names.includes(name);
+}
+
+function sameAddress(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (!isIPv6(a) || !isIPv6(b)) return false;
+  // Compare IPv6 in one spelling (URL normalises it).
+  return new URL(`http://[${a}]/`).hostname === new URL(`http://[${b}]/`).hostname;
+}
+
+/** Whether `Authorization` carries the bearer token; the scheme is case-insensitive (RFC 9110 §11.1). */
+function bearerMatches(header: string | null, token: string): boolean {
+  if (header === null) return false;
+  const m = /^\s*bearer\s+(\S+)\s*$/i.exec(header);
+  if (m === null) return false;
+  // Equal-length digests, so neither the length nor a common prefix shows in the timing.
+  const digest = (s: string) => createHash("sha256").update(s).digest();
+  return timingSafeEqual(digest(m[1]), digest(token));
 }
 
 async function handle(req: Request, source: AdminSource): Promise<Response> {

@@ -69,6 +69,12 @@ export const MAX_HELLO_SIZE = 16384;
  * - A record that carries the end of the hello and then more handshake bytes is malformed:
  *   a client has nothing else to send before the server answers.
  * - Names in server_name entries of unknown name_type are skipped by their uint16 length.
+ * - ALPN: the list's framing is checked (list length equal to the extension's, no empty list,
+ *   no empty name, no name past the list's end) and a hello that breaks it is malformed. A
+ *   name's bytes are kept whatever they are, one character per byte: RFC 7301 §3.1 makes them
+ *   opaque, and RFC 8701 GREASE values (0x0A0A, …) are not printable. Routing compares them
+ *   exactly with the configured ids (printable ASCII, config/parse.ts), and the log escapes
+ *   every character outside printable ASCII (proxy/log.ts).
  */
 
 const RECORD_HEADER = 5;

@@ -580,6 +580,16 @@ Deno.test("parseClientHello() decodes ALPN names byte for byte as latin1", () =>
   assert.deepEqual(helloOf(parseClientHello(helloWithOnly(16, alpnData([name])))).alpn, [name]);
 });
 
+Deno.test("parseClientHello() keeps ALPN names with control, C1, quote and backslash bytes, and GREASE", () => {
+  // Any byte is allowed (RFC 7301 §3.1); the log escapes them (proxy/log_test.ts).
+  const names = ["\x85", "h2\x9b31m", "\x1b[2J", "a\r\nb", '"q"', "back\\slash", "\x0a\x0a", "h2"];
+  assert.deepEqual(helloOf(parseClientHello(buildClientHello({ alpn: names }))).alpn, names);
+  assert.deepEqual(
+    helloOf(parseClientHello(helloWithOnly(16, alpnData(names)))).alpn,
+    names,
+  );
+});
+
 Deno.test("parseClientHello() returns malformed for ALPN lengths that lie", () => {
   const good = alpnData(["h2", "http/1.1"]);
   const cases: [Uint8Array, RegExp][] = [

@@ -12,6 +12,7 @@ import type { Protocol, RouteConfig } from "../config/types.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
 import { ALERT_DECODE_ERROR, ALERT_UNRECOGNIZED_NAME } from "./classify.ts";
 import { log } from "./log.ts";
+import { localCause, noteLocalError } from "./local_errors.ts";
 import { closeQuietly, noDelay, type PeerAddress, peerAddress, writeAll } from "./net.ts";
 import { encodeProxyHeader } from "./proxy_protocol.ts";
 import { serveRedirect } from "./redirect.ts";
@@ -76,8 +77,16 @@ export async function handleConnection(
     await run(conn, ctx, client, record);
   } catch (e) {
     // A bug or an unexpected socket error: log it once with context, never to the client.
-    record.end ||= "internal-error";
     record.detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    // Out of descriptors (the hop to the internal TLS listener, say): a local problem, logged
+    // once per interval rather than once per connection.
+    const cause = localCause(e);
+    if (cause !== null) {
+      record.end ||= "local-resource";
+      noteLocalError(cause, "connection", { listener: record.listener });
+      return;
+    }
+    record.end ||= "internal-error";
     log.error("connection failed", {
       conn: record.conn,
       listener: record.listener,

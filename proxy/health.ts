@@ -13,11 +13,15 @@ import type { Backend, ServerState } from "./backend.ts";
 import { TIMED_OUT } from "./deadlines.ts";
 import { parseResponseHead } from "./http1/head.ts";
 import { dialTls } from "./http/pool.ts";
+import type { LocalCause } from "./local_errors.ts";
 import { closeQuietly, readWithin, writeAll } from "./net.ts";
 import { dialTcp } from "./upstream.ts";
 
-/** The outcome of one probe. */
-export type ProbeResult = { ok: true } | { ok: false; reason: string };
+/**
+ * The outcome of one probe. A failure with `local` set never reached the server (edgemux was out
+ * of descriptors or ports, local_errors.ts): it is no verdict on the server and is ignored.
+ */
+export type ProbeResult = { ok: true } | { ok: false; reason: string; local?: LocalCause };
 
 /** Runs the checks of one backend until stopped. */
 export class HealthChecker {
@@ -62,6 +66,11 @@ export class HealthChecker {
   async #round(server: ServerState): Promise<void> {
     const result = await probe(server, this.check, this.tls);
     if (this.#stopped) return;
+    if (!result.ok && result.local !== undefined) {
+      // Logged and counted where the dial failed; the server keeps its verdict and its streak.
+      this.#schedule(server, this.check.interval);
+      return;
+    }
     // A server passive health took out counts as down here too, so passing checks bring it
     // back before its backoff ends.
     const wasUp = server.up(Date.now());
@@ -95,7 +104,11 @@ export async function probe(
   const dialled = check.kind === "tcp" || tls === null
     ? await dialTcp(server, check.timeout)
     : await dialTls(server, tls, check.timeout);
-  if ("failure" in dialled) return { ok: false, reason: dialled.detail };
+  if ("failure" in dialled) {
+    return dialled.local === undefined
+      ? { ok: false, reason: dialled.detail }
+      : { ok: false, reason: dialled.detail, local: dialled.local };
+  }
   const conn: Deno.Conn = dialled.conn;
   try {
     if (check.kind !== "http" || check.http === null) return { ok: true };

@@ -10,6 +10,7 @@
 import type { Config, ConfigIssue, RouteConfig } from "../mod.ts";
 import { ConfigError } from "../config/errors.ts";
 import { entryPath } from "../config/_reader.ts";
+import { adminTokenProblem } from "../config/parse.ts";
 import type { TlsDialOptions } from "./_deno_internals.ts";
 import type { InspectedCert } from "./certs/certificate.ts";
 import { inspectCertificate } from "./certs/certificate.ts";
@@ -32,6 +33,8 @@ export interface PreparedConfig {
   watched: string[];
   /** TLS options for backends' `tls` and `http` health checks (null: plain TCP). */
   healthTls: Map<string, TlsDialOptions | null>;
+  /** The admin listener's bearer token (`admin.token`, or read from `admin.token_file`). */
+  adminToken: string | null;
   /** Every warning, from parsing and from the files. */
   warnings: ConfigIssue[];
 }
@@ -57,6 +60,7 @@ export async function prepareConfig(
   const issues: ConfigIssue[] = [...(opts.warnings ?? [])];
   const backendTls = await loadBackendTls(config, issues);
   const healthTls = await loadHealthTls(config, backendTls, issues);
+  const adminToken = await loadAdminToken(config, issues);
   let certs: CertStore | null = null;
   let devCert: InspectedCert | null = null;
   let devNames: string[] = [];
@@ -109,8 +113,49 @@ export async function prepareConfig(
     backendTls,
     healthTls,
     watched,
+    adminToken,
     warnings: issues.filter((i) => i.severity === "warning"),
   };
+}
+
+/** `admin.token`, or the contents of `admin.token_file` without surrounding whitespace. */
+async function loadAdminToken(config: Config, issues: ConfigIssue[]): Promise<string | null> {
+  const admin = config.admin;
+  if (admin === null || admin.tokenFile === null) return admin?.token ?? null;
+  const fail = (message: string, fix: string) => {
+    issues.push({
+      severity: "error",
+      position: admin.position,
+      path: "admin.token_file",
+      message,
+      fix,
+    });
+    return null;
+  };
+  let text: string;
+  try {
+    text = await Deno.readTextFile(admin.tokenFile);
+  } catch (e) {
+    return fail(
+      `cannot read ${admin.tokenFile}: ${
+        e instanceof Deno.errors.NotFound
+          ? "it does not exist"
+          : e instanceof Error
+          ? e.message
+          : String(e)
+      }`,
+      "create it (openssl rand -hex 32 > FILE) or fix the path",
+    );
+  }
+  const token = text.trim();
+  const problem = adminTokenProblem(token);
+  if (problem !== null) {
+    return fail(
+      `the token in ${admin.tokenFile} ${problem}`,
+      "write a new one with: openssl rand -hex 32 > FILE",
+    );
+  }
+  return token;
 }
 
 function warning(path: string, message: string, fix: string): ConfigIssue {

@@ -8,6 +8,7 @@
 import denoJson from "../deno.json" with { type: "json" };
 import type { AccessRecord } from "./context.ts";
 import type { RequestRecord } from "./http/session.ts";
+import { localErrorCounts } from "./local_errors.ts";
 import { type Histogram, Registry, type Series } from "./metrics.ts";
 
 /** The metrics of one edgemux process. */
@@ -76,6 +77,16 @@ export class ProxyMetrics {
       "How long the last reload took.",
       [],
     );
+    // Counted process-wide where the dial or accept failed (local_errors.ts); copied in here.
+    const local = r.counter(
+      "edgemux_local_errors_total",
+      "Connects and accepts that failed for lack of a local resource (cause: EMFILE, ENFILE, " +
+        "ENOBUFS, ENOMEM, EADDRNOTAVAIL); never counted against a backend.",
+      ["cause"],
+    );
+    r.collect(() => {
+      for (const [cause, n] of localErrorCounts()) local.set([cause], n);
+    });
   }
 
   connection(record: AccessRecord): void {

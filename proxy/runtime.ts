@@ -26,6 +26,7 @@ import { BackendPool } from "./http/pool.ts";
 import { ConnectionLimiter } from "./limits.ts";
 import type { RequestObserver, RequestRecord } from "./http/session.ts";
 import { accessLog, log, recentProblems } from "./log.ts";
+import { localCause, noteLocalError } from "./local_errors.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
 import { DeadlineSet } from "./deadlines.ts";
 import { describeAction, describeMatch, type StatusReport } from "./status.ts";
@@ -159,6 +160,8 @@ const VERSION: string = denoJson.version;
 
 /** How long a replaced internal TLS listener keeps accepting, for connects already under way. */
 const TERMINATOR_GRACE = 5_000;
+/** The pause after a failed accept (out of descriptors): short, so service resumes quickly. */
+const ACCEPT_BACKOFF = 100;
 
 class RunningProxy implements ProxyHandle {
   readonly #sockets = new Map<string, Socket>();
@@ -523,12 +526,18 @@ class RunningProxy implements ProxyHandle {
         conn = await s.socket.accept();
       } catch (e) {
         if (this.#stopping !== null || e instanceof Deno.errors.BadResource) return;
-        // Out of file descriptors and the like: say so, wait a moment, keep serving.
-        log.error("accept failed", {
-          listener: s.listener,
-          error: e instanceof Error ? e.message : String(e),
-        });
-        await new Promise((r) => setTimeout(r, 100));
+        // Out of file descriptors and the like: the pending connection stays in the kernel's
+        // backlog, so accepting again at once would fail again at once. Say so (once per
+        // interval, local_errors.ts), wait a moment, keep serving.
+        const cause = localCause(e);
+        if (cause !== null) noteLocalError(cause, "accept", { listener: s.listener });
+        else {
+          log.error("accept failed", {
+            listener: s.listener,
+            error: e instanceof Error ? e.message : String(e),
+          });
+        }
+        await new Promise((r) => setTimeout(r, ACCEPT_BACKOFF));
         continue;
       }
       const ctx = this.#gen!.contexts.get(s.listener);
@@ -555,8 +564,12 @@ class RunningProxy implements ProxyHandle {
 
   shutdown(timeout = this.config.shutdownTimeout): Promise<void> {
     if (this.#stopping !== null) {
-      // Asked again, with a shorter deadline ("stop now" on a second signal): cut the drain.
-      if (timeout < this.#drainLeft()) this.#endDrain?.();
+      // Asked again, with a shorter deadline ("stop now" on a second signal): cut the drain,
+      // or, when the drain has not begun yet, shorten it before it does.
+      if (timeout < this.#drainLeft()) {
+        this.#drainEnds = Date.now() + timeout;
+        this.#endDrain?.();
+      }
       return this.#stopping;
     }
     this.#drainEnds = Date.now() + timeout;
@@ -578,11 +591,13 @@ class RunningProxy implements ProxyHandle {
     await Promise.all([...this.#sockets.values()].map((s) => s.loop));
     this.#softStop.abort();
     this.#deadlines.stopIdle();
-    if (this.#tasks.size > 0) {
-      log.info("draining", { connections: this.#tasks.size, timeout_ms: timeout });
+    // A second request to stop may have shortened the drain while the steps above ran.
+    const left = Math.min(timeout, Math.max(0, this.#drainLeft()));
+    if (this.#tasks.size > 0 && left > 0) {
+      log.info("draining", { connections: this.#tasks.size, timeout_ms: left });
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<void>((r) => {
-        timer = setTimeout(r, timeout);
+        timer = setTimeout(r, left);
         this.#endDrain = r;
       });
       await Promise.race([Promise.all([...this.#tasks]), deadline]);

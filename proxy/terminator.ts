@@ -22,6 +22,7 @@
 
 import { type CertifiedKey, listenTlsWithResolver, setListenerNoDelay } from "./_deno_internals.ts";
 import { log } from "./log.ts";
+import { localCause, noteLocalError } from "./local_errors.ts";
 import { closeQuietly, noDelay } from "./net.ts";
 
 /** Distinct SNI names one terminator serves before it asks to be replaced. */
@@ -101,8 +102,10 @@ export class Terminator<T extends TerminatorClient> {
       let conn: Deno.TlsConn;
       try {
         conn = await this.#listener.accept();
-      } catch {
+      } catch (e) {
         if (this.#closed) return;
+        const cause = localCause(e);
+        if (cause !== null) noteLocalError(cause, "accept", { listener: "internal TLS" });
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }

@@ -8,6 +8,7 @@
 
 import type { Backend, NoServer, ServerState } from "./backend.ts";
 import { Deadline, type DeadlineSet } from "./deadlines.ts";
+import { type LocalCause, localCause, noteLocalError } from "./local_errors.ts";
 import { noDelay } from "./net.ts";
 
 /** Why no server took the connection, as logged. */
@@ -16,11 +17,18 @@ export type ConnectFailure =
   | "upstream-timeout"
   | "upstream-unreachable"
   | "upstream-tls"
+  | "local-resource"
   | "no-server-up"
   | "server-full";
 
-/** A dialled connection, not yet counted against its server. */
-export type Dialled<C> = { conn: C } | { failure: ConnectFailure; detail: string };
+/**
+ * A dialled connection, not yet counted against its server. A failure with `local` set was this
+ * machine's (out of descriptors, ports, buffers: local_errors.ts) and says nothing about the
+ * server, so it must never count against it.
+ */
+export type Dialled<C> =
+  | { conn: C }
+  | { failure: ConnectFailure; detail: string; local?: LocalCause };
 
 /** The outcome of {@link connectUpstream}. */
 export type ConnectResult =
@@ -61,6 +69,8 @@ export async function dialTcp(
     return { conn };
   } catch (e) {
     if (deadline.expired) return { failure: "upstream-timeout", detail: "connect timed out" };
+    const local = localDialFailure(e, server);
+    if (local !== null) return local;
     if (e instanceof Deno.errors.ConnectionRefused) {
       return { failure: "upstream-refused", detail: "connection refused" };
     }
@@ -69,6 +79,24 @@ export async function dialTcp(
     if (deadlines) deadlines.disarm(deadline);
     clearTimeout(timer);
   }
+}
+
+/**
+ * The failure to report when a dial failed for a local reason (see local_errors.ts), counted
+ * and logged as such; null when the error may be the server's.
+ */
+export function localDialFailure(
+  e: unknown,
+  server: ServerState,
+): { failure: "local-resource"; detail: string; local: LocalCause } | null {
+  const local = localCause(e);
+  if (local === null) return null;
+  noteLocalError(local, "connect", { server: server.config.label });
+  return {
+    failure: "local-resource",
+    detail: `cannot open a connection here (${local}); the server was not reached`,
+    local,
+  };
 }
 
 /**
@@ -115,7 +143,9 @@ export async function connectUpstream(
       };
     }
     server.active--;
-    backend.connectFailed(server, result.detail);
+    // A local failure (out of descriptors or ports) is not the server's: it keeps its health.
+    // Another server is still tried, since port exhaustion can be per destination.
+    if (result.local === undefined) backend.connectFailed(server, result.detail);
     last = { failure: result.failure, server, detail: result.detail };
   }
   return {

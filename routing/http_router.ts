@@ -55,26 +55,49 @@ const ANY = 2;
 /**
  * Normalises a request's authority (Host header or `:authority`) to the form route hosts are
  * written in: the port removed, lowercase, one trailing dot dropped. An IPv6 literal keeps its
- * brackets (`[::1]:8443` → `[::1]`).
+ * brackets (`[::1]:8443` → `[::1]`). A port must name a TCP port: 1-65535 in decimal digits
+ * without a leading zero (RFC 3986 §3.2.3 allows any digits, but port 0, `0443` or `65536`
+ * reach no server, and a backend could read them differently); otherwise there is no host.
  *
  * @param authority `host`, `host:port`, `[v6]` or `[v6]:port`, in any case
- * @returns the host, or null when there is none
+ * @returns the host, or null when there is none or the port is not a TCP port
  */
 export function normalizeHost(authority: string): string | null {
   let host: string;
+  let port: string | null = null;
   if (authority.charCodeAt(0) === 0x5b /* [ */) {
     const close = authority.indexOf("]");
     host = close < 0 ? authority : authority.slice(0, close + 1);
+    if (close >= 0 && close + 1 < authority.length) {
+      // Only a port may follow the bracket.
+      if (authority.charCodeAt(close + 1) !== 0x3a /* : */) return null;
+      port = authority.slice(close + 2);
+    }
   } else {
     const colon = authority.indexOf(":");
     // An unbracketed name with two colons is no valid authority (perhaps a bare IPv6 address);
     // there is no telling where a port would start, so it is kept whole and matches no name.
-    host = colon < 0 || authority.indexOf(":", colon + 1) >= 0
-      ? authority
-      : authority.slice(0, colon);
+    if (colon < 0 || authority.indexOf(":", colon + 1) >= 0) host = authority;
+    else {
+      host = authority.slice(0, colon);
+      port = authority.slice(colon + 1);
+    }
     if (host.endsWith(".")) host = host.slice(0, -1);
   }
+  if (port !== null && !isTcpPort(port)) return null;
   return host.length === 0 ? null : host.toLowerCase();
+}
+
+/** `1`-`65535` in decimal, no sign, no leading zero. */
+function isTcpPort(port: string): boolean {
+  if (port.length === 0 || port.length > 5 || port.charCodeAt(0) === 0x30 /* 0 */) return false;
+  let v = 0;
+  for (let i = 0; i < port.length; i++) {
+    const d = port.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return false;
+    v = v * 10 + d;
+  }
+  return v <= 65535;
 }
 
 /** A set of HTTP routes compiled for lookup. Immutable once built; lookups only read. */

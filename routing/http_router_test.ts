@@ -65,7 +65,9 @@ Deno.test("normalizeHost() removes the port, lowercases and drops one trailing d
     ["a.example.test:8443", "a.example.test"],
     ["a.example.test.", "a.example.test"],
     ["A.example.test.:443", "a.example.test"],
-    ["a.example.test:", "a.example.test"],
+    ["a.example.test:65535", "a.example.test"],
+    ["a.example.test:1", "a.example.test"],
+    ["[::1]:443", "[::1]"],
     ["a.example.test..", "a.example.test."],
     ["[::1]", "[::1]"],
     ["[::1]:8443", "[::1]"],
@@ -80,6 +82,30 @@ Deno.test("normalizeHost() removes the port, lowercases and drops one trailing d
   for (const [authority, expected] of cases) {
     assert.equal(normalizeHost(authority), expected, authority);
   }
+});
+
+Deno.test("normalizeHost() gives no host when the port names no TCP port", () => {
+  const ports = [
+    "",
+    "0",
+    "00",
+    "0443",
+    "65536",
+    "99999",
+    "123456",
+    "8x",
+    "x",
+    "-1",
+    "+443",
+    " 443",
+  ];
+  for (const port of ports) {
+    assert.equal(normalizeHost(`a.example.test:${port}`), null, `a.example.test:${port}`);
+    assert.equal(normalizeHost(`[::1]:${port}`), null, `[::1]:${port}`);
+  }
+  // After the bracket of an IPv6 literal only a port may follow.
+  assert.equal(normalizeHost("[::1]x"), null);
+  assert.equal(normalizeHost("[::1]8443"), null);
 });
 
 const EXACT = route("exact", { host: "app.example.test" });

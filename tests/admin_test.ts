@@ -443,3 +443,165 @@ Deno.test("the console check does catch a page that breaks its CSP (a control fo
   equal(shot.console.length, 1, shot.stderr);
   match(shot.console[0], /violates the following Content Security Policy directive/);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Who may use the admin listener: the Host it is bound for, and the bearer token
+// ---------------------------------------------------------------------------------------------
+
+/** Sends one raw HTTP/1.1 request (so any Host can be sent) and returns status and headers. */
+async function rawAdmin(
+  port: number,
+  target: string,
+  headers: string[],
+  version = "HTTP/1.1",
+): Promise<{ status: number; head: string }> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const text = [`GET ${target} ${version}`, ...headers, "connection: close", "", ""].join("\r\n");
+  await writeAll(conn, new TextEncoder().encode(text));
+  const reply = new TextDecoder().decode(await readAll(conn));
+  const head = reply.slice(0, reply.indexOf("\r\n\r\n"));
+  return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0), head };
+}
+
+function adminOnlyConfig(admin: string): string {
+  return `version: 1
+log: { level: info, format: text, access: false }
+shutdown_timeout: 1s
+admin: ${admin}
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes: [{ reject: true }]
+`;
+}
+
+Deno.test("the admin listener answers only the names it is bound for (421 otherwise), whatever the port", async () => {
+  await using dir = await makeTempDir("edgemux-admin-host-");
+  const file = `${dir.path}/edgemux.yaml`;
+  await Deno.writeTextFile(
+    file,
+    adminOnlyConfig('{ bind: "127.0.0.1:0", hosts: [admin.example.test, 192.0.2.9] }'),
+  );
+  await using cli = await startEdgemuxCli(file);
+  const port = Number(new URL(cli.adminUrl).port);
+  const served = [
+    `127.0.0.1:${port}`,
+    "127.0.0.1",
+    `localhost:${port}`,
+    "LocalHost.:8080", // an SSH tunnel from another local port
+    "admin.example.test",
+    `Admin.Example.Test.:${port}`,
+    "192.0.2.9:443", // an address in admin.hosts (say, the public side of a NAT)
+  ];
+  for (const host of served) {
+    const res = await rawAdmin(port, "/metrics", [`host: ${host}`]);
+    equal(res.status, 200, `Host: ${host}\n${res.head}`);
+  }
+  // HTTP/1.0 without Host: Deno fills in localhost; no browser sends such a request.
+  equal((await rawAdmin(port, "/healthz", [], "HTTP/1.0")).status, 200);
+  const refused = [
+    "evil.example.test", // DNS rebinding: the attacker's name, resolved to 127.0.0.1
+    `evil.example.test:${port}`,
+    "localhost.evil.example.test",
+    "127.0.0.1.nip.io",
+    "admin.example.test.evil",
+    "[::1]", // another address than the one bound
+    "10.0.0.1",
+    "127.0.0.2",
+  ];
+  for (const host of refused) {
+    for (const path of ["/", "/metrics", "/status.json", "/healthz"]) {
+      const res = await rawAdmin(port, path, [`host: ${host}`]);
+      equal(res.status, 421, `Host: ${host} ${path}\n${res.head}`);
+    }
+  }
+  // An absolute request target names the host too, and is checked as well.
+  equal(
+    (await rawAdmin(port, "http://evil.example.test/metrics", ["host: localhost"])).status,
+    421,
+  );
+  equal(
+    (await rawAdmin(port, "http://localhost/metrics", ["host: evil.example.test"])).status,
+    421,
+  );
+});
+
+Deno.test("with admin.token_file, every request needs the bearer token (401 otherwise), and a reload changes it", async () => {
+  await using dir = await makeTempDir("edgemux-admin-token-");
+  const tokenFile = `${dir.path}/admin-token`;
+  const first = "0123456789abcdef0123456789abcdef";
+  await Deno.writeTextFile(tokenFile, `${first}\n`);
+  const file = `${dir.path}/edgemux.yaml`;
+  await Deno.writeTextFile(
+    file,
+    adminOnlyConfig(`{ bind: "127.0.0.1:0", token_file: ${tokenFile} }`),
+  );
+  await using cli = await startEdgemuxCli(file);
+  const port = Number(new URL(cli.adminUrl).port);
+  const host = `host: 127.0.0.1:${port}`;
+  for (const path of ["/", "/metrics", "/status.json", "/healthz", "/readyz", "/nope"]) {
+    const res = await rawAdmin(port, path, [host]);
+    equal(res.status, 401, `${path} without a token\n${res.head}`);
+    match(res.head, /www-authenticate: Bearer realm="edgemux admin"/i);
+  }
+  const wrong = [
+    `Bearer ${first.slice(0, -1)}`,
+    `Bearer ${first}x`,
+    `Bearer ${first.toUpperCase()}`,
+    `Basic ${btoa(`admin:${first}`)}`,
+    first,
+    "Bearer",
+    `Bearer ${first} ${first}`,
+  ];
+  for (const auth of wrong) {
+    equal((await rawAdmin(port, "/metrics", [host, `authorization: ${auth}`])).status, 401, auth);
+  }
+  for (const auth of [`Bearer ${first}`, `bearer ${first}`, `BEARER  ${first}`]) {
+    equal((await rawAdmin(port, "/metrics", [host, `authorization: ${auth}`])).status, 200, auth);
+  }
+  // The name comes first: the right token under a foreign name is still refused.
+  equal(
+    (await rawAdmin(port, "/metrics", [
+      "host: evil.example.test",
+      `authorization: Bearer ${first}`,
+    ]))
+      .status,
+    421,
+  );
+  // fetch, as a scraper would.
+  const res = await fetch(`${cli.adminUrl}/metrics`, {
+    headers: { authorization: `Bearer ${first}` },
+  });
+  equal(res.status, 200);
+  parsePrometheus(await res.text());
+
+  // A new token in the file takes effect at the next reload; the old one stops working.
+  const second = "fedcba9876543210fedcba9876543210";
+  await replaceFile(tokenFile, second);
+  cli.signal("SIGHUP");
+  await cli.waitForOutput("config reloaded", 10_000);
+  equal((await rawAdmin(port, "/metrics", [host, `authorization: Bearer ${second}`])).status, 200);
+  equal((await rawAdmin(port, "/metrics", [host, `authorization: Bearer ${first}`])).status, 401);
+});
+
+Deno.test("edgemux refuses to start with a token file that is missing or holds a weak token", async () => {
+  await using dir = await makeTempDir("edgemux-admin-token-");
+  const tokenFile = `${dir.path}/admin-token`;
+  await Deno.writeTextFile(tokenFile, "short\n");
+  const file = `${dir.path}/edgemux.yaml`;
+  await Deno.writeTextFile(
+    file,
+    adminOnlyConfig(`{ bind: "127.0.0.1:0", token_file: ${tokenFile} }`),
+  );
+  const weak = await run(Deno.execPath(), ["run", "-A", "main.ts", "check", "-c", file], {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+  });
+  equal(weak.code, 1, weak.stderr);
+  match(weak.stderr, /admin\.token_file: the token in .*admin-token is 5 characters long/);
+  await Deno.remove(tokenFile);
+  const missing = await run(Deno.execPath(), ["run", "-A", "main.ts", "check", "-c", file], {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+  });
+  equal(missing.code, 1, missing.stderr);
+  match(missing.stderr, /cannot read .*admin-token: it does not exist/);
+});

@@ -411,6 +411,55 @@ Deno.test("edgemux run --log-format json writes one JSON object per line", async
   ok(entries.some((e) => e.msg === "stopped"), proc.output());
 });
 
+Deno.test("a second SIGTERM ends the process within a second even when the stop is stuck before the drain", async () => {
+  // An HTTP health check of a server that accepts and never answers holds the stop for up to
+  // its 50 s timeout (probes in flight are awaited); the second signal must not wait for it.
+  await using echo = await startTcpBackend("echo", "echo");
+  await using mute = await startTcpBackend("mute", "digest");
+  await using dir = await makeTempDir("edgemux-cli-");
+  const file = await writeConfig(
+    dir.path,
+    "stuck.yaml",
+    `version: 1
+log: { level: info, format: text, access: true }
+shutdown_timeout: 60s
+backends:
+  echo: { servers: ["127.0.0.1:${echo.port}"] }
+  mute:
+    servers: ["127.0.0.1:${mute.port}"]
+    health_check: { type: http, interval: 60s, timeout: 50s }
+listeners:
+  tcp:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: echo
+`,
+  );
+  const proc = startEdgemuxCli(["run", "-c", file]);
+  try {
+    await proc.waitForOutput("edgemux started", 15_000);
+    using _conn = await openRelayed(listeningPort(proc.output(), "tcp"));
+    // The first probe is under way as soon as the process has started.
+    Deno.kill(proc.pid, "SIGTERM");
+    await proc.waitForOutput(/stopping signal=SIGTERM/, 5000);
+    const second = performance.now();
+    Deno.kill(proc.pid, "SIGTERM");
+    const exited = await Promise.race([
+      proc.exited,
+      new Promise<null>((r) => setTimeout(() => r(null), 5000)),
+    ]);
+    const ms = Math.round(performance.now() - second);
+    ok(exited !== null, `still running 5 s after the second SIGTERM:\n${proc.output()}`);
+    match(proc.output(), /second stop signal/);
+    // The stuck stop cannot finish, so the bound of the second signal ended it.
+    equal(exited.code, 4, proc.output());
+    match(proc.output(), /not stopped within the grace of the second signal; exiting now/);
+    ok(ms < 5000, `${ms} ms`);
+  } finally {
+    await proc.stop();
+  }
+});
+
 /** Opens a relayed connection and proves it is live; the caller keeps it open. */
 async function openRelayed(port: number): Promise<Deno.TcpConn> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });

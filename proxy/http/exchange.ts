@@ -203,7 +203,8 @@ function dialFailure(f: DialFailure): NoAnswer {
   const full = f.failure === "server-full" || f.failure === "upstream-limit";
   return {
     ok: false,
-    status: f.failure === "no-server-up" || full
+    // Out of local descriptors or ports is edgemux's own trouble, and passes: 503, not 502.
+    status: f.failure === "no-server-up" || full || f.failure === "local-resource"
       ? 503
       : f.failure === "upstream-timeout"
       ? 504
@@ -211,7 +212,11 @@ function dialFailure(f: DialFailure): NoAnswer {
     end: f.failure,
     detail: f.detail,
     server: f.server?.config.label ?? null,
-    retryAfter: f.failure === "no-server-up" ? 5 : full ? 1 : null,
+    retryAfter: f.failure === "no-server-up"
+      ? 5
+      : full || f.failure === "local-resource"
+      ? 1
+      : null,
   };
 }
 

@@ -11,7 +11,8 @@
 import { serveHttpOnConnection } from "../_deno_internals.ts";
 import { closeQuietly } from "../net.ts";
 import { ChunkedScanner } from "../http1/chunked.ts";
-import type { BodyFraming } from "../http1/head.ts";
+import { type BodyFraming, checkAuthority, isRequestTargetText } from "../http1/head.ts";
+import { log } from "../log.ts";
 import { STATUS_TEXT } from "../http1/respond.ts";
 import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "../http1/upstream_head.ts";
 import { returnScratch, takeScratch } from "../http1/scratch.ts";
@@ -82,7 +83,7 @@ export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise
     requests++;
     clearTimeout(idleTimer);
     info.completed.then(done, done);
-    return handleRequest(req, session, info);
+    return handleRequest(req, session, info).catch((e) => internalError(req, e));
   };
   const served = serveHttpOnConnection(
     conn,
@@ -102,6 +103,39 @@ export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise
     ctx.softStop.removeEventListener("abort", onSoftStop);
     ctx.hardStop.removeEventListener("abort", onHardStop);
   }
+}
+
+/** The record of each request being handled, for {@link internalError}. */
+const recordOf = new WeakMap<Request, RequestRecord>();
+
+/** Answers a request edgemux will not forward, saying why in its record. */
+function refuse(record: RequestRecord, status: number, detail: string): Response {
+  record.status = status;
+  record.end = "bad-request";
+  record.detail = detail;
+  return plain(status);
+}
+
+/**
+ * A request whose handling threw (a bug, or a socket error nobody expected): a 500 and a record
+ * that says so, never a record that claims success.
+ */
+function internalError(req: Request, e: unknown): Response {
+  const detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  const record = recordOf.get(req);
+  if (record !== undefined) {
+    record.status = 500;
+    record.end = "internal-error";
+    record.detail = detail;
+  }
+  log.error("HTTP/2 request failed", {
+    conn: record?.conn ?? null,
+    listener: record?.listener ?? null,
+    host: record?.host ?? null,
+    path: record?.path ?? null,
+    error: detail,
+  });
+  return plain(500);
 }
 
 function plain(status: number, extra: [string, string][] = []): Response {
@@ -132,6 +166,14 @@ async function handleRequest(
     if (record.end === "ok") record.end = "client-closed";
     finish();
   });
+  recordOf.set(req, record);
+  // RFC 9113 §8.3.1: `:path` is a request-target; it may hold what an HTTP/1.1 one may and
+  // nothing else (a character above U+00FF could not even be written upstream). `:authority`
+  // follows the rules of a Host field: a port is 1-65535, in digits, without leading zeros.
+  if (!isRequestTargetText(path)) return refuse(record, 400, "invalid :path");
+  if (checkAuthority(authority) === null) {
+    return refuse(record, 400, authority === "" ? "no host" : "invalid :authority");
+  }
 
   // The same caps as an HTTP/1.1 head (Deno's HTTP/2 server has its own, larger ones). One pass
   // over the fields measures them, copies them for the upstream head and finds the length.

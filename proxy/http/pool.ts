@@ -14,7 +14,13 @@ import type { BackendConfig } from "../../config/types.ts";
 import { connectTlsTo, type TlsDialOptions } from "../_deno_internals.ts";
 import type { Backend, ServerState } from "../backend.ts";
 import { closeQuietly } from "../net.ts";
-import { type ConnectFailure, type Dialled, dialTcp, noServerFailure } from "../upstream.ts";
+import {
+  type ConnectFailure,
+  type Dialled,
+  dialTcp,
+  localDialFailure,
+  noServerFailure,
+} from "../upstream.ts";
 import type { DeadlineSet } from "../deadlines.ts";
 import { BufferedReader } from "./reader.ts";
 
@@ -115,7 +121,7 @@ export class BackendPool {
         };
       }
       server.active--;
-      this.backend.connectFailed(server, dialled.detail);
+      if (dialled.local === undefined) this.backend.connectFailed(server, dialled.detail);
       tried.add(server);
       last = { failure: dialled.failure, detail: dialled.detail, server };
     }
@@ -306,6 +312,8 @@ export async function dialTls(
     }
     return { conn: result };
   } catch (e) {
+    const local = localDialFailure(e, server);
+    if (local !== null) return local;
     if (e instanceof Deno.errors.ConnectionRefused) {
       return { failure: "upstream-refused", detail: "connection refused" };
     }

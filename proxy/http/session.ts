@@ -133,7 +133,9 @@ export function decide(
 ): RequestDecision {
   const host = authority === null ? null : normalizeHost(authority);
   if (host === null) {
-    return { kind: "respond", status: 400, end: "bad-request", detail: "no host", host };
+    // No name, or a port that names no TCP port (routing/http_router.ts).
+    const detail = authority === null || authority === "" ? "no host" : "invalid host";
+    return { kind: "respond", status: 400, end: "bad-request", detail, host };
   }
   const path = normalizePath(target);
   if (path === null) {

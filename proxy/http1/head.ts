@@ -652,6 +652,34 @@ function analyseTransferEncoding(buf: Uint8Array, start: number, end: number): n
 // ---------------------------------------------------------------------------------------------
 // Authorities (RFC 3986 §3.2.2, narrowed as described at the top).
 
+/**
+ * An authority given as text (HTTP/2 `:authority`) checked by the same rules as a Host field:
+ * the lowercased `host[:port]`, or null when it is not acceptable (a port of 0, over 65535,
+ * zero-padded or not digits; a character outside the host grammar; anything above U+00FF).
+ */
+export function checkAuthority(text: string): string | null {
+  const buf = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7e) return null;
+    buf[i] = c;
+  }
+  return parseAuthority(buf, text, 0, buf.length, false);
+}
+
+/**
+ * True when `target` holds only the bytes an HTTP/1.1 request-target may (VCHARs other than
+ * "#"), the rule {@link parseRequestHead} applies, for targets that arrive as text (HTTP/2).
+ */
+export function isRequestTargetText(target: string): boolean {
+  if (target.length === 0) return false;
+  for (let i = 0; i < target.length; i++) {
+    const c = target.charCodeAt(i);
+    if (c > 0x7e || (CLASS[c] & C_TARGET) === 0) return false;
+  }
+  return true;
+}
+
 /** Lowercased `host[:port]` for buf[start..end), or null if it is not acceptable. */
 function parseAuthority(
   buf: Uint8Array,

@@ -9,6 +9,7 @@
 import { fileURLToPath } from "node:url";
 import { pickFreePort } from "./ports.ts";
 import { type BackgroundProcess, type ExitStatus, startProcess } from "./process.ts";
+import { requireTool } from "./tools.ts";
 
 /** The repository root, where `main.ts` and `deno.json` are. */
 export const REPO_ROOT: string = fileURLToPath(new URL("../..", import.meta.url));
@@ -19,6 +20,11 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** How long to wait for the `edgemux started` line. Default 20000. */
   startTimeoutMs?: number;
+  /**
+   * Run under `prlimit --nofile=N` (util-linux), which execs edgemux with at most N open file
+   * descriptors: the process keeps its PID, so signals still reach edgemux itself.
+   */
+  nofile?: number;
 }
 
 /** A running `edgemux run`. */
@@ -118,11 +124,14 @@ export async function startEdgemuxCli(
   configPath: string,
   opts: CliOptions = {},
 ): Promise<EdgemuxCli> {
-  const proc = startProcess(
-    Deno.execPath(),
-    ["run", "-A", "main.ts", "run", "-c", configPath, "--log-format", "text"],
-    { cwd: REPO_ROOT, env: opts.env },
-  );
+  const edgemux = [Deno.execPath(), "run", "-A", "main.ts", "run", "-c", configPath];
+  const command = opts.nofile === undefined
+    ? edgemux
+    : [requireTool("prlimit", "util-linux"), `--nofile=${opts.nofile}`, ...edgemux];
+  const proc = startProcess(command[0], [...command.slice(1), "--log-format", "text"], {
+    cwd: REPO_ROOT,
+    env: opts.env,
+  });
   try {
     // Workers log their own start lines; the main process's carries its own pid.
     await proc.waitForOutput(
