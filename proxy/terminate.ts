@@ -67,6 +67,7 @@ export async function terminate(
     if (first.length > 0) await writeAll(inner, first);
   } catch {
     closeQuietly(inner);
+    terminator.forget(inner, info);
     record.end = "internal-error";
     record.detail = "internal TLS listener closed before the hello was written";
     return;
@@ -97,6 +98,7 @@ export async function terminate(
     control,
   });
   ctx.deadlines.disarm(handshake);
+  terminator.forget(inner, info);
   record.up += result.up;
   record.down += result.down;
   if (handshake.expired) {

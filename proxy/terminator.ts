@@ -122,10 +122,14 @@ export class Terminator<T extends TerminatorClient> {
     let info: T | undefined;
     try {
       const alpn = await this.#handshake(conn);
-      // The entry is needed only until the handshake; drop it whatever happened.
+      // A failed handshake leaves the entry alone: its loopback port may already belong to a
+      // newer connection (the edge side closed this one at its deadline and the port was
+      // reused), whose entry this is. The edge side forgets its own entry when it ends.
+      if (alpn === undefined) return;
+      // A finished handshake is this connection's: the client's hello was written after its
+      // entry was made, so the entry under this port is the one for these bytes.
       info = this.#waiting.get(key);
       this.#waiting.delete(key);
-      if (alpn === undefined) return;
       if (info === undefined) {
         // Only edgemux itself connects here, and it registers first; anything else is refused.
         log.warn("internal TLS connection with no registered client", { port: key });
@@ -140,6 +144,15 @@ export class Terminator<T extends TerminatorClient> {
     } finally {
       info?.ended?.();
     }
+  }
+
+  /**
+   * Drops the entry made by {@link connect} for `conn`, if it is still there and still `info`'s
+   * (the edge side calls this when its connection ends, however the handshake went).
+   */
+  forget(conn: Deno.TcpConn, info: T): void {
+    const key = (conn.localAddr as Deno.NetAddr).port;
+    if (this.#waiting.get(key) === info) this.#waiting.delete(key);
   }
 
   /** The negotiated ALPN protocol, or undefined when the handshake failed or took too long. */
