@@ -6,6 +6,7 @@
  * @module
  */
 
+import { normalizePath } from "../routing/path.ts";
 import type { RedirectAction } from "../config/types.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
 import type { RequestHead } from "./http1/head.ts";
@@ -76,14 +77,20 @@ async function serve(
     }
     const head = got.head;
     record.requests++;
-    if (action.acmeBackend !== null && head.path.startsWith(ACME_PREFIX)) {
+    // The ACME prefix is matched on the normalised path, which is also what is forwarded, so
+    // `/.well-known/acme-challenge/../../admin` or `..%2F` cannot reach anything else on the
+    // ACME backend (routing/path.ts). A path that is refused is redirected like any other.
+    const acmePath = action.acmeBackend === null || !head.path.startsWith("/")
+      ? null
+      : normalizePath(head.path, ctx.http.pathNormalization);
+    if (action.acmeBackend !== null && acmePath !== null && acmePath.startsWith(ACME_PREFIX)) {
       const pool = ctx.pools.get(action.acmeBackend)!;
       record.backend = action.acmeBackend;
       // One request per connection: the challenge path is rare and this keeps the plain
       // listener free of keep-alive bookkeeping towards a second backend.
       const result = await forwardRequest(conn, reader, head, {
         pool,
-        upstreamPath: head.path,
+        upstreamPath: acmePath,
         requestOps: NO_HEADER_OPS,
         responseOps: NO_HEADER_OPS,
         forwarding: { clientIp: client.ip, proto: "http", trusted: false },
