@@ -517,3 +517,21 @@ Deno.test("a refused path is logged with the reason", async () => {
     assert.equal(record.detail, "invalid path: an encoded slash (%2F)");
   });
 });
+
+Deno.test("HTTP/2: a :path that is not origin-form is refused with 400, not misrouted", async () => {
+  await withSetup(null, async (proxy) => {
+    const port = proxy.port("https");
+    // Deno joins "*" to the authority in the request URL; edgemux used to answer 421 for the
+    // resulting host "app.example.test*".
+    const r = await rawH2Request({
+      port,
+      serverName: HOST,
+      caCerts: CA,
+      authority: HOST,
+      path: "*",
+    });
+    assert.deepEqual(r, { kind: "response", status: 400, body: "Bad Request\n" });
+    const record = await proxy.waitForRequest((q) => q.status === 400);
+    assert.equal(record.detail, "invalid path: not an origin-form path");
+  });
+});
