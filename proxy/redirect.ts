@@ -6,8 +6,8 @@
  * @module
  */
 
-import { normalizePath } from "../routing/path.ts";
 import type { RedirectAction } from "../config/types.ts";
+import { normalizePath } from "../routing/path.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
 import type { RequestHead } from "./http1/head.ts";
 import { simpleResponse, simpleResponseInto } from "./http1/respond.ts";
