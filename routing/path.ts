@@ -82,24 +82,10 @@ const REASONS = [
  * @returns the normalised target, or null when it is refused (the request gets `400`)
  */
 export function normalizePath(target: string, mode: PathNormalization = "strict"): string | null {
-  const r = normalize(target, mode === "strict");
-  return typeof r === "string" ? r : null;
-}
-
-/**
- * Why `normalizePath(target, mode)` refuses a target, in words for the request log (such as
- * "an encoded slash (%2F)"), or null when it does not.
- */
-export function pathRefusal(target: string, mode: PathNormalization = "strict"): string | null {
-  const r = normalize(target, mode === "strict");
-  return typeof r === "string" ? null : REASONS[r - 1];
-}
-
-/** The normalised target, or the code of the reason it is refused. */
-function normalize(target: string, strict: boolean): string | number {
+  const strict = mode === "strict";
   const query = target.indexOf("?");
   const end = query < 0 ? target.length : query;
-  if (end === 0 || target.charCodeAt(0) !== 0x2f /* / */) return NOT_ORIGIN;
+  if (end === 0 || target.charCodeAt(0) !== 0x2f /* / */) return refuse(NOT_ORIGIN);
 
   // One scan validates everything and tells whether the path needs work at all; most request
   // paths are already normal, and those are returned as they are, without a copy.
@@ -109,20 +95,22 @@ function normalize(target: string, strict: boolean): string | number {
   let semicolon = false;
   for (let i = 0; i < target.length; i++) {
     const c = target.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f) return BAD_BYTE;
-    if (c === 0x23 /* # */) return FRAGMENT;
+    // Everything from "0" to "~" but ";" and "\\" needs no more look: nearly every character.
+    if (c > 0x2f && c < 0x7f && c !== 0x3b && c !== 0x5c) continue;
+    if (c <= 0x20 || c >= 0x7f) return refuse(BAD_BYTE);
+    if (c === 0x23 /* # */) return refuse(FRAGMENT);
     if (i >= end) continue;
     if (c === 0x25 /* % */) {
-      if (i + 2 >= end) return BAD_ESCAPE; // the two hex digits must be part of the path
+      if (i + 2 >= end) return refuse(BAD_ESCAPE); // the two hex digits must be part of the path
       const hi = hexValue(target.charCodeAt(i + 1));
       const lo = hexValue(target.charCodeAt(i + 2));
-      if (hi < 0 || lo < 0) return BAD_ESCAPE;
+      if (hi < 0 || lo < 0) return refuse(BAD_ESCAPE);
       const byte = hi * 16 + lo;
-      if (byte === 0) return ENCODED_NUL;
+      if (byte === 0) return refuse(ENCODED_NUL);
       if (strict) {
-        if (byte === 0x2f) return ENCODED_SLASH;
-        if (byte === 0x5c) return ENCODED_BACKSLASH;
-        if (byte < 0x20 || byte === 0x7f) return ENCODED_CONTROL;
+        if (byte === 0x2f) return refuse(ENCODED_SLASH);
+        if (byte === 0x5c) return refuse(ENCODED_BACKSLASH);
+        if (byte < 0x20 || byte === 0x7f) return refuse(ENCODED_CONTROL);
       }
       percent = true;
       i += 2;
@@ -132,8 +120,8 @@ function normalize(target: string, strict: boolean): string | number {
       if (target.charCodeAt(i - 1) === 0x2f) dot = true;
     } else if (c === 0x2f /* / */) {
       if (target.charCodeAt(i + 1) === 0x2f && i + 1 < end) slashes = true;
-    } else if (c === 0x5c /* \ */) {
-      if (strict) return BACKSLASH;
+    } else if (c === 0x5c /* \\ */) {
+      if (strict) return refuse(BACKSLASH);
     } else if (c === 0x3b /* ; */) {
       semicolon = true;
     }
@@ -144,8 +132,24 @@ function normalize(target: string, strict: boolean): string | number {
   let path = percent ? decodeUnreserved(target, end) : target.slice(0, end);
   if (strict && path.includes("//")) path = path.replace(/\/{2,}/g, "/");
   path = removeDotSegments(path);
-  if (strict && semicolon && hasDotParams(path)) return DOT_PARAMS;
+  if (strict && semicolon && hasDotParams(path)) return refuse(DOT_PARAMS);
   return path + target.slice(end);
+}
+
+/**
+ * Why `normalizePath(target, mode)` refuses a target, in words for the request log (such as
+ * "an encoded slash (%2F)"), or null when it does not.
+ */
+export function pathRefusal(target: string, mode: PathNormalization = "strict"): string | null {
+  return normalizePath(target, mode) === null ? REASONS[lastRefusal - 1] : null;
+}
+
+/** The reason of the last refusal; normalizePath returns null, its callers rarely ask why. */
+let lastRefusal = 0;
+
+function refuse(reason: number): null {
+  lastRefusal = reason;
+  return null;
 }
 
 /**
