@@ -18,17 +18,19 @@
  * 3. dot-segments are removed (§5.2.4), after decoding, so `%2e%2e` counts as `..`.
  *
  * `strict` (the default) goes on to read the path the way the common backends do (nginx and
- * Apache merge slashes by default, Go's `path.Clean` does, and every one of them decodes `%2F`
- * before it looks for files or handlers, some decode `%5C` or take `\` for `/`):
+ * Apache merge slashes by default, Go's ServeMux redirects to the `path.Clean` form), and refuses
+ * what they read differently from each other (nginx decodes `%2F` into a separator, Apache
+ * answers it with 404, Go hands handlers a decoded path; the WHATWG URL parser takes `\` for `/`,
+ * nginx on Linux does not):
  * 4. repeated slashes are merged into one, before dot-segments are removed;
  * 5. a path that one backend would split differently from another is refused rather than guessed
  *    at: `%2F` and `%5C` (encoded separators), a raw `\`, encoded control characters
  *    (`%01`–`%1F`, `%7F`), and a segment that a servlet container reads as a dot-segment with
  *    parameters (`..;x`, `.;x`).
  *
- * `pass` stops after step 3: repeated slashes, `%2F`, `%5C` and `\` go to the backend as they
- * came, for backends that give them a meaning of their own (and accept that a decoding backend
- * may then serve `/admin%2Fx` as `/admin/x`).
+ * `pass` stops after step 3: repeated slashes, `%2F`, `%5C`, `\`, encoded control characters
+ * and `..;` segments go to the backend as they came, for backends that give them a meaning of
+ * their own (and accept that a decoding backend may then serve `/admin%2Fx` as `/admin/x`).
  *
  * The query (everything from the first `?`) is passed on byte for byte: its meaning belongs to
  * the backend, and routing never looks at it. The path's letter case is kept.
