@@ -183,6 +183,8 @@ const HANDWRITTEN = [
   "/admin%g0",
   // Bytes that are not visible ASCII (refused by the parser, or by hyper on HTTP/2).
   "/admin\u00e9",
+  "/admin\u00c3\u00a9", // "é" in UTF-8, one byte per character here
+  "/\u00c4\u0080", // U+0100 in UTF-8
   "/admin x",
   "/admin\tx",
 ];
@@ -515,6 +517,22 @@ Deno.test("a refused path is logged with the reason", async () => {
     assert.equal(record.status, 400);
     assert.equal(record.end, "bad-request");
     assert.equal(record.detail, "invalid path: an encoded slash (%2F)");
+  });
+});
+
+Deno.test("HTTP/2: a :path with UTF-8 bytes is refused with 400 and a true record", async () => {
+  await withSetup(null, async (proxy) => {
+    const port = proxy.port("https");
+    // Deno's request URL holds the decoded text ("/Ā"); edgemux used to answer 500 for characters
+    // above U+00FF (logging status 0) and forward the others.
+    for (const path of ["/\u00c4\u0080", "/admin\u00c3\u00a9"]) {
+      const r = await rawH2Request({ port, serverName: HOST, caCerts: CA, authority: HOST, path });
+      assert.deepEqual(r, { kind: "response", status: 400, body: "Bad Request\n" }, path);
+    }
+    const record = await proxy.waitForRequest((q) => q.path === "/\u0100");
+    assert.equal(record.status, 400);
+    assert.equal(record.end, "bad-request");
+    assert.equal(record.detail, "invalid path: a control character, space or non-ASCII byte");
   });
 });
 
