@@ -249,6 +249,7 @@ async function explain(args: string[]): Promise<number> {
     alpn: opts.alpn ?? [],
     host: opts.host ?? null,
     path: opts.path ?? "/",
+    pathNormalization: prepared.config.http.pathNormalization,
   });
   for (const line of lines) console.log(line);
   return 0;

@@ -14,6 +14,7 @@ export const DEFAULTS = {
     maxHeadSize: 32 * 1024,
     maxHeaders: 100,
     trustedProxies: [] as string[],
+    pathNormalization: "strict" as const,
   },
   certificates: {
     watchInterval: 5_000,

@@ -28,7 +28,7 @@ import { formatDuration } from "./units.ts";
 import { ConfigError, type ConfigIssue, formatPosition, type SourcePosition } from "./errors.ts";
 import { dirname, resolve as resolvePath } from "node:path";
 import { CidrSet } from "../routing/cidr.ts";
-import { normalizePath } from "../routing/path.ts";
+import { normalizePath, PATH_NORMALIZATIONS, pathRefusal } from "../routing/path.ts";
 import type {
   AdminConfig,
   BackendConfig,
@@ -102,6 +102,7 @@ export const CONFIG_KEYS = Object.freeze(
       "max_head_size",
       "max_headers",
       "trusted_proxies",
+      "path_normalization",
     ],
     limits: ["max_connections", "per_client"],
     perClient: ["max_connections", "rate", "burst"],
@@ -429,6 +430,9 @@ function readHttp(value: Value | undefined): HttpConfig | undefined {
       }
     }
     http.trustedProxies = list;
+  }
+  if (map.has("path_normalization")) {
+    set("pathNormalization", map.get("path_normalization").oneOf(PATH_NORMALIZATIONS));
   }
   return ok ? http : undefined;
 }
@@ -1294,11 +1298,19 @@ function readHttpRoute(
         'start it with "/" and leave out the query and fragment, e.g. "/api"',
       );
       ok = false;
+    } else if (normalizePath(text) === null) {
+      map.get(key).error(
+        `"${text}" has ${pathRefusal(text)}, so no request could match it (such requests are ` +
+          "refused with 400)",
+        "write the path without it; a route needs a path in the normal form requests are " +
+          "matched in (http.path_normalization in docs/config.md)",
+      );
+      ok = false;
     } else if (normalizePath(text) !== text) {
       map.get(key).error(
         `"${text}" is not in normal form, so no request could match it`,
-        `write it as "${normalizePath(text) ?? "/"}" (requests are matched after their path is ` +
-          "normalised: dot-segments removed, unreserved characters decoded)",
+        `write it as "${normalizePath(text)}" (requests are matched after their path is ` +
+          "normalised: dot-segments removed, unreserved characters decoded, slashes merged)",
       );
       ok = false;
     } else path = { kind: key === "path" ? "exact" : "prefix", value: text };

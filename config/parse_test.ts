@@ -2257,8 +2257,9 @@ Deno.test("parseConfig() refuses a path that is not normalised and says how to w
     ["path", "/a/../b", "/b"],
     ["path", "/a/./b/", "/a/b/"],
     ["path_prefix", "/%7euser", "/~user"],
-    ["path_prefix", "/files/%2f", "/files/%2F"],
+    ["path_prefix", "/files/%3f", "/files/%3F"],
     ["path_prefix", "/a/..", "/"],
+    ["path_prefix", "//a//b/", "/a/b/"],
   ];
   for (const [key, path, normal] of cases) {
     assertOnlyIssue(withHttpRoute(`{ ${key}: "${path}", backend: app }`), {
@@ -2269,6 +2270,47 @@ Deno.test("parseConfig() refuses a path that is not normalised and says how to w
       fix: [`write it as "${normal}"`, "normalised"],
     });
   }
+});
+
+Deno.test("parseConfig() refuses a path that requests could never have, naming what is wrong", () => {
+  const cases: [string, string][] = [
+    ["/files/%2f", "an encoded slash (%2F)"],
+    ["/a%5Cb", "an encoded backslash (%5C)"],
+    ["/a\\\\b", "a backslash"],
+    ["/a%0a", "an encoded control character"],
+    ["/a/..;/b", "a dot-segment with parameters"],
+  ];
+  for (const [path, what] of cases) {
+    assertOnlyIssue(withHttpRoute(`{ path_prefix: "${path}", backend: app }`), {
+      line: 14,
+      column: 30,
+      path: `${HTTP0}.path_prefix`,
+      message: [`has ${what}`, "refused with 400"],
+      fix: ["write the path without it", "http.path_normalization"],
+    });
+  }
+  // A near miss: the same path with "pass" is still refused, as route paths are always strict.
+  const issues = issuesOf(
+    "http: { path_normalization: pass }\n" +
+      withHttpRoute(`{ path_prefix: "/a//b", backend: app }`),
+  );
+  assert.ok(issues.some((i) => i.message.includes("not in normal form")), JSON.stringify(issues));
+});
+
+Deno.test("parseConfig() reads http.path_normalization and refuses other values", () => {
+  const ok = parseConfig(
+    "http: { path_normalization: pass }\n" + withHttpRoute("{ backend: app }"),
+  );
+  assert.equal(ok.config.http.pathNormalization, "pass");
+  const dflt = parseConfig(withHttpRoute("{ backend: app }"));
+  assert.equal(dflt.config.http.pathNormalization, "strict");
+  assertOnlyIssue("http: { path_normalization: loose }\n" + withHttpRoute("{ backend: app }"), {
+    line: 1,
+    column: 29,
+    path: "http.path_normalization",
+    message: ["loose"],
+    fix: ["strict", "pass"],
+  });
 });
 
 Deno.test("parseConfig() refuses a path without a leading slash, or with a query or a space", () => {

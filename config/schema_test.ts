@@ -455,6 +455,12 @@ const DEFAULT_CASES: {
     read: asList,
   },
   {
+    defaults: "http.pathNormalization",
+    doc: "path_normalization",
+    schemaPath: ["http", "path_normalization"],
+    read: asText,
+  },
+  {
     defaults: "certificates.watchInterval",
     doc: "watch_interval",
     schemaPath: ["certificates", "watch_interval"],
@@ -697,6 +703,7 @@ http:
   max_head_size: 8KiB
   max_headers: 50
   trusted_proxies: ["10.0.0.0/8", "::1", "::ffff:192.0.2.0/120"]
+  path_normalization: pass
 limits:
   max_connections: 5000
   per_client: { max_connections: 100, rate: 20, burst: 50 }
@@ -1202,6 +1209,21 @@ Deno.test("the request path pattern accepts exactly the paths the parser takes",
     "/a#b",
     "api",
     "",
+    "/a//b",
+    "/a//",
+    "//",
+    "/a\\b",
+    "/a%5C",
+    "/a%5c",
+    "/a%0A",
+    "/a%1F",
+    "/a/..;/b",
+    "/.;x",
+    "/...;",
+    "/a;b/",
+    "/%3B",
+    "/%25",
+    "/%C0%AE",
   ];
   for (const path of samples) {
     const takes = parserTakes(

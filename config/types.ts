@@ -7,6 +7,7 @@
 
 import type { HostPort } from "./address.ts";
 import type { SourcePosition } from "./errors.ts";
+import type { PathNormalization } from "../routing/path.ts";
 
 /** Log levels, from most to least verbose. */
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -82,6 +83,11 @@ export interface HttpConfig {
    * extended; everyone else's are replaced.
    */
   trustedProxies: string[];
+  /**
+   * How request paths are normalised before routing and forwarding (routing/path.ts): `strict`
+   * merges slashes and refuses encoded separators; `pass` sends them through.
+   */
+  pathNormalization: PathNormalization;
 }
 
 /** A named group of servers. */

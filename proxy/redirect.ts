@@ -7,6 +7,7 @@
  */
 
 import type { RedirectAction } from "../config/types.ts";
+import { normalizePath } from "../routing/path.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
 import type { RequestHead } from "./http1/head.ts";
 import { simpleResponse, simpleResponseInto } from "./http1/respond.ts";
@@ -77,7 +78,13 @@ async function serve(
     }
     const head = got.head;
     record.requests++;
-    if (action.acmeBackend !== null && head.path.startsWith(ACME_PREFIX)) {
+    // The ACME prefix is matched on the normalised path, which is also what is forwarded, so
+    // `/.well-known/acme-challenge/../../admin` or `..%2F` cannot reach anything else on the
+    // ACME backend (routing/path.ts). A path that is refused is redirected like any other.
+    const acmePath = action.acmeBackend === null || !head.path.startsWith("/")
+      ? null
+      : normalizePath(head.path, ctx.http.pathNormalization);
+    if (action.acmeBackend !== null && acmePath !== null && acmePath.startsWith(ACME_PREFIX)) {
       const pool = ctx.pools.get(action.acmeBackend)!;
       record.backend = action.acmeBackend;
       // One request per connection: the challenge path is rare and this keeps the plain
@@ -86,7 +93,7 @@ async function serve(
       const result = await forwardRequest(conn, reader, head, {
         pool,
         upstreams,
-        upstreamPath: head.path,
+        upstreamPath: acmePath,
         requestOps: NO_HEADER_OPS,
         responseOps: NO_HEADER_OPS,
         forwarding: { clientIp: client.ip, proto: "http", trusted: false },

@@ -7,7 +7,7 @@
 
 import type { ListenerConfig, Protocol } from "../config/types.ts";
 import { HttpRouter, normalizeHost } from "./http_router.ts";
-import { normalizePath } from "./path.ts";
+import { normalizePath, type PathNormalization, pathRefusal } from "./path.ts";
 import { covers, RouteTable } from "./route_table.ts";
 
 /** The connection (and request) to explain. */
@@ -17,6 +17,8 @@ export interface ExplainQuery {
   alpn: string[];
   host: string | null;
   path: string;
+  /** The config's `http.path_normalization`; default `strict`. */
+  pathNormalization?: PathNormalization;
 }
 
 /** Lines of explanation, for a person to read. */
@@ -75,9 +77,17 @@ export function explainConnection(listener: ListenerConfig, q: ExplainQuery): st
     return out;
   }
   const normalHost = normalizeHost(host);
-  const path = normalizePath(q.path);
-  if (normalHost === null || path === null) {
-    out.push(`  a request for ${host}${q.path} is refused with 400 (not a valid host or path)`);
+  const mode = q.pathNormalization ?? "strict";
+  const path = normalizePath(q.path, mode);
+  if (normalHost === null) {
+    out.push(`  a request for ${host}${q.path} is refused with 400 (not a valid host)`);
+    return out;
+  }
+  if (path === null) {
+    out.push(
+      `  a request for ${host}${q.path} is refused with 400 (its path has ` +
+        `${pathRefusal(q.path, mode)}; http.path_normalization is ${mode})`,
+    );
     return out;
   }
   if (!covers(route.match.sni, normalHost)) {

@@ -56,7 +56,8 @@ const SENTENCES: Record<string, string> = {
   http_router: "HttpRouter.match() agrees with explain() and the documented precedence on 20,000 " +
     "random route tables",
   normalize_path:
-    "normalizePath() equals an RFC 3986 reference and is idempotent on 20,000 targets",
+    "normalizePath() equals a reference (RFC 3986 plus the strict rules) in both modes and is " +
+    "idempotent on 20,000 targets",
   http1_head: "parseRequestHead() and parseResponseHead() keep their framing rules on 20,000 " +
     "mutated heads",
   chunked: "ChunkedScanner.scan() gives the same answer however 20,000 mutated bodies are cut",

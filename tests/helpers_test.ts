@@ -19,7 +19,12 @@ import {
   spkiPinBase64,
 } from "./_helpers/certs.ts";
 import { curl } from "./_helpers/curl.ts";
-import { startNginxProxyProtocolBackend } from "./_helpers/nginx.ts";
+import { rawH2Request } from "./_helpers/h2_raw.ts";
+import {
+  parseMirrorAnswer,
+  startNginxProxyProtocolBackend,
+  startNginxRouteMirror,
+} from "./_helpers/nginx.ts";
 import { sClient } from "./_helpers/openssl.ts";
 import { parseProxyHeader } from "./_helpers/proxy_protocol.ts";
 import { run, startProcess } from "./_helpers/process.ts";
@@ -370,6 +375,64 @@ Deno.test("startNginxProxyProtocolBackend() reports the address from a hand-writ
   const response = await exchange(nginx.port, bytes([...header], [...request]));
   assert.match(response, /^HTTP\/1\.1 200 OK\r\n/);
   assert.ok(response.endsWith("\r\n\r\n198.51.100.99:54321\n"), response);
+});
+
+Deno.test("startNginxRouteMirror() gives each route a location with edgemux's path rules", async () => {
+  await using nginx = await startNginxRouteMirror([
+    { name: "admin", pathPrefix: "/admin" },
+    { name: "files", pathPrefix: "/files/" },
+    { name: "exact", path: "/exact" },
+    { name: "other" },
+  ]);
+  const cases: [target: string, location: string][] = [
+    ["/admin", "admin"],
+    ["/admin/x?q", "admin"],
+    ["/administrator", "other"], // a prefix stops at a segment boundary
+    ["/files/a", "files"],
+    ["/files", "other"], // a prefix ending in "/" takes only what is below it
+    ["/exact", "exact"],
+    ["/exact/", "other"],
+  ];
+  for (const [target, location] of cases) {
+    const request = `GET ${target} HTTP/1.1\r\nHost: m.test\r\nX-Edgemux-Route: r1\r\n` +
+      "Connection: close\r\n\r\n";
+    const response = await exchange(nginx.port, bytes(request));
+    const answer = parseMirrorAnswer(response.slice(response.indexOf("\r\n\r\n") + 4));
+    assert.deepEqual(answer, { location, route: "r1", requestUri: target }, target);
+  }
+  assert.equal(parseMirrorAnswer("Bad Request\n"), null);
+});
+
+Deno.test("rawH2Request() sends :path byte for byte and reads status, body and resets", async () => {
+  const seen: string[] = [];
+  await using server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: readCert("edge-wildcard"),
+    key: readKey("edge-wildcard"),
+    onListen() {},
+  }, (req) => {
+    seen.push(req.url);
+    return new Response("hello", { status: req.url.endsWith("/teapot") ? 418 : 200 });
+  });
+  const target = {
+    port: server.addr.port,
+    serverName: "h2.example.test",
+    caCerts: [readCert("ca")],
+    authority: "h2.example.test",
+  };
+  assert.deepEqual(await rawH2Request({ ...target, path: "//a/../%2f" }), {
+    kind: "response",
+    status: 200,
+    body: "hello",
+  });
+  assert.equal(seen[0], "https://h2.example.test//a/../%2f");
+  // 418 is no static-table status, so it arrives as a (Huffman-coded) literal.
+  const teapot = await rawH2Request({ ...target, path: "/teapot" });
+  assert.deepEqual(teapot, { kind: "response", status: 418, body: "hello" });
+  // A space is malformed in :path (RFC 9113 §8.3.1); the server refuses the stream.
+  const bad = await rawH2Request({ ...target, path: "/a b" });
+  assert.ok(bad.kind === "reset" || bad.kind === "goaway", JSON.stringify(bad));
 });
 
 Deno.test("startSshd() accepts the generated key and verifies the host key by alias", async () => {

@@ -133,6 +133,34 @@ listeners:
       equal(rec.server, `127.0.0.1:${acme.port}`);
     },
   );
+
+  await t.step(
+    "the ACME prefix is matched on the normalised path, which is what the backend gets",
+    async () => {
+      const before = acme.requests.length;
+      // Dot-segments out of the prefix, plain or encoded, are redirected, not forwarded.
+      for (
+        const path of [
+          "/.well-known/acme-challenge/../../admin",
+          "/.well-known/acme-challenge/%2e%2e/%2e%2e/admin",
+        ]
+      ) {
+        const reply = await rawExchange(
+          http,
+          `GET ${path} HTTP/1.1\r\nHost: www.example.test\r\n\r\n`,
+        );
+        match(reply, /^HTTP\/1\.1 308 /, path);
+      }
+      equal(acme.requests.length, before);
+      // Inside the prefix, the backend gets the normalised path.
+      const inside = await rawExchange(
+        http,
+        "GET /.well-known/acme-challenge//x/../%74oken HTTP/1.1\r\nHost: www.example.test\r\n\r\n",
+      );
+      match(inside, /^HTTP\/1\.1 200 /);
+      equal(acme.requests.at(-1)!.path, "/.well-known/acme-challenge/token");
+    },
+  );
 });
 
 Deno.test("a slow request head is closed with 408 at the head timeout", async () => {

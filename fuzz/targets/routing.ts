@@ -10,7 +10,7 @@
  */
 
 import { type HttpRouteMatch, HttpRouter, normalizeHost } from "../../routing/http_router.ts";
-import { normalizePath } from "../../routing/path.ts";
+import { normalizePath, type PathNormalization } from "../../routing/path.ts";
 import type { HostPattern, HttpRouteConfig, PathMatch } from "../../config/types.ts";
 import { check, type FuzzCase, type FuzzTarget, type ScalingFamily } from "../harness.ts";
 import type { Rng } from "../rng.ts";
@@ -64,6 +64,15 @@ const SEGMENTS = [
   "%2e%2E%2f",
   "\\..",
   "..\\",
+  "..;",
+  ".;x",
+  "%2e%2e;",
+  "%5c",
+  "%5C..",
+  "%0a",
+  "%7F",
+  "%C0%AE",
+  "a.",
 ];
 
 /** A request target: usually `/segments[?query]`, sometimes not origin-form at all. */
@@ -131,16 +140,21 @@ export function rfcRemoveDotSegments(path: string): string {
   return output;
 }
 
-/** normalizePath as path.ts's module comment describes it, written independently. */
-export function referenceNormalizePath(target: string): string | null {
+/**
+ * normalizePath as path.ts's module comment describes it, written independently: RFC 3986
+ * §6.2.2 and §5.2.4 for `pass`; for `strict` also merged slashes and the refusals.
+ */
+export function referenceNormalizePath(target: string, mode: PathNormalization): string | null {
+  const strict = mode === "strict";
   const q = target.indexOf("?");
   const path = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? "" : target.slice(q);
   if (!path.startsWith("/")) return null;
   for (const ch of target) {
     const c = ch.codePointAt(0)!;
-    if (c <= 0x20 || c === 0x7f) return null;
+    if (c <= 0x20 || c >= 0x7f || ch === "#") return null;
   }
+  if (strict && path.includes("\\")) return null;
   let decoded = "";
   for (let i = 0; i < path.length; i++) {
     if (path[i] !== "%") {
@@ -152,24 +166,28 @@ export function referenceNormalizePath(target: string): string | null {
     if (hi < 0 || lo < 0) return null;
     const byte = hi * 16 + lo;
     if (byte === 0) return null;
+    if (strict && (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f)) return null;
     const ch = String.fromCharCode(byte);
     decoded += /[A-Za-z0-9\-._~]/.test(ch) ? ch : "%" + path.slice(i + 1, i + 3).toUpperCase();
     i += 2;
   }
-  return rfcRemoveDotSegments(decoded) + query;
+  if (strict) decoded = decoded.replace(/\/+/g, "/");
+  const out = rfcRemoveDotSegments(decoded);
+  if (strict && out.split("/").some((seg) => /^\.\.?;/.test(seg))) return null;
+  return out + query;
 }
 
-function checkNormalized(target: string, r: string | null): string {
-  const ref = referenceNormalizePath(target);
+function checkNormalized(target: string, mode: PathNormalization, r: string | null): string {
+  const ref = referenceNormalizePath(target, mode);
   check(
     r === ref,
     () =>
-      `normalizePath(${JSON.stringify(target)}) = ${JSON.stringify(r)}, ` +
-      `the RFC 3986 reference gives ${JSON.stringify(ref)}`,
+      `normalizePath(${JSON.stringify(target)}, ${mode}) = ${JSON.stringify(r)}, ` +
+      `the reference gives ${JSON.stringify(ref)}`,
   );
   if (r === null) return "refused";
   check(r.startsWith("/"), () => `result ${JSON.stringify(r)} does not start with /`);
-  const again = normalizePath(r);
+  const again = normalizePath(r, mode);
   check(
     again === r,
     () =>
@@ -186,8 +204,13 @@ const enc = new TextEncoder();
 function pathCase(s: string): FuzzCase {
   return {
     run() {
-      const r = normalizePath(s);
-      return () => checkNormalized(s, r);
+      const strict = normalizePath(s, "strict");
+      const passed = normalizePath(s, "pass");
+      return () => {
+        const a = checkNormalized(s, "strict", strict);
+        const b = checkNormalized(s, "pass", passed);
+        return a === b ? a : `${a}, ${b} with pass`;
+      };
     },
     // JSON keeps lone surrogates, which UTF-8 cannot.
     bytes: () => enc.encode(JSON.stringify(s)),
@@ -222,8 +245,8 @@ const PATH_SCALING: ScalingFamily[] = [
 /** The `normalize_path` target. */
 export const normalizePathTarget: FuzzTarget = {
   name: "normalize_path",
-  summary: "normalizePath(target): never throws, equals an RFC 3986 reference, idempotent, " +
-    "query kept",
+  summary: "normalizePath(target, strict | pass): never throws, equals a reference written " +
+    "from RFC 3986 and path.ts's rules, idempotent, query kept",
   share: 0.15,
   maxMs: 20,
   setup() {},

@@ -156,7 +156,9 @@ async function handleRequest(
   const hostStart = url.indexOf("//") + 2;
   const pathStart = url.indexOf("/", hostStart);
   const authority = url.slice(hostStart, pathStart < 0 ? url.length : pathStart).toLowerCase();
-  const path = pathStart < 0 ? "/" : url.slice(pathStart);
+  // Deno builds the URL as scheme://authority + :path, so a :path that does not start with "/"
+  // ("*") runs into the authority; "" makes decide() refuse it as no origin-form path (400).
+  const path = pathStart < 0 ? "" : url.slice(pathStart);
   const record = newRequestRecord(session, "h2", req.method, authority, path);
   const finish = () => {
     record.ms = Math.round(Date.now() - started);

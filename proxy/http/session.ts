@@ -8,7 +8,7 @@
 import type { HttpRouteConfig, RouteConfig } from "../../config/types.ts";
 import type { HttpRouter } from "../../routing/http_router.ts";
 import { normalizeHost } from "../../routing/http_router.ts";
-import { normalizePath } from "../../routing/path.ts";
+import { normalizePath, pathRefusal } from "../../routing/path.ts";
 import { covers } from "../../routing/route_table.ts";
 import type { ListenerContext } from "../context.ts";
 import type { ForwardingFacts } from "../http1/upstream_head.ts";
@@ -137,9 +137,12 @@ export function decide(
     const detail = authority === null || authority === "" ? "no host" : "invalid host";
     return { kind: "respond", status: 400, end: "bad-request", detail, host };
   }
-  const path = normalizePath(target);
+  // The path routed is the path forwarded (routing/path.ts says why, docs/paths.md shows it).
+  const mode = session.ctx.http.pathNormalization;
+  const path = normalizePath(target, mode);
   if (path === null) {
-    return { kind: "respond", status: 400, end: "bad-request", detail: "invalid path", host };
+    const detail = `invalid path: ${pathRefusal(target, mode)}`;
+    return { kind: "respond", status: 400, end: "bad-request", detail, host };
   }
   // RFC 9110 §15.5.20: a connection set up for one name must not serve another that this TLS
   // route does not cover (HTTP/2 connection reuse, or a Host that disagrees with SNI).

@@ -174,3 +174,69 @@ export async function startNginxProxyProtocolBackend(): Promise<NginxProxyProtoc
     }
   }
 }
+
+/** One edgemux HTTP route that {@linkcode startNginxRouteMirror} gives a `location` of its own. */
+export interface MirroredRoute {
+  /** The route's name: the location answers with it, and edgemux sends it in `X-Edgemux-Route`. */
+  name: string;
+  /** `path` (exact), `path_prefix` (at a segment boundary), or neither (the catch-all). */
+  path?: string;
+  pathPrefix?: string;
+}
+
+/** The answer of a mirror location, parsed from its one-line body. */
+export interface MirrorAnswer {
+  /** The location nginx chose. */
+  location: string;
+  /** The `X-Edgemux-Route` header nginx received ("" without one). */
+  route: string;
+  /** `$request_uri`: the target exactly as it reached nginx. */
+  requestUri: string;
+}
+
+/**
+ * Starts nginx with one `location` per edgemux HTTP route, each answering `200` with its own
+ * name, the `X-Edgemux-Route` header it received and the request URI, so a test can compare the
+ * route edgemux chose with the location nginx served for the same request. An exact `path` is an
+ * `= /p` location; a `path_prefix` is `= /p` plus `/p/`, or `/p/` alone for a prefix that ends in
+ * "/" (nginx prefixes are plain string
+ * prefixes, while edgemux's stop at a segment boundary: `/admin` takes `/admin/x`, not
+ * `/administrator`); the route without a path is `location /`. nginx runs with its defaults
+ * otherwise (`merge_slashes on`, percent-decoding before location matching).
+ */
+export async function startNginxRouteMirror(routes: MirroredRoute[]): Promise<Nginx> {
+  const answer = (name: string) =>
+    `return 200 "loc=${name} route=$http_x_edgemux_route uri=$request_uri\\n";`;
+  const locations: string[] = [];
+  for (const r of routes) {
+    if (r.path !== undefined) locations.push(`location = ${r.path} { ${answer(r.name)} }`);
+    else if (r.pathPrefix !== undefined) {
+      // A prefix ending in "/" takes only what is below it, as in edgemux.
+      const base = r.pathPrefix.replace(/\/$/, "");
+      if (!r.pathPrefix.endsWith("/")) {
+        locations.push(`location = ${base} { ${answer(r.name)} }`);
+      }
+      locations.push(`location ${base}/ { ${answer(r.name)} }`);
+    } else locations.push(`location / { ${answer(r.name)} }`);
+  }
+  for (let attempt = 1;; attempt++) {
+    const port = pickFreePort();
+    try {
+      return await startNginx({
+        port,
+        confBody: `  server {
+    listen 127.0.0.1:${port};
+    ${locations.join("\n    ")}
+  }`,
+      });
+    } catch (error) {
+      if (attempt >= 3 || !String(error).includes("Address already in use")) throw error;
+    }
+  }
+}
+
+/** Parses a mirror location's body; null when it is not one (edgemux's own answer, say). */
+export function parseMirrorAnswer(body: string): MirrorAnswer | null {
+  const m = /^loc=(\S*) route=(\S*) uri=(.*)\n$/s.exec(body);
+  return m === null ? null : { location: m[1], route: m[2], requestUri: m[3] };
+}
