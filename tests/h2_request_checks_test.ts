@@ -85,7 +85,7 @@ Deno.test("HTTP/2: a :path above U+00FF is a 400 with a true record, and the bac
     equal(res.status, 400, `${JSON.stringify(path)}: ${JSON.stringify(res)}`);
     const record = await edgemux.waitForRequest((_r) => edgemux.requests.length > before);
     equal(record.status, 400, JSON.stringify(record));
-    equal(record.detail, "invalid :path");
+    ok(record.detail?.startsWith("invalid path: "), JSON.stringify(record));
     refused++;
   }
   ok(refused > 0, "edgemux itself refused none of them");

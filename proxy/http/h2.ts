@@ -11,7 +11,8 @@
 import { serveHttpOnConnection } from "../_deno_internals.ts";
 import { closeQuietly } from "../net.ts";
 import { ChunkedScanner } from "../http1/chunked.ts";
-import { type BodyFraming, checkAuthority, isRequestTargetText } from "../http1/head.ts";
+import { type BodyFraming, checkAuthority } from "../http1/head.ts";
+import { pathRefusal } from "../../routing/path.ts";
 import { log } from "../log.ts";
 import { STATUS_TEXT } from "../http1/respond.ts";
 import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "../http1/upstream_head.ts";
@@ -169,10 +170,15 @@ async function handleRequest(
     finish();
   });
   recordOf.set(req, record);
-  // RFC 9113 §8.3.1: `:path` is a request-target; it may hold what an HTTP/1.1 one may and
-  // nothing else (a character above U+00FF could not even be written upstream). `:authority`
-  // follows the rules of a Host field: a port is 1-65535, in digits, without leading zeros.
-  if (!isRequestTargetText(path)) return refuse(record, 400, "invalid :path");
+  // RFC 9113 §8.3.1: `:path` is a request-target and may hold what an HTTP/1.1 one may and
+  // nothing else (a character above U+00FF could not even be written upstream); decide() refuses
+  // the rest with the path rules' reason. `:authority` follows the rules of a Host field: a port
+  // is 1-65535, in digits, without leading zeros.
+  if (pathStart < 0) {
+    // The authority seen here has the target glued to it; the target is what is wrong.
+    const mode = session.ctx.http.pathNormalization;
+    return refuse(record, 400, `invalid path: ${pathRefusal(path, mode)}`);
+  }
   if (checkAuthority(authority) === null) {
     return refuse(record, 400, authority === "" ? "no host" : "invalid :authority");
   }

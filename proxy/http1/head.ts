@@ -667,19 +667,6 @@ export function checkAuthority(text: string): string | null {
   return parseAuthority(buf, text, 0, buf.length, false);
 }
 
-/**
- * True when `target` holds only the bytes an HTTP/1.1 request-target may (VCHARs other than
- * "#"), the rule {@link parseRequestHead} applies, for targets that arrive as text (HTTP/2).
- */
-export function isRequestTargetText(target: string): boolean {
-  if (target.length === 0) return false;
-  for (let i = 0; i < target.length; i++) {
-    const c = target.charCodeAt(i);
-    if (c > 0x7e || (CLASS[c] & C_TARGET) === 0) return false;
-  }
-  return true;
-}
-
 /** Lowercased `host[:port]` for buf[start..end), or null if it is not acceptable. */
 function parseAuthority(
   buf: Uint8Array,
