@@ -27,10 +27,14 @@ function exists(path: string): boolean {
 }
 
 async function ok0(cmd: string, args: string[]): Promise<RunResult> {
-  const r = await run(cmd, args, {
-    timeoutMs: 120_000,
-    env: { DEBIAN_FRONTEND: "noninteractive" },
-  });
+  let r: RunResult;
+  // dpkg refuses at once while another dpkg or apt holds its lock (an install elsewhere on the
+  // machine); that is a wait, not a failure of the package.
+  for (let tries = 0;; tries++) {
+    r = await run(cmd, args, { timeoutMs: 120_000, env: { DEBIAN_FRONTEND: "noninteractive" } });
+    if (tries === 60 || r.code === 0 || !/lock/.test(r.stderr)) break;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
   equal(r.code, 0, `${cmd} ${args.join(" ")}\n${describe(r)}`);
   return r;
 }
