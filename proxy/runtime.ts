@@ -34,7 +34,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { closeQuietly, peerAddress } from "./net.ts";
 import { prepareConfig, type PreparedConfig } from "./prepare.ts";
 import { serveTerminated, type TerminatedInfo } from "./terminate.ts";
-import { Terminator } from "./terminator.ts";
+import { HANDSHAKE_BACKSTOP, Terminator } from "./terminator.ts";
 import { Backend } from "./backend.ts";
 
 /** Raised when a listener cannot bind its address. */
@@ -468,7 +468,10 @@ class RunningProxy implements ProxyHandle {
       }
       return null;
     };
-    const handshakeTimeout = Math.max(...prepared.config.listeners.map((l) => l.sniff.timeout));
+    // Only a backstop: each connection's own handshake deadline is kept at the edge, on the
+    // client's socket (terminate.ts), and must be the one that fires and is logged.
+    const handshakeTimeout = Math.max(...prepared.config.listeners.map((l) => l.sniff.timeout)) +
+      HANDSHAKE_BACKSTOP;
     return new Terminator<TerminatedInfo>(choose, handshakeTimeout, serveTerminated, () => {
       // Too many distinct names have been cached by the TLS listener: start a fresh one.
       log.warn("internal TLS listener saw too many distinct server names; replacing it", {});

@@ -25,6 +25,9 @@ import { log } from "./log.ts";
 import { localCause, noteLocalError } from "./local_errors.ts";
 import { closeQuietly, noDelay } from "./net.ts";
 
+/** How much longer than the edge side's handshake deadline the internal one waits. */
+export const HANDSHAKE_BACKSTOP = 5_000;
+
 /** Distinct SNI names one terminator serves before it asks to be replaced. */
 export const MAX_NAMES = 10_000;
 
