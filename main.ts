@@ -278,7 +278,7 @@ async function setupLogging(config: Config, flags: RunFlags): Promise<void> {
 }
 
 function containCrashes(): void {
-  // Containment (DENO-FACTS §9): a stray rejection must never take the proxy down.
+  // Containment (docs/deno-runtime.md §8): a stray rejection must never take the proxy down.
   globalThis.addEventListener("unhandledrejection", (e) => {
     e.preventDefault();
     log.error("unhandled rejection", { error: String(e.reason) });

@@ -1,7 +1,7 @@
 /**
  * Everything edgemux takes from Deno beyond its documented API, in one place. Each piece was
- * verified on Deno 2.9.6 (DENO-FACTS.md); a check at load time turns a missing piece into a
- * clear startup error instead of a failure on the first connection.
+ * verified on Deno 2.9.6 and is pinned by tests/deno_runtime_test.ts; docs/deno-runtime.md lists
+ * them with what depends on each. Nothing is looked up when this module loads.
  *
  * @module
  */
@@ -19,7 +19,7 @@ export interface ServedConnection {
   /**
    * Stops taking new requests and closes once the ones in flight have been answered in full.
    * Never abort the connection's signal after calling it (Deno 2.9.6 then throws an uncaught
-   * BadResource from inside the abort listener, DENO-FACTS §2.6).
+   * BadResource from inside the abort listener; docs/deno-runtime.md).
    */
   shutdown(): Promise<void>;
 }
@@ -32,24 +32,34 @@ type ServeOnConnection = (
   onListen: () => void,
 ) => ServedConnection;
 
-const internals = (Deno as unknown as Record<symbol, Record<string, unknown>>)[
-  (Deno as unknown as { internal: symbol }).internal
-];
+let serveOnConnection: ServeOnConnection | undefined;
 
 /**
  * Deno's HTTP server (h2 and HTTP/1.1) on a connection we accepted ourselves, stopped by
  * `signal`. Deno.serve has no such option and no timeouts; this is how edgemux gets both.
+ *
+ * The internal function is looked up on first use, not when this module loads, so the library's
+ * pure parts (`parseConfig`) work on any Deno; a Deno without it fails the first HTTP/2
+ * connection with an error that says what is missing (docs/deno-runtime.md).
  */
-export const serveHttpOnConnection: ServeOnConnection = (() => {
+export function serveHttpOnConnection(...args: Parameters<ServeOnConnection>): ServedConnection {
+  serveOnConnection ??= lookUpServeOnConnection();
+  return serveOnConnection(...args);
+}
+
+function lookUpServeOnConnection(): ServeOnConnection {
+  const internals = (Deno as unknown as Record<symbol, Record<string, unknown> | undefined>)[
+    (Deno as unknown as { internal: symbol }).internal
+  ];
   const fn = internals?.serveHttpOnConnection;
   if (typeof fn !== "function") {
     throw new Error(
-      `this Deno (${Deno.version.deno}) lacks the internal serveHttpOnConnection that edgemux ` +
-        "uses to serve HTTP/2; run edgemux on Deno 2.9.6",
+      `this Deno (${Deno.version.deno}) lacks Deno[Deno.internal].serveHttpOnConnection, which ` +
+        "edgemux uses to serve HTTP on connections it accepted; run edgemux on Deno 2.9.6",
     );
   }
   return fn as ServeOnConnection;
-})();
+}
 
 /** The certificate and key a TLS listener presents. */
 export interface CertifiedKey {

@@ -6,48 +6,18 @@
  * @module
  */
 
-import type { HttpConfig, ListenerConfig, Protocol, RouteConfig } from "../config/types.ts";
+import type { HttpConfig, ListenerConfig, RouteConfig, TerminateAction } from "../config/types.ts";
 import type { RouteTable } from "../routing/route_table.ts";
 import type { CidrSet } from "../routing/cidr.ts";
 import type { HttpRouter } from "../routing/http_router.ts";
 import type { Backend } from "./backend.ts";
 import type { BackendPool } from "./http/pool.ts";
-import type { RequestObserver } from "./http/session.ts";
-import type { TerminatedInfo } from "./terminate.ts";
-import type { Terminator } from "./terminator.ts";
+import type { AccessObserver, AccessRecord, RequestObserver } from "./records.ts";
+import type { Terminator, TerminatorClient } from "./terminator.ts";
+import type { PeerAddress } from "./net.ts";
 import type { DeadlineSet } from "./deadlines.ts";
 
-/** One finished connection, as written to the access log. */
-export interface AccessRecord {
-  /** A number unique within this process, to tie log lines together. */
-  conn: number;
-  listener: string;
-  /** The client's address, `ip:port`. */
-  client: string;
-  /** What the connection was found to speak; null if it ended before that was known. */
-  protocol: Protocol | null;
-  sni: string | null;
-  alpn: string[];
-  route: string | null;
-  backend: string | null;
-  /** The server that took the connection, `host:port`. */
-  server: string | null;
-  /** Bytes from the client, including any the sniffer read. */
-  up: number;
-  /** Bytes to the client. */
-  down: number;
-  /** From accept to close. */
-  ms: number;
-  /** How it ended: `client-closed`, `no-route`, `upstream-refused`, `sniff-timeout`, … */
-  end: string;
-  /** A short explanation for abnormal ends (a malformed hello's reason, a connect error). */
-  detail: string | null;
-  /** HTTP requests answered on this connection (redirect listeners), else null. */
-  requests: number | null;
-}
-
-/** Receives every access record (the access log, metrics, tests). */
-export type AccessObserver = (record: AccessRecord) => void;
+export type { AccessObserver, AccessRecord };
 
 /** Everything a connection on one listener needs, fixed for its lifetime. */
 export interface ListenerContext {
@@ -74,4 +44,19 @@ export interface ListenerContext {
   readonly softStop: AbortSignal;
   /** Aborted when a graceful stop runs out of time: every open connection closes. */
   readonly hardStop: AbortSignal;
+}
+
+/** What the inner half learns about a terminated connection. */
+export interface TerminatedInfo extends TerminatorClient {
+  ctx: ListenerContext;
+  route: RouteConfig;
+  action: TerminateAction;
+  client: PeerAddress;
+  record: AccessRecord;
+  /**
+   * Set by the inner half, called by the outer one when the client's connection is gone: an
+   * HTTP/1.1 response waiting on its backend writes nothing to the client, so it would not
+   * notice by itself until the backend sent more.
+   */
+  onClientGone?: () => void;
 }

@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { Config, ConfigIssue, RouteConfig } from "../mod.ts";
+import type { Config, RouteConfig } from "../config/types.ts";
+import type { ConfigIssue } from "../config/errors.ts";
 import { ConfigError } from "../config/errors.ts";
 import { entryPath } from "../config/_reader.ts";
 import { adminTokenProblem } from "../config/parse.ts";

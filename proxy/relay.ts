@@ -1,7 +1,7 @@
 /**
  * Copying bytes both ways between downstream and upstream until both directions are done.
  *
- * Each direction is a read/write loop (DENO-FACTS §4: `pipeTo` breaks half-close and costs
+ * Each direction is a read/write loop (docs/deno-runtime.md §4: `pipeTo` breaks half-close and costs
  * three times the memory). An idle connection holds only a small read buffer per direction;
  * while data is flowing, reads borrow a large buffer from a shared pool and give it back as soon
  * as a read comes back short, so a thousand idle SSH sessions do not pin 128 KiB each.

@@ -20,7 +20,7 @@ import type { CertifiedKey } from "./_deno_internals.ts";
 import type { InspectedCert } from "./certs/certificate.ts";
 import { FileWatcher } from "./certs/watch.ts";
 import { handleConnection, refuseConnection } from "./connection.ts";
-import type { AccessObserver, AccessRecord, ListenerContext } from "./context.ts";
+import type { AccessObserver, AccessRecord, ListenerContext, TerminatedInfo } from "./context.ts";
 import { HealthChecker } from "./health.ts";
 import { BackendPool } from "./http/pool.ts";
 import { ConnectionLimiter } from "./limits.ts";
@@ -33,7 +33,7 @@ import { describeAction, describeMatch, type StatusReport } from "./status.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { closeQuietly, peerAddress } from "./net.ts";
 import { prepareConfig, type PreparedConfig } from "./prepare.ts";
-import { serveTerminated, type TerminatedInfo } from "./terminate.ts";
+import { serveTerminated } from "./terminate.ts";
 import { HANDSHAKE_BACKSTOP, Terminator } from "./terminator.ts";
 import { Backend } from "./backend.ts";
 

@@ -6,18 +6,16 @@
  * @module
  */
 
-import type { RouteConfig, TerminateAction } from "../config/types.ts";
-import type { AccessRecord, ListenerContext } from "./context.ts";
+import type { ListenerContext, TerminatedInfo } from "./context.ts";
 import { serveHttp1 } from "./http/h1.ts";
 import { serveHttp2 } from "./http/h2.ts";
 import { UPSTREAMS_PER_CONNECTION, UpstreamSet } from "./http/pool.ts";
 import { BufferedReader } from "./http/reader.ts";
 import type { HttpSession } from "./http/session.ts";
-import { closeQuietly, type PeerAddress, writeAll } from "./net.ts";
+import { closeQuietly, writeAll } from "./net.ts";
 import { admitToBackend } from "./limits.ts";
 import { Deadline } from "./deadlines.ts";
 import { type PendingRead, relay, RelayControl } from "./relay.ts";
-import type { TerminatorClient } from "./terminator.ts";
 
 /**
  * After the inner half has ended, how long the outer relay may go without a byte before it is
@@ -25,21 +23,6 @@ import type { TerminatorClient } from "./terminator.ts";
  * short enough that a client cannot keep a connection edgemux has finished with.
  */
 export const AFTER_INNER_ENDED = 5_000;
-
-/** What the inner half learns about a terminated connection. */
-export interface TerminatedInfo extends TerminatorClient {
-  ctx: ListenerContext;
-  route: RouteConfig;
-  action: TerminateAction;
-  client: PeerAddress;
-  record: AccessRecord;
-  /**
-   * Set by the inner half, called by the outer one when the client's connection is gone: an
-   * HTTP/1.1 response waiting on its backend writes nothing to the client, so it would not
-   * notice by itself until the backend sent more.
-   */
-  onClientGone?: () => void;
-}
 
 /** The outer half: hand the client's TLS bytes to the internal listener and relay. */
 export async function terminate(

@@ -1,5 +1,5 @@
 /**
- * TLS termination after peeking (DESIGN.md decision 1). Deno has no server-side TLS on a socket
+ * TLS termination after peeking (docs/deno-runtime.md §5). Deno has no server-side TLS on a socket
  * it has already read from, so a terminated connection's bytes, ClientHello first, are relayed
  * into an internal `Deno.listenTls` on loopback whose SNI resolver picks the certificate. The
  * edge side registers who the real client is under the port of its loopback connection; the

@@ -1,6 +1,6 @@
 /**
  * The single binary. `deno compile` cannot fetch its `denort` runtime on these machines
- * (DENO-FACTS §7), so the binary is proved ready in the ways that work offline:
+ * (docs/deno-runtime.md §11), so the binary is proved ready in the ways that work offline:
  *
  * - scripts/build.sh, the release build, run with `DENORT_BIN` set to this deno: the `compile`
  *   task of deno.json must accept the module graph, the included files and the permission flags

@@ -38,7 +38,7 @@ function startWebSocketBackend(): WebSocketBackend {
     if (new URL(req.url).pathname !== "/ws") {
       return new Response("not a websocket endpoint\n", { status: 404 });
     }
-    // Headers must be read before upgrading (DENO-FACTS §2.3).
+    // Headers must be read before upgrading (Deno's upgrade API needs them first).
     const headers: Record<string, string> = {};
     for (const [k, v] of req.headers) headers[k] = v;
     const offered = (headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim())

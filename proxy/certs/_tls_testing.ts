@@ -37,7 +37,7 @@ export function serveBySni(resolve: (sni: string) => { cert: string; key: string
       });
       try {
         // The name goes in SNI and is checked against the certificate while the socket dials
-        // the loopback address, as DENO-FACTS §1.6 describes; the test names do not resolve.
+        // the loopback address, as docs/deno-runtime.md §2 describes; the test names do not resolve.
         const client = await Deno.connectTls({
           hostname: "127.0.0.1",
           port,

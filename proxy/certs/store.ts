@@ -87,7 +87,7 @@ export class CertStore {
   }
 
   /**
-   * The SNI resolver's answer for `Deno.listenTls` (DENO-FACTS §1.1): the PEM chain and key
+   * The SNI resolver's answer for `Deno.listenTls` (docs/deno-runtime.md §1): the PEM chain and key
    * of {@linkcode CertStore.select}. Deno calls the resolver with "" when the client sent no
    * server name.
    *

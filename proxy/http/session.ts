@@ -11,38 +11,12 @@ import { normalizeHost } from "../../routing/http_router.ts";
 import { normalizePath, pathRefusal } from "../../routing/path.ts";
 import { covers } from "../../routing/route_table.ts";
 import type { ListenerContext } from "../context.ts";
+import type { RequestObserver, RequestRecord } from "../records.ts";
 import type { ForwardingFacts } from "../http1/upstream_head.ts";
 import type { PeerAddress } from "../net.ts";
 import type { BackendPool, UpstreamConn, UpstreamSet } from "./pool.ts";
 
-/** One HTTP request as written to the access log. */
-export interface RequestRecord {
-  /** The connection it arrived on (ties it to the connection's access line). */
-  conn: number;
-  listener: string;
-  client: string;
-  /** `h1` or `h2`. */
-  http: "h1" | "h2";
-  method: string;
-  host: string | null;
-  path: string;
-  status: number;
-  /** The HTTP route's name. */
-  route: string | null;
-  backend: string | null;
-  server: string | null;
-  /** Request body bytes received from the client. */
-  bytes_in: number;
-  /** Response body bytes sent to the client. */
-  bytes_out: number;
-  /** From the request head to the end of the response. */
-  ms: number;
-  /** From sending the request upstream to the response head; null when not forwarded. */
-  upstream_ms: number | null;
-  /** `ok`, `client-closed`, `upstream-timeout`, `not-found`, … */
-  end: string;
-  detail: string | null;
-}
+export type { RequestObserver, RequestRecord };
 
 /** A fresh record for a request on `session`, to be filled in as the request goes. */
 export function newRequestRecord(
@@ -72,9 +46,6 @@ export function newRequestRecord(
     detail: null,
   };
 }
-
-/** Receives every request record. */
-export type RequestObserver = (record: RequestRecord) => void;
 
 /** A terminated connection, as both HTTP engines see it. */
 export interface HttpSession {

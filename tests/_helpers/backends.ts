@@ -76,7 +76,7 @@ export interface ProxyProtocolBackend extends Backend {
 const LOOPBACK = "127.0.0.1";
 const BUFFER_SIZE = 16 * 1024;
 
-/** `conn.write` may write only part of a buffer (DENO-FACTS §4). */
+/** `conn.write` may write only part of a buffer (docs/deno-runtime.md §4). */
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   for (let offset = 0; offset < data.length;) {
     offset += await conn.write(data.subarray(offset));
@@ -221,7 +221,7 @@ export function serveHttp(
     handler,
   });
   let closing: Promise<void> | undefined;
-  // Aborting, not shutdown(): shutdown() waits forever on a stalled request (DENO-FACTS §2.6)
+  // Aborting, not shutdown(): shutdown() waits forever on a stalled request (docs/deno-runtime.md §3)
   // and calling abort() after it crashes the process.
   const close = () => {
     closing ??= (async () => {
