@@ -21,13 +21,11 @@ export interface ProcessStats {
   startSeconds: number;
   /** Open file descriptors. */
   openFds: number | null;
-  /** The soft limit on open file descriptors (RLIMIT_NOFILE); Infinity when unlimited. */
+  /** The soft limit on open file descriptors (RLIMIT_NOFILE), as a float (as client_golang). */
   maxFds: number | null;
 }
 
 const RLIMIT_NOFILE = 7;
-/** RLIM_INFINITY on Linux: all bits set in a 64-bit rlim_t. */
-const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
 
 const SYMBOLS = {
   opendir: { parameters: ["buffer"], result: "pointer" },
@@ -73,7 +71,9 @@ function maxOpenFds(c: Libc): number | null {
   // struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; }, two 64-bit values.
   const buf = new BigUint64Array(2);
   if (c.symbols.getrlimit(RLIMIT_NOFILE, buf) !== 0) return null;
-  return buf[0] === RLIM_INFINITY ? Infinity : Number(buf[0]);
+  // RLIM_INFINITY (all bits set) becomes 1.8e19, a finite number that survives JSON between
+  // workers and supervisor, where Infinity would not.
+  return Number(buf[0]);
 }
 
 /** Reads the process's resources now. */
