@@ -655,9 +655,6 @@ function workerCommand(flags: RunFlags, prepared: PreparedConfig): WorkerCommand
     ),
     config.certificates?.development?.directory ?? "",
     "/proc/uptime",
-    // process_* metrics (proxy/service_metrics.ts).
-    "/proc/self",
-    "/proc/stat",
   ].filter(Boolean);
   const writePaths = [
     config.certificates?.development?.directory ?? "",
