@@ -12,6 +12,7 @@ import { startTcpBackend } from "./_helpers/backends.ts";
 import { certPath, keyPath } from "./_helpers/certs.ts";
 import { startDownloadBackend } from "./_helpers/download_backend.ts";
 import { echoThrough } from "./_helpers/edgemux.ts";
+import { documentedMetrics } from "./_helpers/metrics_docs.ts";
 import { replaceFile, startEdgemuxCliOnFreePort } from "./_helpers/edgemux_cli.ts";
 import { run } from "./_helpers/process.ts";
 import {
@@ -243,6 +244,27 @@ Deno.test("workers: 2 — /metrics combines each metric by its meaning, passes p
     equal(m.histogram("edgemux_http_request_duration_seconds").reduce((n, h) => n + h.count, 0), 4);
     equal(m.value("edgemux_connections_active", { listener: "main" }), 0);
   });
+
+  await t.step(
+    "docs/metrics.md lists every metric with its type and labels, and no other",
+    async () => {
+      const m = await scrapeChecked(base);
+      const docs = await documentedMetrics();
+      for (const [name, family] of m.families) {
+        const row = docs.get(name);
+        ok(row, `${name} is not in docs/metrics.md`);
+        equal(row.type, family.type, name);
+        const labels = new Set(family.samples.flatMap((x) => Object.keys(x.labels)));
+        labels.delete("le");
+        for (const label of labels) {
+          ok(row.labels.includes(`\`${label}\``), `docs/metrics.md: ${name} lacks label ${label}`);
+        }
+        if (labels.has("worker")) equal(row.across, "per process", name);
+      }
+      const shown = new Set(m.families.keys());
+      deepEqual([...docs.keys()].filter((n) => !shown.has(n)), [], "documented but not exported");
+    },
+  );
 
   await t.step("one SIGHUP counts one reload, in /metrics and /status.json alike", async () => {
     cli.signal("SIGHUP");
