@@ -50,7 +50,7 @@ export interface StatusReport {
   }[];
   certificates: { names: string[]; notAfter: string; file: string; development: boolean }[];
   recentProblems: Problem[];
-  /** Worker processes, when more than one serves (each reports its own pid). */
+  /** Worker processes' pids, when more than one serves (`pid` is then the supervisor's). */
   workers?: number[];
 }
 
@@ -156,8 +156,8 @@ export function renderStatusPage(s: StatusReport, refreshSeconds = 5): string {
 </head>
 <body>
 <h1>edgemux ${esc(s.version)}</h1>
-<p class="summary"><span>up ${esc(duration(s.uptimeSeconds))}</span><span>pid ${
-    esc(s.workers ? s.workers.join(", ") : s.pid)
+<p class="summary"><span>up ${esc(duration(s.uptimeSeconds))}</span><span>pid ${esc(s.pid)}${
+    s.workers ? `, workers ${esc(s.workers.join(", "))}` : ""
   }</span><span>${esc(s.activeConnections)} open connections</span><span>${
     esc(s.reloads.count)
   } reloads${

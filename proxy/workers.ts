@@ -11,7 +11,7 @@
  * @module
  */
 
-import { log } from "./log.ts";
+import { log, recentProblems } from "./log.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { combineWorkers, type MetricsSnapshot, Registry } from "./metrics.ts";
 import { ServiceMetrics } from "./service_metrics.ts";
@@ -19,6 +19,17 @@ import type { StatusReport } from "./status.ts";
 
 /** Set in a worker's environment: its index. */
 export const WORKER_ENV = "EDGEMUX_WORKER";
+
+/** Each certificate once (by file and names), with the earliest expiry any report gives. */
+function earliestCertificates(reports: StatusReport[]): StatusReport["certificates"] {
+  const byKey = new Map<string, StatusReport["certificates"][number]>();
+  for (const c of reports.flatMap((r) => r.certificates)) {
+    const key = JSON.stringify([c.file, c.names]);
+    const seen = byKey.get(key);
+    if (seen === undefined || Date.parse(c.notAfter) < Date.parse(seen.notAfter)) byKey.set(key, c);
+  }
+  return [...byKey.values()];
+}
 
 /** What a worker tells the supervisor. */
 export type WorkerMessage =
@@ -307,9 +318,11 @@ export class Supervisor {
           };
         }),
       })),
-      recentProblems: reports.flatMap((r) => r.recentProblems).sort((a, b) =>
-        b.time.localeCompare(a.time)
-      )
+      // The earliest expiry of each certificate any worker serves (as the metric says).
+      certificates: earliestCertificates(reports),
+      // The supervisor's own (a config it refused, a worker that died) and the workers'.
+      recentProblems: [...recentProblems(), ...reports.flatMap((r) => r.recentProblems)]
+        .sort((a, b) => b.time.localeCompare(a.time))
         .slice(0, 50),
     };
   }

@@ -80,6 +80,8 @@ for (const workers of [1, 2]) {
     await waitForReloads(cli, { count: 0, failures: 1 });
     dom = await dumpDom(page);
     ok(BANNER.test(dom), `no failed-reload banner that says what failed:\n${dom}`);
+    // Among the recent problems too (with workers: the supervisor's own log).
+    ok(dom.includes("reload failed; the running config stays"), "not among the recent problems");
 
     await replaceFile(file, good);
     cli.signal("SIGHUP");
