@@ -12,7 +12,6 @@
  */
 
 import denoJson from "../deno.json" with { type: "json" };
-import { BUILD_INFO } from "../build_info.ts";
 import type { Registry, Series } from "./metrics.ts";
 import { processStats } from "./process_stats.ts";
 import type { StatusReport } from "./status.ts";
@@ -39,11 +38,13 @@ export class ServiceMetrics {
     const r = registry;
     r.gauge(
       "edgemux_build_info",
-      "Always 1; the labels say the edgemux version, the Deno runtime it runs on, and the " +
-        "commit and target of a release build (dev when run from source).",
-      ["version", "deno", "commit", "target"],
+      "Always 1; the labels say the edgemux version and the Deno runtime it runs on.",
+      ["version", "deno"],
       { across: "supervisor" },
-    ).set([denoJson.version, Deno.version.deno, BUILD_INFO.commit, BUILD_INFO.target], 1);
+      // A compiled binary runs the runtime of the Deno that compiled it, so Deno.version.deno
+      // is build_info.ts's `deno` there, and the right answer from source too. The commit and
+      // target stay with `edgemux version`: build_info.ts is not part of the published library.
+    ).set([denoJson.version, Deno.version.deno], 1);
     r.gauge(
       "edgemux_start_time_seconds",
       "When edgemux started (the supervisor, with workers), in Unix seconds.",
