@@ -276,6 +276,8 @@ export function combineWorkers(
       into.buckets = into.buckets.filter((b) => f.buckets.includes(b));
     }
   }
+  // Series of each combined family by label key, so combining stays linear in the series.
+  const indexes = new Map<FamilySnapshot, Map<string, { labels: string[]; values: number[] }>>();
   for (const { worker, snapshot } of workers) {
     for (const f of snapshot) {
       // What the supervisor itself reports wins; a worker's copy would be counted twice.
@@ -290,11 +292,18 @@ export function combineWorkers(
           continue;
         }
         const key = s.labels.join("\u0000");
-        const same = into.series.find((x) => x.labels.join("\u0000") === key);
+        let index = indexes.get(into);
+        if (index === undefined) {
+          index = new Map(into.series.map((x) => [x.labels.join("\u0000"), x]));
+          indexes.set(into, index);
+        }
+        const same = index.get(key);
         if (same === undefined) {
-          into.series.push({ labels: [...s.labels], values: [...values] });
+          const copy = { labels: [...s.labels], values: [...values] };
+          into.series.push(copy);
+          index.set(key, copy);
         } else if (f.across === "supervisor") {
-          // No copy of the supervisor's own (a library user's combination): the first worker's.
+          // The supervisor has no value of its own here: the first worker's stands.
           continue;
         } else if (f.across === "min") {
           same.values[0] = Math.min(same.values[0], values[0]);
