@@ -586,16 +586,20 @@ async function supervise(
   let current = prepared.config;
   const stopWatching = onReloadRequest(() => current, flags.path, async () => {
     await notifier.reloading();
+    const started = performance.now();
     try {
       // Check the config here first, so a bad one is reported once rather than by each worker.
       const next = await loadPrepared(flags.path);
       const failure = await sup.reload();
+      // One reload of the service, counted once (the supervisor's, not each worker's).
+      sup.service.reload(failure, performance.now() - started);
       if (failure !== null) {
         log.error("a worker could not reload; it keeps its config", { error: failure });
       } else log.info("config reloaded", { workers: sup.count });
       admin = await moveAdmin(admin, current, next, source);
       current = next.config;
     } catch (e) {
+      sup.service.reload(issuesText(e), performance.now() - started);
       log.error("reload failed; the running config stays", { error: issuesText(e) });
     }
     await notifier.ready("serving");

@@ -1,7 +1,8 @@
 /**
  * Counters, gauges and histograms, rendered in the Prometheus text exposition format (version
  * 0.0.4). The registry lives as long as the process, so counters survive reloads; with several
- * worker processes, each worker's snapshot is summed by the primary.
+ * worker processes, the supervisor combines the workers' snapshots metric by metric
+ * ({@linkcode combineWorkers}).
  *
  * @module
  */
@@ -11,28 +12,52 @@ export type Labels = Record<string, string>;
 
 type Kind = "counter" | "gauge" | "histogram";
 
+/**
+ * How the supervisor of several worker processes combines one metric's series into the one
+ * view `/metrics` shows (docs/metrics.md lists the choice for every metric):
+ *
+ * - `sum`: added up, series by series. Counters, histograms, and gauges that count things each
+ *   worker holds (open connections).
+ * - `min`: the smallest value any worker reports. For state every worker should agree on, read
+ *   pessimistically: a server is up only when every worker has it in rotation, and a
+ *   certificate expires when the first worker's copy does.
+ * - `supervisor`: the supervisor's own value; the workers' copies are dropped. For what describes
+ *   the service as a whole (build, start time, reloads).
+ * - `worker`: every process's series kept apart, with a `worker` label (`supervisor`, `0`,
+ *   `1`, …). For what each process has of its own (memory, CPU, descriptors).
+ */
+export type Across = "sum" | "min" | "supervisor" | "worker";
+
+/** The label the `worker` aggregation adds. */
+export const WORKER_LABEL = "worker";
+
 interface Family {
   name: string;
   help: string;
   kind: Kind;
+  across: Across;
   labelNames: readonly string[];
   buckets: readonly number[];
   /** Series by their label key. Counter/gauge: [value]; histogram: [...bucket counts, sum, count]. */
   series: Map<string, { labels: string[]; values: number[] }>;
 }
 
-/** A plain-data copy of every series, for summing across worker processes. */
-export type MetricsSnapshot = {
+/** One family as plain data, for passing between processes. */
+export interface FamilySnapshot {
   name: string;
   help: string;
   kind: Kind;
+  across: Across;
   labelNames: readonly string[];
   buckets: readonly number[];
   series: { labels: string[]; values: number[] }[];
-}[];
+}
 
-/** Histogram buckets for request and connection durations, in seconds. */
-export const DURATION_BUCKETS = [
+/** A plain-data copy of every series, for combining across worker processes. */
+export type MetricsSnapshot = FamilySnapshot[];
+
+/** Histogram buckets for request and connection durations up to a minute, in seconds. */
+export const DURATION_BUCKETS: readonly number[] = [
   0.001,
   0.005,
   0.01,
@@ -49,15 +74,55 @@ export const DURATION_BUCKETS = [
   60,
 ];
 
+/** Where the buckets go on past a minute: 2, 5, 10 and 30 minutes, then hours, then days. */
+const LONG_BUCKETS: readonly number[] = [
+  120,
+  300,
+  600,
+  1800,
+  3600,
+  2 * 3600,
+  6 * 3600,
+  12 * 3600,
+  86400,
+  2 * 86400,
+  7 * 86400,
+];
+
+/**
+ * Duration buckets whose last finite bound is at least `seconds` (a configured timeout), so an
+ * operation that runs into its timeout lands in a bucket of its own rather than only in +Inf.
+ * Every ladder is a prefix of the same sequence, so two processes configured differently still
+ * share their common bounds (see {@linkcode combineWorkers}).
+ */
+export function durationBuckets(seconds: number): number[] {
+  const out = [...DURATION_BUCKETS];
+  for (const b of LONG_BUCKETS) {
+    if (out[out.length - 1] >= seconds) break;
+    out.push(b);
+  }
+  return out;
+}
+
 /** A counter or gauge with fixed label names. */
 export interface Series {
   inc(labels: string[], by?: number): void;
   set(labels: string[], value: number): void;
+  /** Creates the series at 0 if it does not exist, so a first event is an increase from 0. */
+  init(labels: string[]): void;
 }
 
 /** A histogram with fixed label names. */
 export interface Histogram {
   observe(labels: string[], value: number): void;
+  /** Creates the series with every bucket at 0 if it does not exist. */
+  init(labels: string[]): void;
+}
+
+/** Options of a family. */
+export interface FamilyOptions {
+  /** How workers' series combine (see {@linkcode Across}); counters and histograms add. */
+  across?: Across;
 }
 
 /** Every metric of the process. */
@@ -71,11 +136,12 @@ export class Registry {
     help: string,
     kind: Kind,
     labelNames: readonly string[],
+    across: Across,
     buckets: readonly number[] = [],
   ): Family {
     let f = this.#families.get(name);
     if (f === undefined) {
-      f = { name, help, kind, labelNames, buckets, series: new Map() };
+      f = { name, help, kind, across, labelNames, buckets, series: new Map() };
       this.#families.set(name, f);
     }
     return f;
@@ -100,32 +166,50 @@ export class Registry {
       set: (labels, value) => {
         this.#series(f, labels, 1)[0] = value;
       },
+      init: (labels) => void this.#series(f, labels, 1),
     };
   }
 
-  counter(name: string, help: string, labelNames: readonly string[]): Series {
-    return this.#single(this.#family(name, help, "counter", labelNames));
+  counter(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    options: FamilyOptions = {},
+  ): Series {
+    return this.#single(this.#family(name, help, "counter", labelNames, options.across ?? "sum"));
   }
 
-  gauge(name: string, help: string, labelNames: readonly string[]): Series & { clear(): void } {
-    const f = this.#family(name, help, "gauge", labelNames);
+  gauge(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    options: FamilyOptions & { across: Across },
+  ): Series & { clear(): void } {
+    const f = this.#family(name, help, "gauge", labelNames, options.across);
     return { ...this.#single(f), clear: () => f.series.clear() };
   }
 
+  /**
+   * A histogram. The buckets are fixed for the life of the registry (the first call that names
+   * the family sets them), as a scraper's `rate()` over `_bucket` series needs.
+   */
   histogram(
     name: string,
     help: string,
     labelNames: readonly string[],
     buckets: readonly number[] = DURATION_BUCKETS,
+    options: FamilyOptions = {},
   ): Histogram {
-    const f = this.#family(name, help, "histogram", labelNames, buckets);
+    const f = this.#family(name, help, "histogram", labelNames, options.across ?? "sum", buckets);
+    const width = f.buckets.length + 2;
     return {
       observe: (labels, value) => {
-        const v = this.#series(f, labels, buckets.length + 2);
-        for (let i = 0; i < buckets.length; i++) if (value <= buckets[i]) v[i]++;
-        v[buckets.length] += value;
-        v[buckets.length + 1]++;
+        const v = this.#series(f, labels, width);
+        for (let i = 0; i < f.buckets.length; i++) if (value <= f.buckets[i]) v[i]++;
+        v[f.buckets.length] += value;
+        v[f.buckets.length + 1]++;
       },
+      init: (labels) => void this.#series(f, labels, width),
     };
   }
 
@@ -141,6 +225,7 @@ export class Registry {
       name: f.name,
       help: f.help,
       kind: f.kind,
+      across: f.across,
       labelNames: f.labelNames,
       buckets: f.buckets,
       series: [...f.series.values()].map((s) => ({ labels: s.labels, values: [...s.values] })),
@@ -148,25 +233,101 @@ export class Registry {
   }
 }
 
-/** Adds snapshots series by series (worker processes → one view). */
-export function sumSnapshots(snapshots: MetricsSnapshot[]): MetricsSnapshot {
-  const byName = new Map<string, MetricsSnapshot[number]>();
-  for (const snap of snapshots) {
-    for (const f of snap) {
-      let into = byName.get(f.name);
-      if (into === undefined) {
-        into = { ...f, series: [] };
-        byName.set(f.name, into);
-      }
+/** One worker's snapshot and its index (the value of the `worker` label). */
+export interface WorkerSnapshot {
+  worker: number;
+  snapshot: MetricsSnapshot;
+}
+
+/**
+ * The one view of a supervisor and its workers: each family combined as its {@linkcode Across}
+ * says. Families come in the supervisor's order, then any only workers have.
+ */
+export function combineWorkers(
+  supervisor: MetricsSnapshot,
+  workers: WorkerSnapshot[],
+): MetricsSnapshot {
+  const out = new Map<string, FamilySnapshot>();
+  const own = new Map(supervisor.map((f) => [f.name, f]));
+  const first = (f: FamilySnapshot) => {
+    let into = out.get(f.name);
+    if (into === undefined) {
+      into = { ...f, series: [] };
+      if (f.across === "worker") into.labelNames = [...f.labelNames, WORKER_LABEL];
+      out.set(f.name, into);
+    }
+    return into;
+  };
+  for (const f of supervisor) {
+    const into = first(f);
+    if (f.across === "supervisor") into.series = f.series.map(copySeries);
+    if (f.across === "worker") {
+      into.series = f.series.map((s) => ({
+        labels: [...s.labels, "supervisor"],
+        values: [...s.values],
+      }));
+    }
+  }
+  // Histograms keep the bounds every worker has (they share a prefix, durationBuckets()).
+  for (const { snapshot } of workers) {
+    for (const f of snapshot) {
+      if (f.kind !== "histogram") continue;
+      const into = first(f);
+      into.buckets = into.buckets.filter((b) => f.buckets.includes(b));
+    }
+  }
+  // Series of each combined family by label key, so combining stays linear in the series.
+  const indexes = new Map<FamilySnapshot, Map<string, { labels: string[]; values: number[] }>>();
+  for (const { worker, snapshot } of workers) {
+    for (const f of snapshot) {
+      // What the supervisor itself reports wins; a worker's copy would be counted twice.
+      if (f.across === "supervisor" && own.has(f.name)) continue;
+      const into = first(f);
       for (const s of f.series) {
+        const values = f.kind === "histogram"
+          ? rebucket(s.values, f.buckets, into.buckets)
+          : s.values;
+        if (f.across === "worker") {
+          into.series.push({ labels: [...s.labels, String(worker)], values: [...values] });
+          continue;
+        }
         const key = s.labels.join("\u0000");
-        const same = into.series.find((x) => x.labels.join("\u0000") === key);
-        if (same === undefined) into.series.push({ labels: s.labels, values: [...s.values] });
-        else s.values.forEach((v, i) => same.values[i] += v);
+        let index = indexes.get(into);
+        if (index === undefined) {
+          index = new Map(into.series.map((x) => [x.labels.join("\u0000"), x]));
+          indexes.set(into, index);
+        }
+        const same = index.get(key);
+        if (same === undefined) {
+          const copy = { labels: [...s.labels], values: [...values] };
+          into.series.push(copy);
+          index.set(key, copy);
+        } else if (f.across === "supervisor") {
+          // The supervisor has no value of its own here: the first worker's stands.
+          continue;
+        } else if (f.across === "min") {
+          same.values[0] = Math.min(same.values[0], values[0]);
+        } else {
+          values.forEach((v, i) => same.values[i] += v);
+        }
       }
     }
   }
-  return [...byName.values()];
+  return [...out.values()];
+}
+
+function copySeries(s: { labels: string[]; values: number[] }) {
+  return { labels: [...s.labels], values: [...s.values] };
+}
+
+/**
+ * A histogram series' values on `to`, a subset of its bounds `from`. The counts are cumulative,
+ * so the count at a bound both share is exact; sum and count stay.
+ */
+function rebucket(values: number[], from: readonly number[], to: readonly number[]): number[] {
+  if (from.length === to.length) return values;
+  const out = to.map((le) => values[from.indexOf(le)]);
+  return [...out, values[from.length], values[from.length + 1]];
 }
 
 /** Renders a snapshot in the Prometheus text format. */

@@ -180,13 +180,6 @@ class RunningProxy implements ProxyHandle {
 
   readonly metrics: ProxyMetrics = new ProxyMetrics();
   readonly #reusePort: boolean;
-  readonly #started = Date.now();
-  #reloads = {
-    count: 0,
-    failures: 0,
-    lastOk: null as number | null,
-    lastError: null as string | null,
-  };
 
   constructor(opts: StartOptions) {
     this.#reusePort = opts.reusePort ?? false;
@@ -212,21 +205,27 @@ class RunningProxy implements ProxyHandle {
       "edgemux_connections_active",
       "Connections open now, by listener.",
       ["listener"],
+      { across: "sum" },
     );
     const up = r.gauge(
       "edgemux_backend_server_up",
-      "1 when a backend server is in rotation (healthy), 0 when it is down.",
+      "1 when a backend server is in rotation (healthy), 0 when it is down; with workers, 1 " +
+        "only when every worker has it in rotation.",
       ["backend", "server"],
+      { across: "min" },
     );
     const busy = r.gauge(
       "edgemux_backend_server_active",
       "Connections or in-flight requests on each backend server.",
       ["backend", "server"],
+      { across: "sum" },
     );
     const expiry = r.gauge(
       "edgemux_certificate_not_after_timestamp_seconds",
-      "When each loaded certificate expires, in Unix seconds.",
+      "When each loaded certificate expires, in Unix seconds; with workers, the earliest any " +
+        "worker serves.",
       ["file", "name"],
+      { across: "min" },
     );
     r.collect(() => {
       active.clear();
@@ -259,10 +258,10 @@ class RunningProxy implements ProxyHandle {
     return {
       version: VERSION,
       pid: Deno.pid,
-      startedAt: new Date(this.#started).toISOString(),
-      uptimeSeconds: Math.floor((now - this.#started) / 1000),
+      startedAt: new Date(this.metrics.service.started).toISOString(),
+      uptimeSeconds: Math.floor((now - this.metrics.service.started) / 1000),
       configFiles: config.files,
-      reloads: { ...this.#reloads },
+      reloads: this.metrics.service.reloads,
       activeConnections: this.#active.size,
       listeners: config.listeners.map((l) => ({
         name: l.name,
@@ -349,6 +348,7 @@ class RunningProxy implements ProxyHandle {
     const closing: Promise<void>[] = [];
     const old = this.#gen;
     this.#gen = gen;
+    this.metrics.configure(config);
     if (this.#limiter === null) this.#limiter = new ConnectionLimiter(config.limits);
     else this.#limiter.update(config.limits);
     for (const c of gen.checkers) c.start();
@@ -385,13 +385,9 @@ class RunningProxy implements ProxyHandle {
     const started = Date.now();
     try {
       await this.install(typeof next === "function" ? await next() : next);
-      this.#reloads.count++;
-      this.#reloads.lastOk = Date.now();
-      this.metrics.reload(true, Date.now() - started);
+      this.metrics.reload(null, Date.now() - started);
     } catch (e) {
-      this.#reloads.failures++;
-      this.#reloads.lastError = e instanceof Error ? e.message : String(e);
-      this.metrics.reload(false, Date.now() - started);
+      this.metrics.reload(e instanceof Error ? e.message : String(e), Date.now() - started);
       throw e;
     }
   }

@@ -16,7 +16,18 @@ export interface StatusReport {
   startedAt: string;
   uptimeSeconds: number;
   configFiles: string[];
-  reloads: { count: number; failures: number; lastOk: number | null; lastError: string | null };
+  /**
+   * Reloads since start: how many succeeded and failed, when the last of each happened (Unix
+   * milliseconds), and the last failure's message (kept after a later success, which
+   * `lastOk > lastFailure` tells).
+   */
+  reloads: {
+    count: number;
+    failures: number;
+    lastOk: number | null;
+    lastFailure: number | null;
+    lastError: string | null;
+  };
   activeConnections: number;
   listeners: {
     name: string;
@@ -39,7 +50,7 @@ export interface StatusReport {
   }[];
   certificates: { names: string[]; notAfter: string; file: string; development: boolean }[];
   recentProblems: Problem[];
-  /** Worker processes, when more than one serves (each reports its own pid). */
+  /** Worker processes' pids, when more than one serves (`pid` is then the supervisor's). */
   workers?: number[];
 }
 
@@ -98,6 +109,22 @@ function duration(seconds: number): string {
   return d > 0 ? `${d}d ${h}h` : h > 0 ? `${h}h ${m}m` : `${m}m ${seconds % 60}s`;
 }
 
+/**
+ * The red banner while the config on disk is one that failed to load (the last reload failed);
+ * once a later reload succeeds, only a muted line saying when the last failure was.
+ */
+function reloadNotice(r: StatusReport["reloads"]): string {
+  if (r.lastFailure === null || r.lastError === null) return "";
+  if (r.lastOk === null || r.lastFailure > r.lastOk) {
+    return `<p class="bad" id="reload-failed">Last reload failed; the running config stays: ${
+      esc(r.lastError)
+    }</p>`;
+  }
+  return `<p class="muted" id="reload-recovered">A reload failed at ${
+    esc(new Date(r.lastFailure).toISOString())
+  }; a later one succeeded at ${esc(new Date(r.lastOk).toISOString())}.</p>`;
+}
+
 /** The status page: self-contained HTML that reloads itself every `refreshSeconds`. */
 export function renderStatusPage(s: StatusReport, refreshSeconds = 5): string {
   const serversDown = s.backends.reduce((n, b) => n + b.servers.filter((x) => !x.up).length, 0);
@@ -129,14 +156,14 @@ export function renderStatusPage(s: StatusReport, refreshSeconds = 5): string {
 </head>
 <body>
 <h1>edgemux ${esc(s.version)}</h1>
-<p class="summary"><span>up ${esc(duration(s.uptimeSeconds))}</span><span>pid ${
-    esc(s.workers ? s.workers.join(", ") : s.pid)
+<p class="summary"><span>up ${esc(duration(s.uptimeSeconds))}</span><span>pid ${esc(s.pid)}${
+    s.workers ? `, workers ${esc(s.workers.join(", "))}` : ""
   }</span><span>${esc(s.activeConnections)} open connections</span><span>${
     esc(s.reloads.count)
   } reloads${
     s.reloads.failures ? `, <span class="bad">${esc(s.reloads.failures)} failed</span>` : ""
   }</span><span class="muted">config ${esc(s.configFiles.join(", "))}</span></p>
-${s.reloads.lastError ? `<p class="bad">Last failed reload: ${esc(s.reloads.lastError)}</p>` : ""}
+${reloadNotice(s.reloads)}
 <h2>Backends</h2>
 <table><thead><tr><th>Backend</th><th>Server</th><th>State</th><th>Active</th><th>Weight</th><th>Why down</th></tr></thead><tbody>
 ${

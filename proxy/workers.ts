@@ -1,8 +1,9 @@
 /**
  * Using every core: with `workers: N`, a supervisor process starts N workers, each a whole
  * edgemux on the same listeners (SO_REUSEPORT, so the kernel spreads connections over them).
- * The supervisor serves the admin listener, sums the workers' metrics, passes SIGHUP and
- * SIGTERM on, and restarts a worker that dies.
+ * The supervisor serves the admin listener, combines the workers' metrics (each metric as its
+ * meaning says: counters add, the service's build, start and reloads are the supervisor's own,
+ * see ./metrics.ts), passes SIGHUP and SIGTERM on, and restarts a worker that dies.
  *
  * Supervisor and workers talk over the worker's stdin and stdout, one JSON object per line;
  * the workers' logs go to the shared standard error.
@@ -10,12 +11,25 @@
  * @module
  */
 
-import { log } from "./log.ts";
-import { type MetricsSnapshot, sumSnapshots } from "./metrics.ts";
+import { log, recentProblems } from "./log.ts";
+import denoJson from "../deno.json" with { type: "json" };
+import { combineWorkers, type MetricsSnapshot, Registry } from "./metrics.ts";
+import { ServiceMetrics } from "./service_metrics.ts";
 import type { StatusReport } from "./status.ts";
 
 /** Set in a worker's environment: its index. */
 export const WORKER_ENV = "EDGEMUX_WORKER";
+
+/** Each certificate once (by file and names), with the earliest expiry any report gives. */
+function earliestCertificates(reports: StatusReport[]): StatusReport["certificates"] {
+  const byKey = new Map<string, StatusReport["certificates"][number]>();
+  for (const c of reports.flatMap((r) => r.certificates)) {
+    const key = JSON.stringify([c.file, c.names]);
+    const seen = byKey.get(key);
+    if (seen === undefined || Date.parse(c.notAfter) < Date.parse(seen.notAfter)) byKey.set(key, c);
+  }
+  return [...byKey.values()];
+}
 
 /** What a worker tells the supervisor. */
 export type WorkerMessage =
@@ -97,6 +111,9 @@ export class Supervisor {
   #stopping = false;
   #nextId = 1;
   #readyWaiters: (() => void)[] = [];
+  readonly #registry = new Registry();
+  /** The service's own metrics and reload history: one reload of the service counts once. */
+  readonly service: ServiceMetrics = new ServiceMetrics(this.#registry);
 
   constructor(readonly count: number, readonly command: WorkerCommand) {
     this.#workers = new Array(count).fill(null);
@@ -228,11 +245,14 @@ export class Supervisor {
   }
 
   /** Asks every worker and gathers the answers (null for one that did not answer in time). */
-  async #ask(type: SupervisorRequest["type"], timeoutMs = 2000): Promise<unknown[]> {
+  async #ask(
+    type: SupervisorRequest["type"],
+    timeoutMs = 2000,
+  ): Promise<{ worker: number; data: unknown }[]> {
     return await Promise.all(
-      this.#workers.filter((w): w is Worker => w !== null && w.ready).map((w) => {
+      this.#workers.filter((w): w is Worker => w !== null && w.ready).map(async (w) => {
         const id = this.#nextId++;
-        return new Promise<unknown>((resolve) => {
+        const data = await new Promise<unknown>((resolve) => {
           const timer = setTimeout(() => {
             w.waiting.delete(id);
             resolve(null);
@@ -246,25 +266,38 @@ export class Supervisor {
             resolve(null);
           });
         });
+        return { worker: w.index, data };
       }),
     );
   }
 
-  /** The workers' metrics, summed. */
+  /** The supervisor's and the workers' metrics, each combined as its meaning says. */
   async metrics(): Promise<MetricsSnapshot> {
-    const snaps = (await this.#ask("metrics")).filter((s): s is MetricsSnapshot =>
-      Array.isArray(s)
-    );
-    return sumSnapshots(snaps);
+    const snaps = (await this.#ask("metrics")).filter((a) => Array.isArray(a.data)).map((a) => ({
+      worker: a.worker,
+      snapshot: a.data as MetricsSnapshot,
+    }));
+    return combineWorkers(this.#registry.snapshot(), snaps);
   }
 
-  /** One status report for all workers: sums of counts, one worker's view of the rest. */
+  /**
+   * One status report for the service: the supervisor's version, start and reloads (as
+   * `/metrics` counts them), sums of the workers' counts, and one worker's view of the rest.
+   */
   async status(): Promise<StatusReport | null> {
-    const reports = (await this.#ask("status")).filter((r): r is StatusReport => r !== null);
+    const reports = (await this.#ask("status")).map((a) => a.data).filter((r): r is StatusReport =>
+      r !== null && typeof r === "object"
+    );
     if (reports.length === 0) return null;
     const first = reports[0];
+    const now = Date.now();
     return {
       ...first,
+      version: denoJson.version,
+      pid: Deno.pid,
+      startedAt: new Date(this.service.started).toISOString(),
+      uptimeSeconds: Math.floor((now - this.service.started) / 1000),
+      reloads: this.service.reloads,
       workers: reports.map((r) => r.pid),
       activeConnections: reports.reduce((n, r) => n + r.activeConnections, 0),
       listeners: first.listeners.map((l, i) => ({
@@ -273,16 +306,23 @@ export class Supervisor {
       })),
       backends: first.backends.map((b, i) => ({
         ...b,
-        servers: b.servers.map((s, j) => ({
-          ...s,
-          active: reports.reduce((n, r) => n + (r.backends[i]?.servers[j]?.active ?? 0), 0),
-          // A server is up when every worker sees it up.
-          up: reports.every((r) => r.backends[i]?.servers[j]?.up ?? true),
-        })),
+        servers: b.servers.map((s, j) => {
+          // A server is up when every worker sees it up (as edgemux_backend_server_up says);
+          // the reason is the first worker's that has it down.
+          const down = reports.map((r) => r.backends[i]?.servers[j]).find((x) => x?.up === false);
+          return {
+            ...s,
+            active: reports.reduce((n, r) => n + (r.backends[i]?.servers[j]?.active ?? 0), 0),
+            up: down === undefined,
+            reason: down?.reason ?? null,
+          };
+        }),
       })),
-      recentProblems: reports.flatMap((r) => r.recentProblems).sort((a, b) =>
-        b.time.localeCompare(a.time)
-      )
+      // The earliest expiry of each certificate any worker serves (as the metric says).
+      certificates: earliestCertificates(reports),
+      // The supervisor's own (a config it refused, a worker that died) and the workers'.
+      recentProblems: [...recentProblems(), ...reports.flatMap((r) => r.recentProblems)]
+        .sort((a, b) => b.time.localeCompare(a.time))
         .slice(0, 50),
     };
   }

@@ -19,6 +19,7 @@ import {
   type Exposition,
   parsePrometheus,
   PrometheusFormatError,
+  promtoolCheck,
   scrapeUntil,
 } from "./_helpers/prometheus.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";
@@ -237,6 +238,7 @@ Deno.test("the admin listener's /metrics counts the traffic sent, and its other 
     equal(metrics.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
     equal(metrics.headers.get("cache-control"), "no-store");
     parsePrometheus(metrics.body);
+    await promtoolCheck(metrics.body);
   });
 
   await t.step("7 TCP connections: connections, ends, bytes both ways and durations", async () => {
@@ -292,12 +294,12 @@ Deno.test("the admin listener's /metrics counts the traffic sent, and its other 
         `${base}/metrics`,
         (m) => m.sum("edgemux_connections_total", { listener: "https" }) === 1,
       );
-      const requests = (status: string) =>
+      const requests = (code: string) =>
         m.value("edgemux_http_requests_total", {
           listener: "https",
           route: "web",
           backend: "web",
-          status,
+          code,
         });
       deepEqual([requests("200"), requests("404"), requests("503")], [3, 2, 1]);
       equal(m.sum("edgemux_http_requests_total"), 6);
@@ -377,6 +379,7 @@ Deno.test("the admin listener's /metrics counts the traffic sent, and its other 
     equal(m.value("edgemux_reloads_total", { result: "failure" }), 1);
     equal(tcpTotals(m).connections, 7);
     equal(m.sum("edgemux_http_requests_total"), 6);
+    await promtoolCheck((await admin(base, "/metrics")).body);
     // The log is written in batches; the metrics can be ahead of it.
     await cli.waitForOutput("reload failed; the running config stays", 5000);
     equal(logLines(cli.output(), "config reloaded").length, 1);

@@ -22,6 +22,8 @@
  * @module
  */
 
+import { requireTool } from "./tools.ts";
+
 /** The type a `# TYPE` line declares (`untyped` when there is none). */
 export type MetricType = "counter" | "gauge" | "histogram" | "summary" | "untyped";
 
@@ -463,5 +465,30 @@ export async function scrapeUntil(
     const m = await scrapeMetrics(url);
     if (check(m) || performance.now() > deadline) return m;
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Checks an exposition with Prometheus's own parser and linter (`promtool check metrics`, from
+ * the Debian package `prometheus`): it must parse, and break none of the naming and help-text
+ * rules promtool enforces.
+ *
+ * @throws {Error} quoting promtool's findings when it reports any
+ */
+export async function promtoolCheck(text: string): Promise<void> {
+  const promtool = requireTool("promtool", "prometheus");
+  const child = new Deno.Command(promtool, {
+    args: ["check", "metrics"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const out = await child.output();
+  const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (out.code !== 0 || said.trim() !== "") {
+    throw new Error(`promtool check metrics exited ${out.code}:\n${said}`);
   }
 }
