@@ -16,6 +16,7 @@ import type { RequestObserver } from "./http/session.ts";
 import type { TerminatedInfo } from "./terminate.ts";
 import type { Terminator } from "./terminator.ts";
 import type { DeadlineSet } from "./deadlines.ts";
+import type { AcmeChallenges } from "./acme_challenges.ts";
 
 /** One finished connection, as written to the access log. */
 export interface AccessRecord {
@@ -74,4 +75,6 @@ export interface ListenerContext {
   readonly softStop: AbortSignal;
   /** Aborted when a graceful stop runs out of time: every open connection closes. */
   readonly hardStop: AbortSignal;
+  /** The ACME challenges edgemux answers itself (`certificates.acme`); absent when off. */
+  readonly acme?: AcmeChallenges | null;
 }

@@ -76,6 +76,20 @@ async function serve(
     }
     const head = got.head;
     record.requests++;
+    // HTTP-01 tokens edgemux placed itself win over the acme_challenge backend.
+    if (ctx.acme && head.path.startsWith(ACME_PREFIX)) {
+      const answer = await ctx.acme.httpAnswer(head.path.slice(ACME_PREFIX.length));
+      if (answer !== null) {
+        const close = !head.keepAlive || head.body.kind !== "none";
+        await send(simpleResponse(200, {
+          body: answer,
+          close,
+          head: head.method === "HEAD",
+        }));
+        if (close) return end(record, "acme-answered", null);
+        continue;
+      }
+    }
     if (action.acmeBackend !== null && head.path.startsWith(ACME_PREFIX)) {
       const pool = ctx.pools.get(action.acmeBackend)!;
       record.backend = action.acmeBackend;

@@ -35,6 +35,9 @@ import { prepareConfig, type PreparedConfig } from "./prepare.ts";
 import { serveTerminated, type TerminatedInfo } from "./terminate.ts";
 import { Terminator } from "./terminator.ts";
 import { Backend } from "./backend.ts";
+import { AcmeChallenges } from "./acme_challenges.ts";
+import { AcmeState } from "./certs/acme_state.ts";
+import type { AcmeManager } from "./certs/acme.ts";
 
 /** Raised when a listener cannot bind its address. */
 export class BindError extends Error {
@@ -174,6 +177,9 @@ class RunningProxy implements ProxyHandle {
   #limiter: ConnectionLimiter | null = null;
   #watcher: FileWatcher | null = null;
   #stopping: Promise<void> | null = null;
+  /** ACME (`certificates.acme`): the challenges answered here, and the ordering schedule. */
+  #challenges: AcmeChallenges | null = null;
+  #acme: AcmeManager | null = null;
 
   readonly metrics: ProxyMetrics = new ProxyMetrics();
   readonly #reusePort: boolean;
@@ -291,7 +297,9 @@ class RunningProxy implements ProxyHandle {
         notAfter: c.notAfter.toISOString(),
         file: c.origin.cert,
         development: c === gen.prepared.devCert,
+        source: certificateSource(gen.prepared, c),
       })),
+      ...(this.#acme !== null ? { acme: this.#acme.status() } : {}),
       recentProblems: recentProblems(),
     };
   }
@@ -340,6 +348,11 @@ class RunningProxy implements ProxyHandle {
       for (const s of fresh) closeQuietly(s.socket);
       throw e;
     }
+    const acmeConfig = config.certificates?.acme ?? null;
+    if (acmeConfig === null) this.#challenges = null;
+    else if (this.#challenges?.state.dir !== acmeConfig.stateDirectory) {
+      this.#challenges = new AcmeChallenges(new AcmeState(acmeConfig.stateDirectory));
+    }
     const gen = this.#buildGeneration(prepared);
     // A listener closed while an accept is pending keeps listening until that accept settles;
     // waiting for its loop means a removed address refuses connections once reload() returns.
@@ -368,6 +381,7 @@ class RunningProxy implements ProxyHandle {
     }
     if (old !== null) this.#retire(old);
     this.#watchCertificates(prepared);
+    await this.#scheduleAcme(prepared);
     await Promise.all(closing);
     for (const name of prepared.devNames) {
       log.warn("serving a self-signed development certificate (browsers will warn)", {
@@ -447,6 +461,7 @@ class RunningProxy implements ProxyHandle {
         deadlines: this.#deadlines,
         softStop: this.#softStop.signal,
         hardStop: this.#hardStop.signal,
+        acme: this.#challenges,
       });
     }
     return gen;
@@ -498,6 +513,28 @@ class RunningProxy implements ProxyHandle {
       void this.#reloadCertificates();
     });
     this.#watcher.start();
+  }
+
+  /** Starts, updates or stops the ACME schedule for the names `prepared` orders for. */
+  async #scheduleAcme(prepared: PreparedConfig): Promise<void> {
+    const cfg = prepared.config.certificates?.acme ?? null;
+    if (cfg === null || this.#challenges === null) {
+      const old = this.#acme;
+      this.#acme = null;
+      await old?.stop();
+      return;
+    }
+    if (this.#acme === null || this.#acme.state !== this.#challenges.state) {
+      await this.#acme?.stop();
+      // Loaded only when ACME is configured: the client library is large.
+      const { AcmeManager } = await import("./certs/acme.ts");
+      this.#acme = new AcmeManager(cfg, this.#challenges, {
+        onCertificate: () => void this.#reloadCertificates(),
+        serving: (fingerprint) =>
+          this.#gen?.prepared.certs?.certs.some((c) => c.fingerprint === fingerprint) ?? false,
+      });
+    }
+    this.#acme.update(cfg, prepared.acmeNames);
   }
 
   async #reloadCertificates(): Promise<void> {
@@ -573,6 +610,7 @@ class RunningProxy implements ProxyHandle {
 
   async #shutdown(timeout: number): Promise<void> {
     await this.#watcher?.stop();
+    await this.#acme?.stop();
     for (const c of this.#gen!.checkers) await c.stop();
     for (const s of this.#sockets.values()) closeQuietly(s.socket);
     await Promise.all([...this.#sockets.values()].map((s) => s.loop));
@@ -608,6 +646,17 @@ class RunningProxy implements ProxyHandle {
 function loadedCertificates(prepared: PreparedConfig): readonly InspectedCert[] {
   const loaded = prepared.certs?.certs ?? [];
   return prepared.devCert ? [...loaded, prepared.devCert] : loaded;
+}
+
+/** Where a served certificate came from, for the status page and metrics. */
+function certificateSource(
+  prepared: PreparedConfig,
+  cert: InspectedCert,
+): "file" | "acme" | "development" {
+  if (cert === prepared.devCert) return "development";
+  const acme = prepared.config.certificates?.acme ?? null;
+  if (acme !== null && cert.origin.cert.startsWith(`${acme.stateDirectory}/certs/`)) return "acme";
+  return "file";
 }
 
 /** Compiled HTTP routes for each terminating route of a listener. */

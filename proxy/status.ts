@@ -8,6 +8,7 @@
 
 import type { HostPattern, RouteConfig } from "../config/types.ts";
 import type { Problem } from "./log.ts";
+import type { AcmeNameStatus } from "./certs/acme.ts";
 
 /** Everything the status page shows. */
 export interface StatusReport {
@@ -37,7 +38,16 @@ export interface StatusReport {
       reason: string | null;
     }[];
   }[];
-  certificates: { names: string[]; notAfter: string; file: string; development: boolean }[];
+  certificates: {
+    names: string[];
+    notAfter: string;
+    file: string;
+    development: boolean;
+    /** Where it came from: a configured file, the ACME CA, or the development certificate. */
+    source?: "file" | "acme" | "development";
+  }[];
+  /** Names whose certificates edgemux orders from an ACME CA, when `certificates.acme` is set. */
+  acme?: AcmeNameStatus[];
   recentProblems: Problem[];
   /** Worker processes, when more than one serves (each reports its own pid). */
   workers?: number[];

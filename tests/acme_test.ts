@@ -1,0 +1,225 @@
+/**
+ * ACME end to end against a real CA: Debian's pebble, validating HTTP-01 and TLS-ALPN-01
+ * through edgemux's own listeners (pebble's httpPort and tlsPort are their ports, and its DNS,
+ * pebble-challtestsrv, answers 127.0.0.1 for every name). Clients check the issued
+ * certificate against pebble's issuing root.
+ */
+
+import { equal, type match, notEqual, ok } from "node:assert/strict";
+import type { X509Certificate } from "node:crypto";
+import { startHttpBackend, startTlsHttpBackend } from "./_helpers/backends.ts";
+import { certPath } from "./_helpers/certs.ts";
+import { curl } from "./_helpers/curl.ts";
+import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
+import { type Pebble, startPebble } from "./_helpers/pebble.ts";
+import { pickFreePort } from "./_helpers/ports.ts";
+import { makeTempDir } from "./_helpers/tmp.ts";
+
+/** Node's TLS under Deno keeps handles that outlive a test; the tests stop what they start. */
+const acmeTest = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, fn, sanitizeOps: false, sanitizeResources: false });
+
+interface Setup {
+  pebble: Pebble;
+  httpPort: number;
+  tlsPort: number;
+  state: string;
+  root: string;
+  dir: string;
+}
+
+function acmeYaml(
+  s: Setup,
+  opts: { challenges: string; routes: string; backends: string; extra?: string },
+): string {
+  return `version: 1
+certificates:
+  acme:
+    email: admin@acme.test
+    directory: "${s.pebble.directoryUrl}"
+    ca: "${s.pebble.caFile}"
+    challenges: ${opts.challenges}
+    state_directory: "${s.state}"
+    retry_interval: 300ms
+${opts.extra ?? ""}
+backends:
+${opts.backends}
+listeners:
+  http:
+    bind: "127.0.0.1:${s.httpPort}"
+    routes:
+      - redirect: { https_port: ${s.tlsPort} }
+  https:
+    bind: "127.0.0.1:${s.tlsPort}"
+    routes:
+${opts.routes}
+`;
+}
+
+/** The leaf certificate a client gets for `name` through `port`. */
+async function servedCertificate(port: number, name: string): Promise<X509Certificate> {
+  const { connect } = await import("node:tls");
+  return await new Promise<X509Certificate>((resolve, reject) => {
+    const socket = connect({
+      host: "127.0.0.1",
+      port,
+      servername: name,
+      rejectUnauthorized: false,
+      ALPNProtocols: ["http/1.1"],
+    }, () => {
+      const peer = socket.getPeerX509Certificate();
+      socket.destroy();
+      if (peer === undefined) reject(new Error("no peer certificate"));
+      else resolve(peer);
+    });
+    socket.on("error", reject);
+  });
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null>,
+  timeoutMs = 30_000,
+  explain: () => string = () => "",
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await probe();
+    if (got !== null) return got;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}\n${explain()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** What to show when a test times out: edgemux's view of its names, and pebble's log. */
+function diagnose(proxy: TestProxy, pebble: Pebble): string {
+  return `acme status: ${JSON.stringify(proxy.proxy.status().acme, null, 2)}\n` +
+    `records: ${JSON.stringify(proxy.records.slice(-5))}\n` +
+    `pebble:\n${pebble.output().split("\n").slice(-25).join("\n")}`;
+}
+
+async function withPebble(
+  fn: (s: Setup) => Promise<void>,
+  validitySeconds?: number,
+): Promise<void> {
+  await using dir = await makeTempDir("edgemux-acme-");
+  const httpPort = pickFreePort();
+  const tlsPort = pickFreePort();
+  await using pebble = await startPebble({ dir: dir.path, httpPort, tlsPort, validitySeconds });
+  const root = `${dir.path}/issuing-root.pem`;
+  await Deno.writeTextFile(root, await pebble.issuingRoot());
+  await fn({ pebble, httpPort, tlsPort, state: `${dir.path}/state`, root, dir: dir.path });
+}
+
+function issuedBy(cert: X509Certificate, rootPem: string): boolean {
+  return cert.issuer.includes("Pebble Intermediate CA") && rootPem.includes("BEGIN CERTIFICATE");
+}
+
+async function curlName(s: Setup, name: string, path = "/") {
+  return await curl([
+    "--http1.1",
+    "--cacert",
+    s.root,
+    "--resolve",
+    `${name}:${s.tlsPort}:127.0.0.1`,
+    `https://${name}:${s.tlsPort}${path}`,
+  ]);
+}
+
+acmeTest(
+  "HTTP-01: edgemux orders, answers the challenge itself, and serves the certificate without a restart",
+  async () => {
+    await withPebble(async (s) => {
+      await using app = await startHttpBackend("app");
+      await using proxy: TestProxy = await startEdgemux(acmeYaml(s, {
+        challenges: "[http-01]",
+        backends: `  app: { servers: ["127.0.0.1:${app.port}"] }`,
+        routes: `      - sni: app.acme.test
+        edge: app`,
+      }));
+      // Before issuance, the development certificate stands in.
+      const issued = await waitFor("the issued certificate", async () => {
+        const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+        return cert.issuer.includes("Pebble") ? cert : null;
+      });
+      ok(issuedBy(issued, await Deno.readTextFile(s.root)), issued.issuer);
+      equal(issued.subjectAltName, "DNS:app.acme.test");
+      const res = await curlName(s, "app.acme.test", "/hello");
+      equal(res.code, 0, res.errorMessage);
+      equal(res.body, "backend app GET /hello\n");
+      // The challenge went through the redirect listener, answered by edgemux.
+      const answered = await proxy.waitForRecord((r) =>
+        r.listener === "http" && (r.requests ?? 0) > 0
+      );
+      notEqual(answered.end, "redirected");
+      // State: the key is private.
+      const info = await Deno.stat(`${s.state}/certs/app.acme.test.pem`);
+      equal(info.mode! & 0o777, 0o600);
+      equal((await Deno.stat(`${s.state}/account.key`)).mode! & 0o777, 0o600);
+      const status = proxy.proxy.status();
+      const acme = status.acme?.find((a) => a.name === "app.acme.test");
+      equal(acme?.state, "valid");
+      equal(acme?.issued, 1);
+    });
+  },
+);
+
+acmeTest(
+  "TLS-ALPN-01 on a listener whose passthrough route keeps serving its backend's certificate",
+  async () => {
+    await withPebble(async (s) => {
+      await using app = await startHttpBackend("app");
+      await using vault = await startTlsHttpBackend("vault", "vault");
+      await using proxy: TestProxy = await startEdgemux(acmeYaml(s, {
+        challenges: "[tls-alpn-01]",
+        backends: `  app: { servers: ["127.0.0.1:${app.port}"] }
+  vault: { servers: ["127.0.0.1:${vault.port}"] }`,
+        routes: `      - name: vault
+        sni: vault.example.test
+        passthrough: vault
+      - name: app
+        sni: app.acme.test
+        edge: app`,
+      }));
+      // Ordinary clients of the passthrough name, all through the validation.
+      let passthroughOk = 0;
+      const issued = await waitFor(
+        "the issued certificate",
+        async () => {
+          const res = await curl([
+            "--http1.1",
+            "--cacert",
+            certPath("ca"),
+            "--resolve",
+            `vault.example.test:${s.tlsPort}:127.0.0.1`,
+            `https://vault.example.test:${s.tlsPort}/during`,
+          ]);
+          equal(res.code, 0, `passthrough failed during validation: ${res.errorMessage}`);
+          equal(res.body, "backend vault GET /during\n");
+          passthroughOk++;
+          const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+          return cert.issuer.includes("Pebble") ? cert : null;
+        },
+        30_000,
+        () => diagnose(proxy, s.pebble),
+      );
+      ok(passthroughOk > 0);
+      equal(issued.subjectAltName, "DNS:app.acme.test");
+      // The CA's validation connection was answered by edgemux, not routed.
+      const validation = await proxy.waitForRecord((r) => r.route === "acme-tls-alpn-01");
+      equal(validation.sni, "app.acme.test");
+      equal(validation.end, "acme-tls-alpn-01");
+      ok(validation.alpn.includes("acme-tls/1"));
+      // Nothing for the passthrough name went anywhere but its backend.
+      for (const r of proxy.records.filter((r) => r.sni === "vault.example.test")) {
+        equal(r.route, "vault");
+      }
+      // edgemux orders only for names it terminates.
+      const names = proxy.proxy.status().acme?.map((a) => a.name);
+      equal(JSON.stringify(names), JSON.stringify(["app.acme.test"]));
+      const res = await curlName(s, "app.acme.test", "/x");
+      equal(res.code, 0, res.errorMessage);
+      equal(res.body, "backend app GET /x\n");
+    });
+  },
+);
