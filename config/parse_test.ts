@@ -1275,6 +1275,7 @@ Deno.test("parseConfig() accepts config.example.yaml with no errors and no warni
     defaultName: null,
     development: { directory: join(here, ".edgemux/dev-certs") },
     watchInterval: DEFAULTS.certificates.watchInterval,
+    acme: null,
   });
 
   const byName = new Map(config.listeners.map((l) => [l.name, l]));
@@ -1756,6 +1757,7 @@ Deno.test("parseConfig() reads every certificates key, normalising the default n
     defaultName: "example.test",
     development: null,
     watchInterval: 0,
+    acme: null,
   });
 });
 

@@ -5,7 +5,7 @@
  * certificate against pebble's issuing root.
  */
 
-import { equal, type match, notEqual, ok } from "node:assert/strict";
+import { equal, notEqual, ok } from "node:assert/strict";
 import type { X509Certificate } from "node:crypto";
 import { startHttpBackend, startTlsHttpBackend } from "./_helpers/backends.ts";
 import { certPath } from "./_helpers/certs.ts";
