@@ -231,11 +231,45 @@ class RunningProxy implements ProxyHandle {
       "When each loaded certificate expires, in Unix seconds.",
       ["file", "name"],
     );
+    const source = r.gauge(
+      "edgemux_certificate_source",
+      "1 for each name a served certificate covers, labelled with where it came from: " +
+        "file, acme or development.",
+      ["name", "source"],
+    );
+    const acmeExpiry = r.gauge(
+      "edgemux_acme_not_after_timestamp_seconds",
+      "When the ACME certificate of each name expires, in Unix seconds (absent before the first).",
+      ["name"],
+    );
+    const acmeNext = r.gauge(
+      "edgemux_acme_next_attempt_timestamp_seconds",
+      "When each ACME name is next renewed or retried, in Unix seconds.",
+      ["name"],
+    );
+    const acmeFailures = r.gauge(
+      "edgemux_acme_failures",
+      "Consecutive failed attempts to get each ACME name's certificate; 0 after a success.",
+      ["name"],
+    );
     r.collect(() => {
       active.clear();
       up.clear();
       busy.clear();
       expiry.clear();
+      source.clear();
+      acmeExpiry.clear();
+      acmeNext.clear();
+      acmeFailures.clear();
+      for (const a of this.#acme?.status() ?? []) {
+        if (a.notAfter !== null) {
+          acmeExpiry.set([a.name], Math.floor(Date.parse(a.notAfter) / 1000));
+        }
+        if (a.nextAttempt !== null) {
+          acmeNext.set([a.name], Math.floor(Date.parse(a.nextAttempt) / 1000));
+        }
+        acmeFailures.set([a.name], a.failures);
+      }
       const gen = this.#gen;
       if (gen === null) return;
       for (const l of gen.prepared.config.listeners) {
@@ -250,6 +284,9 @@ class RunningProxy implements ProxyHandle {
       }
       for (const c of loadedCertificates(gen.prepared)) {
         expiry.set([c.origin.cert, c.names[0] ?? ""], Math.floor(c.notAfter.getTime() / 1000));
+        const from = certificateSource(gen.prepared, c);
+        const names = c === gen.prepared.devCert ? gen.prepared.devNames : c.names;
+        for (const name of names) source.set([name, from], 1);
       }
     });
   }

@@ -5,12 +5,21 @@
  * certificate against pebble's issuing root.
  */
 
-import { equal, notEqual, ok } from "node:assert/strict";
+import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import type { X509Certificate } from "node:crypto";
 import { startHttpBackend, startTlsHttpBackend } from "./_helpers/backends.ts";
 import { certPath } from "./_helpers/certs.ts";
 import { curl } from "./_helpers/curl.ts";
 import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
+import { patternSha256, startDownloadBackend } from "./_helpers/download_backend.ts";
+import { serveHttp } from "./_helpers/backends.ts";
+import {
+  openWebSocket,
+  type WebSocketClient,
+  type WebSocketMessage,
+} from "./_helpers/websocket.ts";
+import { renderPrometheus } from "../proxy/metrics.ts";
+import { renderStatusPage } from "../proxy/status.ts";
 import { type Pebble, startPebble } from "./_helpers/pebble.ts";
 import { pickFreePort } from "./_helpers/ports.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";
@@ -221,5 +230,263 @@ acmeTest(
       equal(res.code, 0, res.errorMessage);
       equal(res.body, "backend app GET /x\n");
     });
+  },
+);
+
+/** The next message that is not a ping or pong (Deno's server pings idle sockets). */
+async function nextText(socket: WebSocketClient): Promise<WebSocketMessage> {
+  for (;;) {
+    const m = await socket.receive(5000);
+    if (m.kind !== "ping" && m.kind !== "pong") return m;
+  }
+}
+
+/** How many orders pebble has taken so far, from its log. */
+function orders(pebble: Pebble): number {
+  return pebble.output().split("\n").filter((l) => l.includes("Added order")).length;
+}
+
+acmeTest(
+  "restart with stored state: the stored certificate serves at once and no new order is placed",
+  async () => {
+    await withPebble(async (s) => {
+      await using app = await startHttpBackend("app");
+      const yaml = acmeYaml(s, {
+        challenges: "[http-01, tls-alpn-01]",
+        backends: `  app: { servers: ["127.0.0.1:${app.port}"] }`,
+        routes: `      - sni: app.acme.test
+        edge: app`,
+      });
+      let first: X509Certificate;
+      {
+        await using proxy = await startEdgemux(yaml);
+        first = await waitFor(
+          "the issued certificate",
+          async () => {
+            const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+            return cert.issuer.includes("Pebble") ? cert : null;
+          },
+          30_000,
+          () => diagnose(proxy, s.pebble),
+        );
+      }
+      const before = orders(s.pebble);
+      equal(before, 1);
+      await using again = await startEdgemux(yaml);
+      // The very first handshake after the restart gets the stored certificate.
+      const served = await servedCertificate(s.tlsPort, "app.acme.test");
+      equal(served.fingerprint256, first.fingerprint256);
+      await waitFor("the schedule to look at the stored certificate", async () => {
+        const a = again.proxy.status().acme?.[0];
+        return a?.state === "valid" ? a : null;
+      });
+      equal(again.proxy.status().acme?.[0].issued, 0);
+      equal(orders(s.pebble), before);
+    });
+  },
+);
+
+acmeTest(
+  "two edgemux instances sharing the state directory place one order between them",
+  async () => {
+    await withPebble(async (s) => {
+      await using app = await startHttpBackend("app");
+      const config = (http: number, tls: number) =>
+        acmeYaml({ ...s, httpPort: http, tlsPort: tls }, {
+          challenges: "[http-01]",
+          backends: `  app: { servers: ["127.0.0.1:${app.port}"] }`,
+          routes: `      - sni: app.acme.test
+        edge: app`,
+        });
+      // Only the first is where pebble validates; the second reads the challenge from the state
+      // directory if it is the one that orders, and its certificate if it is not.
+      const [a, b] = await Promise.all([
+        startEdgemux(config(s.httpPort, s.tlsPort)),
+        startEdgemux(config(pickFreePort(), pickFreePort())),
+      ]);
+      try {
+        for (const p of [a, b]) {
+          await waitFor(
+            "the certificate in both",
+            async () => {
+              const cert = await servedCertificate(p.port("https"), "app.acme.test");
+              return cert.issuer.includes("Pebble") ? cert : null;
+            },
+            30_000,
+            () => diagnose(p, s.pebble),
+          );
+        }
+        equal(orders(s.pebble), 1);
+        const issued = [a, b].map((p) => p.proxy.status().acme?.[0].issued ?? 0);
+        equal(issued[0] + issued[1], 1, JSON.stringify(issued));
+      } finally {
+        await a.stop();
+        await b.stop();
+      }
+    });
+  },
+);
+
+acmeTest(
+  "renewal of a short-lived certificate while a download and a WebSocket through the name go on",
+  async () => {
+    await withPebble(async (s) => {
+      await using dl = startDownloadBackend();
+      const ws = serveHttp((req) => {
+        const { socket, response } = Deno.upgradeWebSocket(req);
+        socket.onmessage = (e) => socket.send(e.data);
+        return response;
+      });
+      try {
+        await using proxy = await startEdgemux(acmeYaml(s, {
+          challenges: "[tls-alpn-01]",
+          backends: `  dl: { servers: ["127.0.0.1:${dl.port}"] }
+  ws: { servers: ["127.0.0.1:${ws.port}"] }`,
+          routes: `      - sni: app.acme.test
+        edge:
+          http:
+            - path: /ws
+              backend: ws
+            - backend: dl`,
+        }));
+        const first = await waitFor(
+          "the first certificate",
+          async () => {
+            const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+            return cert.issuer.includes("Pebble") ? cert : null;
+          },
+          30_000,
+          () => diagnose(proxy, s.pebble),
+        );
+        const life = Date.parse(first.validTo) - Date.parse(first.validFrom);
+        ok(life <= 60_000, `pebble issued a ${life} ms certificate`);
+        const size = 4 * 1024 * 1024;
+        const file = `${s.dir}/download.bin`;
+        const download = new Deno.Command("curl", {
+          args: [
+            "-sS",
+            "--http1.1",
+            "--cacert",
+            s.root,
+            "--resolve",
+            `app.acme.test:${s.tlsPort}:127.0.0.1`,
+            "-o",
+            file,
+            `https://app.acme.test:${s.tlsPort}/download?id=long&bytes=${size}&hold=1048576`,
+          ],
+          stdout: "null",
+          stderr: "piped",
+        }).output();
+        await dl.waitForSent("long", 1024 * 1024);
+        await using socket = await openWebSocket({
+          port: s.tlsPort,
+          serverName: "app.acme.test",
+          caCerts: [await Deno.readTextFile(s.root)],
+          path: "/ws",
+        });
+        await socket.sendText("before");
+        deepEqual(await nextText(socket), { kind: "text", text: "before" });
+        const renewed = await waitFor(
+          "the renewed certificate",
+          async () => {
+            const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+            return cert.fingerprint256 !== first.fingerprint256 ? cert : null;
+          },
+          60_000,
+          () => diagnose(proxy, s.pebble),
+        );
+        ok(renewed.issuer.includes("Pebble"));
+        ok(Date.parse(renewed.validTo) > Date.parse(first.validTo));
+        // Both old connections go on after the swap.
+        await socket.sendText("after");
+        deepEqual(await nextText(socket), { kind: "text", text: "after" });
+        dl.release("long");
+        const done = await download;
+        equal(done.code, 0, new TextDecoder().decode(done.stderr));
+        const { createHash } = await import("node:crypto");
+        const got = createHash("sha256").update(await Deno.readFile(file)).digest("hex");
+        equal(got, patternSha256(size));
+        ok((proxy.proxy.status().acme?.[0].issued ?? 0) >= 2);
+      } finally {
+        await ws.close();
+      }
+    }, 30);
+  },
+);
+
+acmeTest(
+  "the CA unreachable: the old certificate keeps serving, the status shows the error, retries back off",
+  async () => {
+    await withPebble(async (s) => {
+      await using app = await startHttpBackend("app");
+      await using proxy = await startEdgemux(acmeYaml(s, {
+        challenges: "[http-01]",
+        backends: `  app: { servers: ["127.0.0.1:${app.port}"] }`,
+        routes: `      - sni: app.acme.test
+        edge: app`,
+      }));
+      const first = await waitFor(
+        "the first certificate",
+        async () => {
+          const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+          return cert.issuer.includes("Pebble") ? cert : null;
+        },
+        30_000,
+        () => diagnose(proxy, s.pebble),
+      );
+      await s.pebble.stop();
+      // Renewal is due at about two thirds of 30 s; the CA is gone by then.
+      const failed = await waitFor(
+        "failed renewals",
+        async () => {
+          const a = proxy.proxy.status().acme?.[0];
+          return a !== undefined && a.failures >= 3 ? a : null;
+        },
+        60_000,
+        () => JSON.stringify(proxy.proxy.status().acme),
+      );
+      equal(failed.state, "failed");
+      ok(failed.lastError !== null && failed.lastError !== "", JSON.stringify(failed));
+      // Back-off: the next try is further away than the first retry interval.
+      ok(Date.parse(failed.nextAttempt!) - Date.now() > 300, JSON.stringify(failed));
+      const served = await servedCertificate(s.tlsPort, "app.acme.test");
+      equal(served.fingerprint256, first.fingerprint256);
+      const res = await curlName(s, "app.acme.test", "/still");
+      equal(res.code, 0, res.errorMessage);
+    }, 30);
+  },
+);
+
+acmeTest(
+  "the CA unreachable from the start: the development certificate serves, the error shows",
+  async () => {
+    await using dir = await makeTempDir("edgemux-acme-");
+    await using app = await startHttpBackend("app");
+    const closed = pickFreePort();
+    await using proxy = await startEdgemux(`version: 1
+certificates:
+  acme:
+    email: admin@acme.test
+    directory: "https://localhost:${closed}/dir"
+    state_directory: "${dir.path}/state"
+    retry_interval: 200ms
+backends:
+  app: { servers: ["127.0.0.1:${app.port}"] }
+listeners:
+  https:
+    bind: "127.0.0.1:0"
+    routes:
+      - sni: app.acme.test
+        edge: app
+`);
+    const failed = await waitFor("failures", async () => {
+      const a = proxy.proxy.status().acme?.[0];
+      return a !== undefined && a.failures >= 2 ? a : null;
+    });
+    match(failed.lastError ?? "", /ECONNREFUSED|refused|connect/i);
+    const served = await servedCertificate(proxy.port("https"), "app.acme.test");
+    ok(served.subject.includes("edgemux development certificate"), served.subject);
+    const dev = proxy.proxy.status().certificates.find((c) => c.names.includes("app.acme.test"));
+    equal(dev?.source, "development");
   },
 );

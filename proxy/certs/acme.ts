@@ -73,6 +73,18 @@ interface Entry {
 let lastProblem: { retryAfterMs: number | null; type: string | null } | null = null;
 let axiosConfiguredFor: string | null = null;
 
+/** The parts of an axios error this module reads. */
+interface AxiosLikeError {
+  code?: string;
+  message?: string;
+  config?: { url?: string };
+  response?: {
+    status: number;
+    headers?: Record<string, string | undefined>;
+    data?: { type?: unknown };
+  };
+}
+
 /**
  * Points acme-client's HTTP client (a process-wide axios instance) at the configured CA file,
  * and turns its own in-request retries off: a `Retry-After` of hours must not block the
@@ -89,14 +101,30 @@ async function configureHttp(cfg: AcmeConfig): Promise<void> {
   defaults.timeout = 30_000;
   defaults.acmeSettings.retryMaxAttempts = 0;
   if (axiosConfiguredFor === null) {
-    acme.axios.interceptors.response.use((response) => {
-      if (response.status >= 400) {
-        lastProblem = {
-          retryAfterMs: parseRetryAfter(response.headers?.["retry-after"]),
-          type: typeof response.data?.type === "string" ? response.data.type : null,
-        };
-      }
-      return response;
+    // acme-client's own response interceptor sees every response as an error (it checks the
+    // status itself), and turns a connection failure into a TypeError once its retries are
+    // off. This one runs first: it keeps the CA's Retry-After and problem type, and replaces
+    // a failure without a response by an error that says what happened.
+    const handlers = (acme.axios.interceptors.response as unknown as { handlers: unknown[] })
+      .handlers;
+    handlers.unshift({
+      fulfilled: (response: unknown) => response,
+      rejected: (error: AxiosLikeError) => {
+        const response = error?.response;
+        if (response === undefined) {
+          const url = error?.config?.url ?? "the CA";
+          throw new Error(`cannot reach ${url}: ${error?.code ?? error?.message ?? error}`);
+        }
+        if (response.status >= 400) {
+          lastProblem = {
+            retryAfterMs: parseRetryAfter(response.headers?.["retry-after"]),
+            type: typeof response.data?.type === "string" ? response.data.type : null,
+          };
+        }
+        throw error;
+      },
+      synchronous: false,
+      runWhen: null,
     });
     acme.setLogger((message: string) => log.debug("acme-client", { message }));
   }
