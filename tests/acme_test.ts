@@ -87,7 +87,7 @@ async function servedCertificate(port: number, name: string): Promise<X509Certif
 
 async function waitFor<T>(
   what: string,
-  probe: () => Promise<T | null>,
+  probe: () => T | null | Promise<T | null>,
   timeoutMs = 30_000,
   explain: () => string = () => "",
 ): Promise<T> {
@@ -169,6 +169,20 @@ acmeTest(
       const acme = status.acme?.find((a) => a.name === "app.acme.test");
       equal(acme?.state, "valid");
       equal(acme?.issued, 1);
+      equal(acme?.lastError, null);
+      ok(Date.parse(acme!.nextAttempt!) < Date.parse(acme!.notAfter!));
+      // Visibility: the status page and /metrics say where the certificate came from.
+      const served = status.certificates.find((c) => c.names.includes("app.acme.test"));
+      equal(served?.source, "acme");
+      const page = renderStatusPage(status);
+      ok(page.includes("<h2>ACME</h2>") && page.includes("app.acme.test"), page);
+      const metrics = renderPrometheus(proxy.proxy.metrics.registry.snapshot());
+      ok(
+        metrics.includes('edgemux_certificate_source{name="app.acme.test",source="acme"} 1'),
+        metrics,
+      );
+      ok(metrics.includes('edgemux_acme_failures{name="app.acme.test"} 0'), metrics);
+      ok(/edgemux_acme_next_attempt_timestamp_seconds\{name="app.acme.test"\} \d+/.test(metrics));
     });
   },
 );
@@ -276,7 +290,7 @@ acmeTest(
       // The very first handshake after the restart gets the stored certificate.
       const served = await servedCertificate(s.tlsPort, "app.acme.test");
       equal(served.fingerprint256, first.fingerprint256);
-      await waitFor("the schedule to look at the stored certificate", async () => {
+      await waitFor("the schedule to look at the stored certificate", () => {
         const a = again.proxy.status().acme?.[0];
         return a?.state === "valid" ? a : null;
       });
@@ -438,7 +452,7 @@ acmeTest(
       // Renewal is due at about two thirds of 30 s; the CA is gone by then.
       const failed = await waitFor(
         "failed renewals",
-        async () => {
+        () => {
           const a = proxy.proxy.status().acme?.[0];
           return a !== undefined && a.failures >= 3 ? a : null;
         },
@@ -479,7 +493,7 @@ listeners:
       - sni: app.acme.test
         edge: app
 `);
-    const failed = await waitFor("failures", async () => {
+    const failed = await waitFor("failures", () => {
       const a = proxy.proxy.status().acme?.[0];
       return a !== undefined && a.failures >= 2 ? a : null;
     });
