@@ -131,11 +131,15 @@ async function configureHttp(cfg: AcmeConfig): Promise<void> {
   axiosConfiguredFor = key;
 }
 
-/** RFC 9110 §10.2.3: seconds, or an HTTP date. Returns milliseconds from now, or null. */
+/**
+ * RFC 9110 §10.2.3: delay seconds, or an HTTP date (IMF-fixdate, §5.6.7). Returns milliseconds
+ * from `now` (0 for a date in the past), or null for anything else.
+ */
 export function parseRetryAfter(value: unknown, now: number = Date.now()): number | null {
   if (typeof value !== "string" || value.trim() === "") return null;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  if (!/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return null;
   const at = Date.parse(text);
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }

@@ -95,13 +95,18 @@ export class AcmeState {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     const key = await create();
-    // Two workers starting together: the first key written wins, the other is discarded.
+    // Two workers starting together: the first key in place wins, the other is discarded. A
+    // hard link of a complete temporary file puts it in place whole, and fails if one is there.
+    const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
     try {
-      await writeFileNew(path, key, 0o600);
+      await writeFileNew(tmp, key, 0o600);
+      await Deno.link(tmp, path);
       return key;
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) return await Deno.readTextFile(path);
       throw e;
+    } finally {
+      await Deno.remove(tmp).catch(() => {});
     }
   }
 
