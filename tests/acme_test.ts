@@ -23,6 +23,10 @@ import { renderStatusPage } from "../proxy/status.ts";
 import { type Pebble, startPebble } from "./_helpers/pebble.ts";
 import { pickFreePort } from "./_helpers/ports.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";
+import { HEADLESS_CHROMIUM_FLAGS } from "./_helpers/chromium.ts";
+import { run } from "./_helpers/process.ts";
+import { requireTool } from "./_helpers/tools.ts";
+import { createHash } from "node:crypto";
 
 /** Node's TLS under Deno keeps handles that outlive a test; the tests stop what they start. */
 const acmeTest = (name: string, fn: () => Promise<void>) =>
@@ -156,6 +160,10 @@ acmeTest(
       const res = await curlName(s, "app.acme.test", "/hello");
       equal(res.code, 0, res.errorMessage);
       equal(res.body, "backend app GET /hello\n");
+      // A browser: Chromium trusts only the issued certificate's key (its SPKI pin), so the
+      // page loads only if edgemux serves that certificate.
+      const dom = await chromiumDom(`https://app.acme.test:${s.tlsPort}/browser`, issued);
+      ok(dom.includes("backend app GET /browser"), dom);
       // The challenge went through the redirect listener, answered by edgemux.
       const answered = await proxy.waitForRecord((r) =>
         r.listener === "http" && (r.requests ?? 0) > 0
@@ -246,6 +254,24 @@ acmeTest(
     });
   },
 );
+
+/** Loads `url` in headless Chromium, trusting only `cert`'s key, and returns the page. */
+async function chromiumDom(url: string, cert: X509Certificate): Promise<string> {
+  const chromium = requireTool("chromium", "chromium");
+  const spki = cert.publicKey.export({ type: "spki", format: "der" });
+  const pin = createHash("sha256").update(spki).digest("base64");
+  await using profile = await makeTempDir("edgemux-chromium-");
+  const result = await run(chromium, [
+    ...HEADLESS_CHROMIUM_FLAGS,
+    "--host-resolver-rules=MAP *.acme.test 127.0.0.1",
+    `--user-data-dir=${profile.path}`,
+    `--ignore-certificate-errors-spki-list=${pin}`,
+    "--dump-dom",
+    url,
+  ], { timeoutMs: 45_000 });
+  equal(result.code, 0, `chromium failed:\n${result.stderr}`);
+  return result.stdout;
+}
 
 /** The next message that is not a ping or pong (Deno's server pings idle sockets). */
 async function nextText(socket: WebSocketClient): Promise<WebSocketMessage> {
@@ -502,5 +528,58 @@ listeners:
     ok(served.subject.includes("edgemux development certificate"), served.subject);
     const dev = proxy.proxy.status().certificates.find((c) => c.names.includes("app.acme.test"));
     equal(dev?.source, "development");
+  },
+);
+
+acmeTest(
+  "HTTP-01: edgemux's own tokens win over the acme_challenge backend, other tokens reach it",
+  async () => {
+    await using dir = await makeTempDir("edgemux-acme-");
+    await using certbot = await startHttpBackend("certbot");
+    await using app = await startHttpBackend("app");
+    const state = `${dir.path}/state`;
+    await using proxy = await startEdgemux(`version: 1
+certificates:
+  acme:
+    email: admin@acme.test
+    directory: "https://localhost:${pickFreePort()}/dir"
+    state_directory: "${state}"
+    retry_interval: 1h
+backends:
+  certbot: { servers: ["127.0.0.1:${certbot.port}"] }
+  app: { servers: ["127.0.0.1:${app.port}"] }
+listeners:
+  http:
+    bind: "127.0.0.1:0"
+    routes:
+      - redirect: { acme_challenge: certbot }
+  https:
+    bind: "127.0.0.1:0"
+    routes:
+      - sni: app.acme.test
+        edge: app
+`);
+    // A token placed by another worker or instance sharing the state directory.
+    const token = "edgemux-own-token_0123456789";
+    await Deno.mkdir(`${state}/challenges/http-01`, { recursive: true });
+    await Deno.writeTextFile(`${state}/challenges/http-01/${token}`, `${token}.thumbprint`);
+    const base = `http://127.0.0.1:${proxy.port("http")}/.well-known/acme-challenge/`;
+    const own = await curl(["-H", "Host: app.acme.test", base + token]);
+    equal(own.status, 200);
+    equal(own.body, `${token}.thumbprint`);
+    equal(certbot.requests.length, 0);
+    const other = await curl(["-H", "Host: other.acme.test", base + "certbot-token-abcdefghijkl"]);
+    equal(
+      other.body,
+      "backend certbot GET /.well-known/acme-challenge/certbot-token-abcdefghijkl\n",
+    );
+    equal(certbot.requests.length, 1);
+    // Everything else is still redirected.
+    const page = await curl([
+      "-H",
+      "Host: app.acme.test",
+      `http://127.0.0.1:${proxy.port("http")}/x`,
+    ]);
+    equal(page.status, 308);
   },
 );
