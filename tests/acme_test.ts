@@ -26,6 +26,7 @@ import { makeTempDir } from "./_helpers/tmp.ts";
 import { HEADLESS_CHROMIUM_FLAGS } from "./_helpers/chromium.ts";
 import { run } from "./_helpers/process.ts";
 import { requireTool } from "./_helpers/tools.ts";
+import { startEdgemuxCli } from "./_helpers/edgemux_cli.ts";
 import { createHash } from "node:crypto";
 
 /** Node's TLS under Deno keeps handles that outlive a test; the tests stop what they start. */
@@ -581,5 +582,44 @@ listeners:
       `http://127.0.0.1:${proxy.port("http")}/x`,
     ]);
     equal(page.status, 308);
+  },
+);
+
+acmeTest(
+  "workers: 2 share the state directory: one order, and both workers serve the certificate",
+  async () => {
+    await withPebble(async (s) => {
+      await using app = await startHttpBackend("app");
+      const file = `${s.dir}/edgemux.yaml`;
+      await Deno.writeTextFile(
+        file,
+        acmeYaml(s, {
+          challenges: "[http-01, tls-alpn-01]",
+          backends: `  app: { servers: ["127.0.0.1:${app.port}"] }`,
+          routes: `      - sni: app.acme.test
+        edge: app`,
+          extra: 'workers: 2\nadmin: { bind: "127.0.0.1:0" }',
+        }),
+      );
+      await using cli = await startEdgemuxCli(file, { startTimeoutMs: 30_000 });
+      // Many connections, so both workers (SO_REUSEPORT) are asked; every one gets the
+      // issued certificate once both have it.
+      await waitFor(
+        "the issued certificate from every worker",
+        async () => {
+          for (let i = 0; i < 8; i++) {
+            const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+            if (!cert.issuer.includes("Pebble")) return null;
+          }
+          return true;
+        },
+        40_000,
+        () => cli.output().split("\n").slice(-30).join("\n"),
+      );
+      equal(orders(s.pebble), 1, s.pebble.output());
+      const status = await (await fetch(`${cli.adminUrl}/status.json`)).json();
+      equal(status.acme?.[0]?.state, "valid", JSON.stringify(status.acme));
+      equal(status.acme?.[0]?.issued, 1, JSON.stringify(status.acme));
+    });
   },
 );
