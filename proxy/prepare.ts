@@ -75,18 +75,6 @@ export async function prepareConfig(
     const defaultName = config.certificates.defaultName;
     const acme = config.certificates.acme;
     const issued: InspectedCert[] = [];
-    if (acme !== null && Deno.permissions.querySync({ name: "env" }).state !== "granted") {
-      issues.push({
-        severity: "error",
-        position: acme.position,
-        path: "certificates.acme",
-        message: "certificates.acme needs access to the whole environment: the ACME client " +
-          "library (npm acme-client, through its `debug` dependency) lists every variable " +
-          "when it loads, and this edgemux may read only some",
-        fix: "run with --allow-env, or build the binary with " +
-          "EDGEMUX_COMPILE_FLAGS=--allow-env deno task compile",
-      });
-    }
     if (acme !== null) {
       const files = new CertStore(loaded.certs, { defaultName });
       acmeNames = acmeCandidates(config, files, issues);

@@ -20,6 +20,7 @@
  * @module
  */
 
+import "./_lenient_env.ts"; // before acme-client: see there
 import acme from "acme-client";
 import https from "node:https";
 import type { AcmeConfig, AcmeKeyType } from "../../config/types.ts";
