@@ -115,11 +115,18 @@ function diagnose(proxy: TestProxy, pebble: Pebble): string {
 async function withPebble(
   fn: (s: Setup) => Promise<void>,
   validitySeconds?: number,
+  blocklist?: string[],
 ): Promise<void> {
   await using dir = await makeTempDir("edgemux-acme-");
   const httpPort = pickFreePort();
   const tlsPort = pickFreePort();
-  await using pebble = await startPebble({ dir: dir.path, httpPort, tlsPort, validitySeconds });
+  await using pebble = await startPebble({
+    dir: dir.path,
+    httpPort,
+    tlsPort,
+    validitySeconds,
+    blocklist,
+  });
   const root = `${dir.path}/issuing-root.pem`;
   await Deno.writeTextFile(root, await pebble.issuingRoot());
   await fn({ pebble, httpPort, tlsPort, state: `${dir.path}/state`, root, dir: dir.path });
@@ -621,5 +628,55 @@ acmeTest(
       equal(status.acme?.[0]?.state, "valid", JSON.stringify(status.acme));
       equal(status.acme?.[0]?.issued, 1, JSON.stringify(status.acme));
     });
+  },
+);
+
+acmeTest(
+  "the CA refusing a name: its reason shows, the other names are issued, retries back off",
+  async () => {
+    await withPebble(
+      async (s) => {
+        await using app = await startHttpBackend("app");
+        await using proxy = await startEdgemux(acmeYaml(s, {
+          challenges: "[http-01]",
+          backends: `  app: { servers: ["127.0.0.1:${app.port}"] }`,
+          routes: `      - sni: [app.acme.test, blocked.acme.test]
+        edge: app`,
+        }));
+        const refused = await waitFor(
+          "the refusal",
+          () => {
+            const a = proxy.proxy.status().acme?.find((x) => x.name === "blocked.acme.test");
+            return a !== undefined && a.failures >= 2 ? a : null;
+          },
+          30_000,
+          () => diagnose(proxy, s.pebble),
+        );
+        equal(refused.state, "failed");
+        // The CA's own words.
+        match(refused.lastError ?? "", /blocked|forbidden|policy/i);
+        const blocked = await servedCertificate(s.tlsPort, "blocked.acme.test");
+        ok(blocked.subject.includes("edgemux development certificate"), blocked.subject);
+        const good = await waitFor(
+          "the other name's certificate",
+          async () => {
+            const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+            return cert.issuer.includes("Pebble") ? cert : null;
+          },
+          30_000,
+          () => diagnose(proxy, s.pebble),
+        );
+        equal(good.subjectAltName, "DNS:app.acme.test");
+        // Back-off: with a 300 ms base, the gap before the next try has grown past the base.
+        const later = proxy.proxy.status().acme!.find((x) => x.name === "blocked.acme.test")!;
+        const failures = later.failures;
+        await new Promise((r) => setTimeout(r, 1500));
+        const after = proxy.proxy.status().acme!.find((x) => x.name === "blocked.acme.test")!;
+        // Doubling from 300 ms: in 1.5 s at most three more attempts, never one per tick.
+        ok(after.failures - failures <= 3, `${failures} -> ${after.failures}`);
+      },
+      undefined,
+      ["blocked.acme.test"],
+    );
   },
 );

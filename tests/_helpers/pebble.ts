@@ -36,6 +36,8 @@ export interface PebbleOptions {
   tlsPort: number;
   /** The lifetime of issued certificates, in seconds. Default: pebble's own (5 years). */
   validitySeconds?: number;
+  /** Names pebble refuses to issue for (`rejectedIdentifier`). */
+  blocklist?: string[];
 }
 
 /** Starts pebble-challtestsrv and pebble; both are stopped by disposing the result. */
@@ -132,6 +134,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
         ocspResponderURL: "",
         externalAccountBindingRequired: false,
         ...(opts.validitySeconds ? { certificateValidityPeriod: opts.validitySeconds } : {}),
+        ...(opts.blocklist ? { domainBlocklist: opts.blocklist } : {}),
       },
     }),
   );
