@@ -60,6 +60,8 @@ export interface AcmeManagerOptions {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const HOUR_MS = 60 * 60 * 1000;
+/** How long a stop waits for an order under way. */
+const STOP_WAIT_MS = 2_000;
 /** How soon to look again when another process holds a name's lock. */
 const LOCKED_RECHECK_MS = 2_000;
 
@@ -233,12 +235,22 @@ export class AcmeManager {
     );
   }
 
-  /** Stops the schedule; an order under way is finished or fails, then nothing more runs. */
+  /**
+   * Stops the schedule: nothing new starts. An order under way (which may wait on the CA for
+   * minutes) is given {@link STOP_WAIT_MS} to finish; after that a stop does not wait for it,
+   * and its lock, if the process then exits, is taken over once stale.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#running;
+    if (this.#running === null) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#running,
+      new Promise<void>((r) => timer = setTimeout(r, STOP_WAIT_MS)),
+    ]);
+    clearTimeout(timer);
   }
 
   #arm(): void {
