@@ -87,3 +87,28 @@ Deno.test("prepareConfig() warns when neither port 80 nor 443 can take the valid
   assert.ok(warning, JSON.stringify(result!.warnings));
   assert.ok(warning.message.includes("app.example.test"));
 });
+
+Deno.test("the README's and docs' shortest ACME configs check clean", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const docs = await Deno.readTextFile(new URL("../docs/config.md", import.meta.url));
+  const blocks = [readme, docs].map((text) =>
+    [...text.matchAll(/^```yaml\n([\s\S]*?)^```/gm)].map((m) => m[1]).find((b) =>
+      b.includes("acme:") && b.includes("version: 1")
+    )
+  );
+  for (const block of blocks) {
+    assert.ok(block, "no complete acme example found");
+    const parsed = parseConfig(block, FILE);
+    const result = await prepareConfig(parsed.config, {
+      warnings: parsed.warnings,
+      writeDevCert: false,
+    });
+    assert.deepEqual(result.acmeNames.length, 1);
+    // The only warning: the name gets the development certificate until the first order.
+    assert.deepEqual(
+      result.warnings.map((w) => w.path),
+      ["certificates.development"],
+      JSON.stringify(result.warnings),
+    );
+  }
+});
