@@ -601,7 +601,7 @@ acmeTest(
       await Deno.writeTextFile(
         file,
         acmeYaml(s, {
-          challenges: "[http-01, tls-alpn-01]",
+          challenges: "[tls-alpn-01]",
           backends: `  app: { servers: ["127.0.0.1:${app.port}"] }`,
           routes: `      - sni: app.acme.test
         edge: app`,
