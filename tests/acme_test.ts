@@ -26,7 +26,9 @@ import { makeTempDir } from "./_helpers/tmp.ts";
 import { HEADLESS_CHROMIUM_FLAGS } from "./_helpers/chromium.ts";
 import { run } from "./_helpers/process.ts";
 import { requireTool } from "./_helpers/tools.ts";
-import { startEdgemuxCli } from "./_helpers/edgemux_cli.ts";
+import { REPO_ROOT, startEdgemuxCli } from "./_helpers/edgemux_cli.ts";
+import { startProcess } from "./_helpers/process.ts";
+import denoJson from "../deno.json" with { type: "json" };
 import { createHash } from "node:crypto";
 
 /** Node's TLS under Deno keeps handles that outlive a test; the tests stop what they start. */
@@ -678,5 +680,44 @@ acmeTest(
       undefined,
       ["blocked.acme.test"],
     );
+  },
+);
+
+acmeTest(
+  "with the compiled binary's permissions (four environment variables, writes only to the state directory)",
+  async () => {
+    await withPebble(async (s) => {
+      await using app = await startHttpBackend("app");
+      const file = `${s.dir}/edgemux.yaml`;
+      await Deno.writeTextFile(
+        file,
+        acmeYaml(s, {
+          challenges: "[tls-alpn-01]",
+          backends: `  app: { servers: ["127.0.0.1:${app.port}"] }`,
+          routes: `      - sni: app.acme.test
+        edge: app`,
+        }),
+      );
+      // The compile task's own permission flags, with the state directory as the writable one.
+      const flags = (denoJson.tasks.compile as string).split(/\s+/)
+        .filter((w) => /^--(allow|deny)-[a-z]+(=.*)?$/.test(w) || w === "--no-prompt")
+        .filter((w) => !w.startsWith("--allow-run"))
+        .map((w) => w.startsWith("--allow-write=") ? `--allow-write=${s.state}` : w);
+      ok(flags.some((f) => f.startsWith("--allow-env=")), flags.join(" "));
+      await using edgemux = startProcess(Deno.execPath(), [
+        "run",
+        ...flags,
+        "main.ts",
+        "run",
+        "-c",
+        file,
+        "--log-format",
+        "text",
+      ], { cwd: REPO_ROOT });
+      await edgemux.waitForOutput("certificate issued", 30_000);
+      const cert = await servedCertificate(s.tlsPort, "app.acme.test");
+      ok(cert.issuer.includes("Pebble"), cert.issuer);
+      ok(!/NotCapable|Requires env access/.test(edgemux.output()), edgemux.output());
+    });
   },
 );
