@@ -134,6 +134,9 @@ export class AcmeState {
         }
         if (now() - mtime < LOCK_STALE_MS) return null;
         // Stale: remove and try once more; if another process is quicker, it holds the lock.
+        // Two processes that both judged the same dead lock stale within one stat of each other
+        // could both end up holding one; that needs a holder dead for LOCK_STALE_MS first, and
+        // costs at worst one duplicate order.
         await Deno.remove(path).catch(() => {});
         continue;
       }
