@@ -19,6 +19,8 @@ interface Family {
   buckets: readonly number[];
   /** Series by their label key. Counter/gauge: [value]; histogram: [...bucket counts, sum, count]. */
   series: Map<string, { labels: string[]; values: number[] }>;
+  /** `max`: a gauge every worker reports the same fact in (a timestamp), not a share of it. */
+  merge?: "max";
 }
 
 /** A plain-data copy of every series, for summing across worker processes. */
@@ -29,6 +31,8 @@ export type MetricsSnapshot = {
   labelNames: readonly string[];
   buckets: readonly number[];
   series: { labels: string[]; values: number[] }[];
+  /** How workers' series combine: added up (the default), or the largest (`max`). */
+  merge?: "max";
 }[];
 
 /** Histogram buckets for request and connection durations, in seconds. */
@@ -107,8 +111,18 @@ export class Registry {
     return this.#single(this.#family(name, help, "counter", labelNames));
   }
 
-  gauge(name: string, help: string, labelNames: readonly string[]): Series & { clear(): void } {
+  /**
+   * @param opts `merge: "max"` for a gauge that states one fact each worker knows too (an
+   * expiry time), which adding up across workers would falsify
+   */
+  gauge(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    opts: { merge?: "max" } = {},
+  ): Series & { clear(): void } {
     const f = this.#family(name, help, "gauge", labelNames);
+    if (opts.merge !== undefined) f.merge = opts.merge;
     return { ...this.#single(f), clear: () => f.series.clear() };
   }
 
@@ -144,6 +158,7 @@ export class Registry {
       labelNames: f.labelNames,
       buckets: f.buckets,
       series: [...f.series.values()].map((s) => ({ labels: s.labels, values: [...s.values] })),
+      ...(f.merge !== undefined ? { merge: f.merge } : {}),
     }));
   }
 }
@@ -162,7 +177,9 @@ export function sumSnapshots(snapshots: MetricsSnapshot[]): MetricsSnapshot {
         const key = s.labels.join("\u0000");
         const same = into.series.find((x) => x.labels.join("\u0000") === key);
         if (same === undefined) into.series.push({ labels: s.labels, values: [...s.values] });
-        else s.values.forEach((v, i) => same.values[i] += v);
+        else if (f.merge === "max") {
+          s.values.forEach((v, i) => same.values[i] = Math.max(same.values[i], v));
+        } else s.values.forEach((v, i) => same.values[i] += v);
       }
     }
   }

@@ -230,27 +230,32 @@ class RunningProxy implements ProxyHandle {
       "edgemux_certificate_not_after_timestamp_seconds",
       "When each loaded certificate expires, in Unix seconds.",
       ["file", "name"],
+      { merge: "max" },
     );
     const source = r.gauge(
       "edgemux_certificate_source",
       "1 for each name a served certificate covers, labelled with where it came from: " +
         "file, acme or development.",
       ["name", "source"],
+      { merge: "max" },
     );
     const acmeExpiry = r.gauge(
       "edgemux_acme_not_after_timestamp_seconds",
       "When the ACME certificate of each name expires, in Unix seconds (absent before the first).",
       ["name"],
+      { merge: "max" },
     );
     const acmeNext = r.gauge(
       "edgemux_acme_next_attempt_timestamp_seconds",
       "When each ACME name is next renewed or retried, in Unix seconds.",
       ["name"],
+      { merge: "max" },
     );
     const acmeFailures = r.gauge(
       "edgemux_acme_failures",
       "Consecutive failed attempts to get each ACME name's certificate; 0 after a success.",
       ["name"],
+      { merge: "max" },
     );
     r.collect(() => {
       active.clear();
