@@ -93,13 +93,26 @@ export async function prepareConfig(
       const dir = config.certificates.development?.directory ??
         `${acme!.stateDirectory}/development`;
       if (opts.writeDevCert === false) {
-        issues.push(warning(
-          "certificates.development",
-          `names without a certificate will get a self-signed development certificate: ${
-            devNames.join(", ")
-          }`,
-          "browsers warn about it; add a real certificate for these names before going live",
-        ));
+        const ordered = devNames.filter((n) => acmeNames.includes(n));
+        const plain = devNames.filter((n) => !acmeNames.includes(n));
+        if (ordered.length > 0) {
+          issues.push(warning(
+            "certificates.acme",
+            `certificates will be ordered from ${acme!.directoryUrl} for: ${
+              ordered.join(", ")
+            }; until each arrives, its name gets a self-signed development certificate`,
+            "nothing to do if DNS points here; the status page shows each order's progress",
+          ));
+        }
+        if (plain.length > 0) {
+          issues.push(warning(
+            "certificates.development",
+            `names without a certificate will get a self-signed development certificate: ${
+              plain.join(", ")
+            }`,
+            "browsers warn about it; add a real certificate for these names before going live",
+          ));
+        }
       } else {
         try {
           const dev = await ensureDevelopmentCertificate(dir, devNames, { now: opts.now });

@@ -104,11 +104,12 @@ Deno.test("the README's and docs' shortest ACME configs check clean", async () =
       writeDevCert: false,
     });
     assert.deepEqual(result.acmeNames.length, 1);
-    // The only warning: the name gets the development certificate until the first order.
+    // The only warning: the name will be ordered, with a stand-in until then.
     assert.deepEqual(
       result.warnings.map((w) => w.path),
-      ["certificates.development"],
+      ["certificates.acme"],
       JSON.stringify(result.warnings),
     );
+    assert.match(result.warnings[0].message, /will be ordered from https:\/\/acme-v02/);
   }
 });
