@@ -655,10 +655,14 @@ function workerCommand(flags: RunFlags, prepared: PreparedConfig): WorkerCommand
       [b.tls?.caFile, b.tls?.certFile, b.tls?.keyFile].filter((p): p is string => !!p)
     ),
     config.certificates?.development?.directory ?? "",
+    config.certificates?.acme?.stateDirectory ?? "",
+    config.certificates?.acme?.caFile ?? "",
     "/proc/uptime",
   ].filter(Boolean);
   const writePaths = [
     config.certificates?.development?.directory ?? "",
+    // ACME: certificates, challenges and the locks the workers share.
+    config.certificates?.acme?.stateDirectory ?? "",
     Deno.env.get("NOTIFY_SOCKET") ?? "",
   ]
     .filter(Boolean);

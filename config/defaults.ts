@@ -20,6 +20,13 @@ export const DEFAULTS = {
     watchInterval: 5_000,
     developmentDirectory: ".edgemux/dev-certs",
   },
+  acme: {
+    directory: "https://acme-v02.api.letsencrypt.org/directory",
+    challenges: ["http-01", "tls-alpn-01"] as const,
+    keyType: "ec-p256",
+    stateDirectory: "/var/lib/edgemux/acme",
+    retryInterval: 60_000,
+  },
   backend: {
     connectTimeout: 5_000,
     proxyProtocol: "off",

@@ -30,6 +30,9 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { CidrSet } from "../routing/cidr.ts";
 import { normalizePath, PATH_NORMALIZATIONS, pathRefusal } from "../routing/path.ts";
 import type {
+  AcmeChallengeType,
+  AcmeConfig,
+  AcmeKeyType,
   AdminConfig,
   BackendConfig,
   BackendTlsConfig,
@@ -106,7 +109,16 @@ export const CONFIG_KEYS = Object.freeze(
     ],
     limits: ["max_connections", "per_client"],
     perClient: ["max_connections", "rate", "burst"],
-    certificates: ["directory", "files", "default", "development", "watch_interval"],
+    certificates: ["directory", "files", "default", "development", "watch_interval", "acme"],
+    acme: [
+      "email",
+      "directory",
+      "ca",
+      "challenges",
+      "key_type",
+      "state_directory",
+      "retry_interval",
+    ],
     certificateFile: ["cert", "key"],
     development: ["directory"],
     backend: [
@@ -924,6 +936,7 @@ function readCertificates(value: Value): CertificatesConfig | undefined {
     defaultName: null,
     development: null,
     watchInterval: DEFAULTS.certificates.watchInterval,
+    acme: null,
   };
   let ok = true;
   if (map.has("directory")) {
@@ -989,15 +1002,110 @@ function readCertificates(value: Value): CertificatesConfig | undefined {
     if (t === undefined) ok = false;
     else out.watchInterval = t;
   }
-  if (ok && out.directories.length === 0 && out.files.length === 0 && out.development === null) {
+  if (map.has("acme")) {
+    const acme = readAcme(map.get("acme"));
+    if (acme === undefined) ok = false;
+    else out.acme = acme;
+  }
+  if (
+    ok && out.directories.length === 0 && out.files.length === 0 && out.development === null &&
+    out.acme === null
+  ) {
     value.error(
       "no certificate source is configured",
-      "add `directory:` (a folder of certificates), `files:` (explicit pairs), or " +
+      "add `directory:` (a folder of certificates), `files:` (explicit pairs), `acme:` " +
+        "(certificates from an ACME CA such as Let's Encrypt), or " +
         "`development: true` (self-signed, for trying edgemux out)",
     );
     ok = false;
   }
   return ok ? out : undefined;
+}
+
+const ACME_CHALLENGES = ["http-01", "tls-alpn-01"] as const;
+const ACME_KEY_TYPES = ["ec-p256", "ec-p384", "rsa-2048", "rsa-4096"] as const;
+
+function readAcme(value: Value): AcmeConfig | undefined {
+  const map = value.map(CONFIG_KEYS.acme);
+  if (map === undefined) return undefined;
+  let ok = true;
+  const emailValue = map.require("email", "admin@example.tld");
+  const email = emailValue?.string("an e-mail address, e.g. admin@example.tld");
+  if (email !== undefined && !/^[^\s@:]+@[^\s@]+\.[^\s@]+$/.test(email.trim())) {
+    emailValue!.error(
+      `"${email}" is not an e-mail address`,
+      "write the address the CA may write to about the account, e.g. admin@example.tld",
+    );
+    ok = false;
+  } else if (email === undefined) ok = false;
+  let directoryUrl: string = DEFAULTS.acme.directory;
+  if (map.has("directory")) {
+    const v = map.get("directory");
+    const text = v.string("the CA's directory URL, e.g. " + DEFAULTS.acme.directory);
+    let url: URL | null = null;
+    try {
+      url = text === undefined ? null : new URL(text.trim());
+    } catch {
+      url = null;
+    }
+    if (url === null || url.protocol !== "https:") {
+      if (text !== undefined) {
+        v.error(
+          `"${text}" is not an https URL`,
+          `write the CA's directory URL, e.g. ${DEFAULTS.acme.directory} (ACME requires https)`,
+        );
+      }
+      ok = false;
+    } else directoryUrl = url.href;
+  }
+  let caFile: string | null = null;
+  if (map.has("ca")) {
+    const p = pathValue(map.get("ca"), "a PEM file with the CA of the ACME server");
+    if (p === undefined) ok = false;
+    else caFile = p;
+  }
+  const challenges: AcmeChallengeType[] = [...DEFAULTS.acme.challenges];
+  if (map.has("challenges")) {
+    challenges.length = 0;
+    for (const item of map.get("challenges").list({ single: true, nonEmpty: true }) ?? []) {
+      const c = item.oneOf(ACME_CHALLENGES);
+      if (c === undefined) ok = false;
+      else if (challenges.includes(c)) {
+        item.error(`"${c}" is listed twice`, "list each challenge type once");
+        ok = false;
+      } else challenges.push(c);
+    }
+    if (challenges.length === 0) ok = false;
+  }
+  let keyType: AcmeKeyType = DEFAULTS.acme.keyType;
+  if (map.has("key_type")) {
+    const k = map.get("key_type").oneOf(ACME_KEY_TYPES);
+    if (k === undefined) ok = false;
+    else keyType = k;
+  }
+  let stateDirectory: string = DEFAULTS.acme.stateDirectory;
+  if (map.has("state_directory")) {
+    const p = pathValue(map.get("state_directory"), "a directory, e.g. /var/lib/edgemux/acme");
+    if (p === undefined) ok = false;
+    else stateDirectory = p;
+  }
+  let retryInterval: number = DEFAULTS.acme.retryInterval;
+  if (map.has("retry_interval")) {
+    const t = map.get("retry_interval").duration(100);
+    if (t === undefined) ok = false;
+    else retryInterval = t;
+  }
+  if (!ok) return undefined;
+  return {
+    email: email!.trim(),
+    directoryUrl,
+    caFile,
+    challenges,
+    keyType,
+    stateDirectory,
+    retryInterval,
+    position: value.position,
+  };
 }
 
 function readListener(

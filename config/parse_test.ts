@@ -6,7 +6,7 @@ import { BOUNDS, DEFAULTS } from "./defaults.ts";
 import type { HttpRouteConfig, ListenerConfig, RedirectAction, TerminateAction } from "./types.ts";
 import { prepareConfig, type PrepareOptions } from "../proxy/prepare.ts";
 import { X509Certificate } from "node:crypto";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // Golden tests: a YAML snippet in, the exact issue out. Snippets start at line 1, column 1, and
@@ -1289,6 +1289,7 @@ Deno.test("parseConfig() accepts config.example.yaml with no errors and no warni
     defaultName: null,
     development: { directory: join(here, ".edgemux/dev-certs") },
     watchInterval: DEFAULTS.certificates.watchInterval,
+    acme: null,
   });
 
   const byName = new Map(config.listeners.map((l) => [l.name, l]));
@@ -1770,6 +1771,7 @@ Deno.test("parseConfig() reads every certificates key, normalising the default n
     defaultName: "example.test",
     development: null,
     watchInterval: 0,
+    acme: null,
   });
 });
 
@@ -2927,3 +2929,133 @@ listeners:
   assert.equal(warningsOf('{ bind: "0.0.0.0:9901", token_file: t }').length, 0);
   assert.equal(warningsOf('{ bind: "127.0.0.1:9901" }').length, 0);
 });
+
+// ---------------------------------------------------------------------------------------------
+// certificates.acme
+
+Deno.test("parseConfig() fills in the acme defaults and resolves its paths beside the config", () => {
+  const { config } = parseConfig(
+    withTop("certificates:\n  acme: { email: a@example.test }\n"),
+    FILE,
+  );
+  const acme = config.certificates!.acme!;
+  assert.equal(acme.email, "a@example.test");
+  assert.equal(acme.directoryUrl, DEFAULTS.acme.directory);
+  assert.deepEqual(acme.challenges, [...DEFAULTS.acme.challenges]);
+  assert.equal(acme.keyType, DEFAULTS.acme.keyType);
+  assert.equal(acme.stateDirectory, DEFAULTS.acme.stateDirectory);
+  assert.equal(acme.retryInterval, DEFAULTS.acme.retryInterval);
+  assert.equal(acme.caFile, null);
+  const set = parseConfig(
+    withTop(`certificates:
+  acme:
+    email: a@example.test
+    directory: https://ca.example.test/dir
+    ca: ca.pem
+    challenges: tls-alpn-01
+    key_type: rsa-2048
+    state_directory: state
+    retry_interval: 5s
+`),
+    FILE,
+  ).config.certificates!.acme!;
+  const here = resolve(dirname(FILE));
+  assert.deepEqual({ ...set, position: null }, {
+    email: "a@example.test",
+    directoryUrl: "https://ca.example.test/dir",
+    caFile: join(here, "ca.pem"),
+    challenges: ["tls-alpn-01"],
+    keyType: "rsa-2048",
+    stateDirectory: join(here, "state"),
+    retryInterval: 5000,
+    position: null,
+  });
+});
+
+// Every way an acme block can be wrong: one issue each, naming the key and the value.
+for (
+  const [what, block, path, message, fix] of [
+    [
+      "no email",
+      "acme: { key_type: ec-p256 }",
+      "certificates.acme.email",
+      'the key "email" is missing',
+      "email:",
+    ],
+    [
+      "an email without @",
+      "acme: { email: admin }",
+      "certificates.acme.email",
+      '"admin" is not an e-mail address',
+      "admin@example.tld",
+    ],
+    [
+      "a plain-http directory",
+      "acme: { email: a@b.test, directory: http://ca.test/dir }",
+      "certificates.acme.directory",
+      '"http://ca.test/dir" is not an https URL',
+      "https",
+    ],
+    [
+      "a directory that is no URL",
+      "acme: { email: a@b.test, directory: ca }",
+      "certificates.acme.directory",
+      '"ca" is not an https URL',
+      "directory URL",
+    ],
+    [
+      "an unknown challenge",
+      "acme: { email: a@b.test, challenges: [dns-01] }",
+      "certificates.acme.challenges[0]",
+      "dns-01",
+      "http-01",
+    ],
+    [
+      "a challenge listed twice",
+      "acme: { email: a@b.test, challenges: [http-01, http-01] }",
+      "certificates.acme.challenges[1]",
+      '"http-01" is listed twice',
+      "once",
+    ],
+    [
+      "an empty challenge list",
+      "acme: { email: a@b.test, challenges: [] }",
+      "certificates.acme.challenges",
+      "empty",
+      "",
+    ],
+    [
+      "an unknown key type",
+      "acme: { email: a@b.test, key_type: ed25519 }",
+      "certificates.acme.key_type",
+      "ed25519",
+      "ec-p256",
+    ],
+    [
+      "a retry interval too short",
+      "acme: { email: a@b.test, retry_interval: 10ms }",
+      "certificates.acme.retry_interval",
+      "too short",
+      "100ms",
+    ],
+    [
+      "an unknown key",
+      "acme: { email: a@b.test, staging: true }",
+      "certificates.acme.staging",
+      'unknown key "staging"',
+      "state_directory",
+    ],
+  ] as const
+) {
+  Deno.test(`parseConfig() refuses certificates.acme with ${what}`, () => {
+    const issues = issuesOf(withTop(`certificates:\n  ${block}\n`));
+    assert.equal(issues.length, 1, JSON.stringify(issues, null, 1));
+    const [issue] = issues;
+    const context = JSON.stringify(issue);
+    assert.equal(issue.path, path, context);
+    assert.equal(issue.position?.file, FILE, context);
+    assert.equal(issue.position?.line, 3, context);
+    assert.ok(issue.message.includes(message), context);
+    assert.ok(issue.fix.includes(fix), context);
+  });
+}

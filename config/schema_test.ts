@@ -304,6 +304,7 @@ const KEY_PLACES: Record<keyof typeof CONFIG_KEYS, string[][]> = {
   certificates: [["certificates"]],
   certificateFile: [["certificates", "files", "[]"]],
   development: [["certificates", "development", "anyOf:object"]],
+  acme: [["certificates", "acme"]],
   backend: [BACKEND],
   server: [[...BACKEND, "servers", "anyOf:object"]],
   backendTls: [[...BACKEND, "tls", "anyOf:object"]],
@@ -471,6 +472,36 @@ const DEFAULT_CASES: {
     doc: "development.directory",
     schemaPath: ["certificates", "development", "anyOf:object", "directory"],
     read: asText,
+  },
+  {
+    defaults: "acme.directory",
+    doc: "acme.directory",
+    schemaPath: ["certificates", "acme", "directory"],
+    read: asText,
+  },
+  {
+    defaults: "acme.challenges",
+    doc: "acme.challenges",
+    schemaPath: ["certificates", "acme", "challenges"],
+    read: asList,
+  },
+  {
+    defaults: "acme.keyType",
+    doc: "acme.key_type",
+    schemaPath: ["certificates", "acme", "key_type"],
+    read: asText,
+  },
+  {
+    defaults: "acme.stateDirectory",
+    doc: "acme.state_directory",
+    schemaPath: ["certificates", "acme", "state_directory"],
+    read: asText,
+  },
+  {
+    defaults: "acme.retryInterval",
+    doc: "acme.retry_interval",
+    schemaPath: ["certificates", "acme", "retry_interval"],
+    read: asDuration,
   },
   {
     defaults: "backend.connectTimeout",
@@ -715,6 +746,14 @@ certificates:
   default: App.Example.Test.
   development: { directory: dev-certs }
   watch_interval: 0
+  acme:
+    email: admin@example.test
+    directory: https://acme-staging-v02.api.letsencrypt.org/directory
+    ca: acme-ca.pem
+    challenges: [tls-alpn-01, http-01]
+    key_type: rsa-2048
+    state_directory: acme-state
+    retry_interval: 30s
 backends:
   vault:
     servers: ["vault.internal:8200", "[::1]:8201", "10.0.0.5:8200"]

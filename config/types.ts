@@ -233,6 +233,35 @@ export interface CertificatesConfig {
   development: { directory: string } | null;
   /** How often certificate files are checked for changes; 0 turns watching off. */
   watchInterval: number;
+  /** Certificates ordered from an ACME CA (RFC 8555) for terminated names; null when off. */
+  acme: AcmeConfig | null;
+}
+
+/** An ACME challenge type edgemux can answer itself. */
+export type AcmeChallengeType = "http-01" | "tls-alpn-01";
+
+/** The key types edgemux can order certificates for. */
+export type AcmeKeyType = "ec-p256" | "ec-p384" | "rsa-2048" | "rsa-4096";
+
+/**
+ * Certificates from an ACME CA for every exact name an `edge` or `reencrypt` route terminates
+ * and no configured certificate covers. Paths are absolute.
+ */
+export interface AcmeConfig {
+  /** The account's contact address (without `mailto:`). */
+  email: string;
+  /** The CA's directory URL. */
+  directoryUrl: string;
+  /** A PEM file of CAs to trust for the directory's HTTPS (a test CA); null for the system roots. */
+  caFile: string | null;
+  /** The challenge types to use, most preferred first. */
+  challenges: AcmeChallengeType[];
+  keyType: AcmeKeyType;
+  /** Where the account key, certificates, challenges and locks are kept. */
+  stateDirectory: string;
+  /** The wait after a first failure; it doubles with every further failure, up to a day. */
+  retryInterval: number;
+  position: SourcePosition;
 }
 
 /** Header changes applied by an HTTP route, in the order remove, set, add. */

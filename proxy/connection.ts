@@ -16,6 +16,7 @@ import { localCause, noteLocalError } from "./local_errors.ts";
 import { closeQuietly, noDelay, type PeerAddress, peerAddress, writeAll } from "./net.ts";
 import { encodeProxyHeader } from "./proxy_protocol.ts";
 import { serveRedirect } from "./redirect.ts";
+import { answerTlsAlpnChallenge } from "./acme_challenges.ts";
 import { terminate } from "./terminate.ts";
 import { type PendingRead, relay } from "./relay.ts";
 import { sniff, type SniffResult } from "./sniff.ts";
@@ -126,6 +127,8 @@ async function run(
     pending = verdict.pending;
   }
   record.protocol = protocol;
+  // TLS-ALPN-01 validation of a name edgemux orders for, whatever that name's route is.
+  if (ctx.acme && await answerTlsAlpnChallenge(conn, ctx, record, first)) return;
   const decision = table.lookup({ protocol, sni: record.sni, alpn: record.alpn });
   if (decision === null) {
     record.end = "no-route";

@@ -16,6 +16,7 @@ import type { AccessObserver, AccessRecord, RequestObserver } from "./records.ts
 import type { Terminator, TerminatorClient } from "./terminator.ts";
 import type { PeerAddress } from "./net.ts";
 import type { DeadlineSet } from "./deadlines.ts";
+import type { AcmeChallenges } from "./acme_challenges.ts";
 
 export type { AccessObserver, AccessRecord };
 
@@ -44,6 +45,8 @@ export interface ListenerContext {
   readonly softStop: AbortSignal;
   /** Aborted when a graceful stop runs out of time: every open connection closes. */
   readonly hardStop: AbortSignal;
+  /** The ACME challenges edgemux answers itself (`certificates.acme`); absent when off. */
+  readonly acme?: AcmeChallenges | null;
 }
 
 /** What the inner half learns about a terminated connection. */

@@ -21,12 +21,14 @@ type Kind = "counter" | "gauge" | "histogram";
  * - `min`: the smallest value any worker reports. For state every worker should agree on, read
  *   pessimistically: a server is up only when every worker has it in rotation, and a
  *   certificate expires when the first worker's copy does.
+ * - `max`: the largest value any worker reports. For a fact every worker reads from shared state
+ *   and may see a moment later than another (an ACME order's failures, its next attempt).
  * - `supervisor`: the supervisor's own value; the workers' copies are dropped. For what describes
  *   the service as a whole (build, start time, reloads).
  * - `worker`: every process's series kept apart, with a `worker` label (`supervisor`, `0`,
  *   `1`, …). For what each process has of its own (memory, CPU, descriptors).
  */
-export type Across = "sum" | "min" | "supervisor" | "worker";
+export type Across = "sum" | "min" | "max" | "supervisor" | "worker";
 
 /** The label the `worker` aggregation adds. */
 export const WORKER_LABEL = "worker";
@@ -307,6 +309,8 @@ export function combineWorkers(
           continue;
         } else if (f.across === "min") {
           same.values[0] = Math.min(same.values[0], values[0]);
+        } else if (f.across === "max") {
+          same.values[0] = Math.max(same.values[0], values[0]);
         } else {
           values.forEach((v, i) => same.values[i] += v);
         }

@@ -24,6 +24,7 @@ function processRegistry(values: {
   r.gauge("active", "Open now.", ["listener"], { across: "sum" }).set(["l"], values.active);
   r.gauge("server_up", "Up.", ["server"], { across: "min" }).set(["s1"], values.up);
   r.gauge("not_after", "Expiry.", ["file"], { across: "min" }).set(["c.pem"], values.notAfter);
+  r.gauge("failures", "Failed attempts.", ["name"], { across: "max" }).set(["n"], values.up * 3);
   r.counter("reloads_total", "Reloads.", ["result"], { across: "supervisor" })
     .inc(["success"], values.reloads);
   r.gauge("rss_bytes", "Memory.", [], { across: "worker" }).set([], values.rss);
@@ -36,7 +37,7 @@ function seriesOf(snap: MetricsSnapshot, name: string) {
   return snap.find((f) => f.name === name)?.series ?? [];
 }
 
-Deno.test("combineWorkers() adds counters and counting gauges, and takes the minimum of shared state", () => {
+Deno.test("combineWorkers() adds counters and counting gauges, and takes the minimum or maximum of shared state", () => {
   const w0 = processRegistry({
     requests: 3,
     active: 2,
@@ -59,6 +60,8 @@ Deno.test("combineWorkers() adds counters and counting gauges, and takes the min
   // Up only when every worker has it up; the certificate that expires first.
   deepEqual(seriesOf(all, "server_up"), [{ labels: ["s1"], values: [0] }]);
   deepEqual(seriesOf(all, "not_after"), [{ labels: ["c.pem"], values: [1000] }]);
+  // The latest word on shared state: the worker that has seen the most failures.
+  deepEqual(seriesOf(all, "failures"), [{ labels: ["n"], values: [3] }]);
 });
 
 Deno.test("combineWorkers() keeps the supervisor's own service metrics and labels per-process ones", () => {

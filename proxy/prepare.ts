@@ -17,6 +17,7 @@ import type { InspectedCert } from "./certs/certificate.ts";
 import { inspectCertificate } from "./certs/certificate.ts";
 import { ensureDevelopmentCertificate } from "./certs/dev_cert.ts";
 import { loadCertificates } from "./certs/load.ts";
+import { AcmeState, isStateName } from "./certs/acme_state.ts";
 import { CertStore } from "./certs/store.ts";
 
 /** A config with everything it refers to loaded and checked. */
@@ -28,6 +29,11 @@ export interface PreparedConfig {
   devCert: InspectedCert | null;
   /** Names served with the development certificate. */
   devNames: string[];
+  /**
+   * Names whose certificates edgemux orders from the ACME CA (`certificates.acme`): every
+   * exact name a terminating route serves that no configured certificate covers.
+   */
+  acmeNames: string[];
   /** TLS options per backend that has `tls`. */
   backendTls: Map<string, TlsDialOptions>;
   /** Every file and directory whose change means "reload the certificates". */
@@ -66,22 +72,52 @@ export async function prepareConfig(
   let devCert: InspectedCert | null = null;
   let devNames: string[] = [];
   let watched: string[] = [];
+  let acmeNames: string[] = [];
   if (config.certificates !== null) {
     const loaded = await loadCertificates(config.certificates, { now: opts.now });
     issues.push(...loaded.issues);
     watched = loaded.watched;
-    certs = new CertStore(loaded.certs, { defaultName: config.certificates.defaultName });
-    devNames = checkCoverage(config, certs, issues);
+    const defaultName = config.certificates.defaultName;
+    const acme = config.certificates.acme;
+    const issued: InspectedCert[] = [];
+    if (acme !== null) {
+      const files = new CertStore(loaded.certs, { defaultName });
+      acmeNames = acmeCandidates(config, files, issues);
+      // Certificates ordered earlier are reused; the manager renews them when due.
+      const state = new AcmeState(acme.stateDirectory);
+      for (const name of acmeNames) {
+        const cert = await state.readCert(name);
+        if (cert !== null) issued.push(cert);
+      }
+      watched = [...watched, state.certsDir];
+    }
+    certs = new CertStore([...loaded.certs, ...issued], { defaultName });
+    devNames = checkCoverage(config, certs, issues, acmeNames);
     if (devNames.length > 0 && !issues.some((i) => i.severity === "error")) {
-      const dir = config.certificates.development!.directory;
+      // Names waiting for their first ACME certificate get the development one meanwhile.
+      const dir = config.certificates.development?.directory ??
+        `${acme!.stateDirectory}/development`;
       if (opts.writeDevCert === false) {
-        issues.push(warning(
-          "certificates.development",
-          `names without a certificate will get a self-signed development certificate: ${
-            devNames.join(", ")
-          }`,
-          "browsers warn about it; add a real certificate for these names before going live",
-        ));
+        const ordered = devNames.filter((n) => acmeNames.includes(n));
+        const plain = devNames.filter((n) => !acmeNames.includes(n));
+        if (ordered.length > 0) {
+          issues.push(warning(
+            "certificates.acme",
+            `certificates will be ordered from ${acme!.directoryUrl} for: ${
+              ordered.join(", ")
+            }; until each arrives, its name gets a self-signed development certificate`,
+            "nothing to do if DNS points here; the status page shows each order's progress",
+          ));
+        }
+        if (plain.length > 0) {
+          issues.push(warning(
+            "certificates.development",
+            `names without a certificate will get a self-signed development certificate: ${
+              plain.join(", ")
+            }`,
+            "browsers warn about it; add a real certificate for these names before going live",
+          ));
+        }
       } else {
         try {
           const dev = await ensureDevelopmentCertificate(dir, devNames, { now: opts.now });
@@ -111,6 +147,7 @@ export async function prepareConfig(
     certs,
     devCert,
     devNames,
+    acmeNames,
     backendTls,
     healthTls,
     watched,
@@ -181,12 +218,17 @@ function terminatingRoutes(config: Config): { route: RouteConfig; path: string }
  * development certificate (only when it is enabled; otherwise a missing certificate is an
  * error).
  */
-function checkCoverage(config: Config, certs: CertStore, issues: ConfigIssue[]): string[] {
+function checkCoverage(
+  config: Config,
+  certs: CertStore,
+  issues: ConfigIssue[],
+  acmeNames: readonly string[],
+): string[] {
   const dev = config.certificates?.development ?? null;
   const devNames: string[] = [];
   const need = (name: string, route: RouteConfig, path: string, shownAs: string) => {
     if (certs.covers(name) !== null) return;
-    if (dev !== null) {
+    if (dev !== null || acmeNames.includes(name)) {
       if (!devNames.includes(shownAs)) devNames.push(shownAs);
       return;
     }
@@ -221,6 +263,92 @@ function checkCoverage(config: Config, certs: CertStore, issues: ConfigIssue[]):
     }
   }
   return devNames;
+}
+
+/**
+ * The names edgemux orders certificates for: every exact name a terminating route serves (and
+ * the default name of a route without `sni`) that no configured certificate covers. Reports
+ * wildcard names (they need DNS-01, which edgemux does not do) and names no allowed challenge
+ * can reach. Passthrough names are never ordered: edgemux does not end their TLS.
+ */
+function acmeCandidates(config: Config, files: CertStore, issues: ConfigIssue[]): string[] {
+  const acme = config.certificates!.acme!;
+  const names: string[] = [];
+  const redirects = config.listeners.filter((l) =>
+    l.routes.some((r) => r.action.kind === "redirect")
+  );
+  const http01 = acme.challenges.includes("http-01") && redirects.length > 0;
+  const tlsAlpn01 = acme.challenges.includes("tls-alpn-01");
+  const on80 = redirects.some((l) => l.binds.some((b) => b.port === 80));
+  for (const l of config.listeners) {
+    const on443 = l.binds.some((b) => b.port === 443);
+    l.routes.forEach((route, i) => {
+      if (route.action.kind !== "edge" && route.action.kind !== "reencrypt") return;
+      const path = `${entryPath("listeners", l.name)}.routes[${i}].sni`;
+      const wanted: string[] = [];
+      const defaultName = config.certificates!.defaultName;
+      if (route.match.sni === null) {
+        if (defaultName !== null) wanted.push(defaultName);
+      } else {
+        for (const p of route.match.sni) {
+          if (p.kind === "exact") {
+            wanted.push(p.name);
+            continue;
+          }
+          if (files.covers(`edgemux-probe.${p.suffix}`) !== null) continue;
+          issues.push({
+            severity: "warning",
+            position: route.position,
+            path,
+            message: `route "${route.name}" terminates *.${p.suffix}, which ACME cannot ` +
+              "issue here: a wildcard certificate needs the DNS-01 challenge, which edgemux " +
+              "does not answer",
+            fix: `get a wildcard certificate for *.${p.suffix} another way (e.g. certbot with ` +
+              "a DNS plugin) and put it in the certificates directory, or list the exact names",
+          });
+        }
+      }
+      for (const name of wanted) {
+        if (files.covers(name) !== null || names.includes(name)) continue;
+        if (!isStateName(name)) {
+          issues.push({
+            severity: "warning",
+            position: route.position,
+            path,
+            message: `${name} (route "${route.name}") is not a name a public CA issues for`,
+            fix: "use a DNS name made of letters, digits and hyphens, or give it a certificate",
+          });
+          continue;
+        }
+        if (!http01 && !tlsAlpn01) {
+          issues.push({
+            severity: "error",
+            position: route.position,
+            path,
+            message: `route "${route.name}" terminates ${name}, whose certificate ACME can ` +
+              "never validate: only http-01 is allowed and no listener has a redirect route " +
+              "to answer it",
+            fix: "add a listener on port 80 with `redirect: https`, or add tls-alpn-01 to " +
+              "certificates.acme.challenges",
+          });
+          continue;
+        }
+        if (!(http01 && on80) && !(tlsAlpn01 && on443)) {
+          issues.push({
+            severity: "warning",
+            position: route.position,
+            path,
+            message: `the CA validates ${name} (route "${route.name}") on port 80 (http-01) ` +
+              "or 443 (tls-alpn-01), and no listener that could answer binds either port here",
+            fix: "bind the redirect listener to port 80 or this listener to port 443 (a port " +
+              "forwarded to edgemux from those works too)",
+          });
+        }
+        names.push(name);
+      }
+    });
+  }
+  return names.sort();
 }
 
 async function loadBackendTls(

@@ -81,9 +81,23 @@ async function serve(
     // The ACME prefix is matched on the normalised path, which is also what is forwarded, so
     // `/.well-known/acme-challenge/../../admin` or `..%2F` cannot reach anything else on the
     // ACME backend (routing/path.ts). A path that is refused is redirected like any other.
-    const acmePath = action.acmeBackend === null || !head.path.startsWith("/")
+    const acmePath = (action.acmeBackend === null && !ctx.acme) || !head.path.startsWith("/")
       ? null
       : normalizePath(head.path, ctx.http.pathNormalization);
+    // HTTP-01 tokens edgemux placed itself win over the acme_challenge backend.
+    if (ctx.acme && acmePath !== null && acmePath.startsWith(ACME_PREFIX)) {
+      const answer = await ctx.acme.httpAnswer(acmePath.slice(ACME_PREFIX.length));
+      if (answer !== null) {
+        const close = !head.keepAlive || head.body.kind !== "none";
+        await send(simpleResponse(200, {
+          body: answer,
+          close,
+          head: head.method === "HEAD",
+        }));
+        if (close) return end(record, "acme-answered", null);
+        continue;
+      }
+    }
     if (action.acmeBackend !== null && acmePath !== null && acmePath.startsWith(ACME_PREFIX)) {
       const pool = ctx.pools.get(action.acmeBackend)!;
       record.backend = action.acmeBackend;

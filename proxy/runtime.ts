@@ -36,6 +36,9 @@ import { prepareConfig, type PreparedConfig } from "./prepare.ts";
 import { serveTerminated } from "./terminate.ts";
 import { HANDSHAKE_BACKSTOP, Terminator } from "./terminator.ts";
 import { Backend } from "./backend.ts";
+import { AcmeChallenges } from "./acme_challenges.ts";
+import { AcmeState } from "./certs/acme_state.ts";
+import type { AcmeManager } from "./certs/acme.ts";
 
 /** Raised when a listener cannot bind its address. */
 export class BindError extends Error {
@@ -177,6 +180,9 @@ class RunningProxy implements ProxyHandle {
   #limiter: ConnectionLimiter | null = null;
   #watcher: FileWatcher | null = null;
   #stopping: Promise<void> | null = null;
+  /** ACME (`certificates.acme`): the challenges answered here, and the ordering schedule. */
+  #challenges: AcmeChallenges | null = null;
+  #acme: AcmeManager | null = null;
 
   readonly metrics: ProxyMetrics = new ProxyMetrics();
   readonly #reusePort: boolean;
@@ -227,11 +233,49 @@ class RunningProxy implements ProxyHandle {
       ["file", "name"],
       { across: "min" },
     );
+    const source = r.gauge(
+      "edgemux_certificate_source",
+      "1 for each name a served certificate covers, labelled with where it came from: " +
+        "file, acme or development.",
+      ["name", "source"],
+      { across: "max" },
+    );
+    const acmeExpiry = r.gauge(
+      "edgemux_acme_not_after_timestamp_seconds",
+      "When the ACME certificate of each name expires, in Unix seconds (absent before the first).",
+      ["name"],
+      { across: "min" },
+    );
+    const acmeNext = r.gauge(
+      "edgemux_acme_next_attempt_timestamp_seconds",
+      "When each ACME name is next renewed or retried, in Unix seconds.",
+      ["name"],
+      { across: "max" },
+    );
+    const acmeFailures = r.gauge(
+      "edgemux_acme_failures",
+      "Consecutive failed attempts to get each ACME name's certificate; 0 after a success.",
+      ["name"],
+      { across: "max" },
+    );
     r.collect(() => {
       active.clear();
       up.clear();
       busy.clear();
       expiry.clear();
+      source.clear();
+      acmeExpiry.clear();
+      acmeNext.clear();
+      acmeFailures.clear();
+      for (const a of this.#acme?.status() ?? []) {
+        if (a.notAfter !== null) {
+          acmeExpiry.set([a.name], Math.floor(Date.parse(a.notAfter) / 1000));
+        }
+        if (a.nextAttempt !== null) {
+          acmeNext.set([a.name], Math.floor(Date.parse(a.nextAttempt) / 1000));
+        }
+        acmeFailures.set([a.name], a.failures);
+      }
       const gen = this.#gen;
       if (gen === null) return;
       for (const l of gen.prepared.config.listeners) {
@@ -246,6 +290,9 @@ class RunningProxy implements ProxyHandle {
       }
       for (const c of loadedCertificates(gen.prepared)) {
         expiry.set([c.origin.cert, c.names[0] ?? ""], Math.floor(c.notAfter.getTime() / 1000));
+        const from = certificateSource(gen.prepared, c);
+        const names = c === gen.prepared.devCert ? gen.prepared.devNames : c.names;
+        for (const name of names) source.set([name, from], 1);
       }
     });
   }
@@ -293,7 +340,9 @@ class RunningProxy implements ProxyHandle {
         notAfter: c.notAfter.toISOString(),
         file: c.origin.cert,
         development: c === gen.prepared.devCert,
+        source: certificateSource(gen.prepared, c),
       })),
+      ...(this.#acme !== null ? { acme: this.#acme.status() } : {}),
       recentProblems: recentProblems(),
     };
   }
@@ -342,6 +391,11 @@ class RunningProxy implements ProxyHandle {
       for (const s of fresh) closeQuietly(s.socket);
       throw e;
     }
+    const acmeConfig = config.certificates?.acme ?? null;
+    if (acmeConfig === null) this.#challenges = null;
+    else if (this.#challenges?.state.dir !== acmeConfig.stateDirectory) {
+      this.#challenges = new AcmeChallenges(new AcmeState(acmeConfig.stateDirectory));
+    }
     const gen = this.#buildGeneration(prepared);
     // A listener closed while an accept is pending keeps listening until that accept settles;
     // waiting for its loop means a removed address refuses connections once reload() returns.
@@ -371,6 +425,7 @@ class RunningProxy implements ProxyHandle {
     }
     if (old !== null) this.#retire(old);
     this.#watchCertificates(prepared);
+    await this.#scheduleAcme(prepared);
     await Promise.all(closing);
     for (const name of prepared.devNames) {
       log.warn("serving a self-signed development certificate (browsers will warn)", {
@@ -446,6 +501,7 @@ class RunningProxy implements ProxyHandle {
         deadlines: this.#deadlines,
         softStop: this.#softStop.signal,
         hardStop: this.#hardStop.signal,
+        acme: this.#challenges,
       });
     }
     return gen;
@@ -500,6 +556,28 @@ class RunningProxy implements ProxyHandle {
       void this.#reloadCertificates();
     });
     this.#watcher.start();
+  }
+
+  /** Starts, updates or stops the ACME schedule for the names `prepared` orders for. */
+  async #scheduleAcme(prepared: PreparedConfig): Promise<void> {
+    const cfg = prepared.config.certificates?.acme ?? null;
+    if (cfg === null || this.#challenges === null) {
+      const old = this.#acme;
+      this.#acme = null;
+      await old?.stop();
+      return;
+    }
+    if (this.#acme === null || this.#acme.state !== this.#challenges.state) {
+      await this.#acme?.stop();
+      // Loaded only when ACME is configured: the client library is large.
+      const { AcmeManager } = await import("./certs/acme.ts");
+      this.#acme = new AcmeManager(cfg, this.#challenges, {
+        onCertificate: () => void this.#reloadCertificates(),
+        serving: (fingerprint) =>
+          this.#gen?.prepared.certs?.certs.some((c) => c.fingerprint === fingerprint) ?? false,
+      });
+    }
+    this.#acme.update(cfg, prepared.acmeNames);
   }
 
   async #reloadCertificates(): Promise<void> {
@@ -585,6 +663,7 @@ class RunningProxy implements ProxyHandle {
 
   async #shutdown(timeout: number): Promise<void> {
     await this.#watcher?.stop();
+    await this.#acme?.stop();
     for (const c of this.#gen!.checkers) await c.stop();
     for (const s of this.#sockets.values()) closeQuietly(s.socket);
     await Promise.all([...this.#sockets.values()].map((s) => s.loop));
@@ -622,6 +701,17 @@ class RunningProxy implements ProxyHandle {
 function loadedCertificates(prepared: PreparedConfig): readonly InspectedCert[] {
   const loaded = prepared.certs?.certs ?? [];
   return prepared.devCert ? [...loaded, prepared.devCert] : loaded;
+}
+
+/** Where a served certificate came from, for the status page and metrics. */
+function certificateSource(
+  prepared: PreparedConfig,
+  cert: InspectedCert,
+): "file" | "acme" | "development" {
+  if (cert === prepared.devCert) return "development";
+  const acme = prepared.config.certificates?.acme ?? null;
+  if (acme !== null && cert.origin.cert.startsWith(`${acme.stateDirectory}/certs/`)) return "acme";
+  return "file";
 }
 
 /** Compiled HTTP routes for each terminating route of a listener. */

@@ -8,6 +8,7 @@
 
 import type { HostPattern, RouteConfig } from "../config/types.ts";
 import type { Problem } from "./log.ts";
+import type { AcmeNameStatus } from "./certs/acme.ts";
 
 /** Everything the status page shows. */
 export interface StatusReport {
@@ -48,10 +49,37 @@ export interface StatusReport {
       reason: string | null;
     }[];
   }[];
-  certificates: { names: string[]; notAfter: string; file: string; development: boolean }[];
+  certificates: {
+    names: string[];
+    notAfter: string;
+    file: string;
+    development: boolean;
+    /** Where it came from: a configured file, the ACME CA, or the development certificate. */
+    source?: "file" | "acme" | "development";
+  }[];
+  /** Names whose certificates edgemux orders from an ACME CA, when `certificates.acme` is set. */
+  acme?: AcmeNameStatus[];
   recentProblems: Problem[];
   /** Worker processes' pids, when more than one serves (`pid` is then the supervisor's). */
   workers?: number[];
+}
+
+/** The ACME section of the status page: one row per name edgemux orders for. */
+function acmeTable(names: AcmeNameStatus[]): string {
+  const time = (t: string | null) => t === null ? "" : esc(t.slice(0, 19).replace("T", " "));
+  return `
+<h2>ACME</h2>
+<table><thead><tr><th>Name</th><th>State</th><th>Expires</th><th>Next renewal or retry</th><th>Failures</th><th>Last error</th></tr></thead><tbody>
+${
+    names.map((a) =>
+      `<tr><td>${esc(a.name)}</td><td class="${
+        a.state === "valid" ? "ok" : a.state === "failed" ? "bad" : "warn"
+      }">${esc(a.state)}</td><td>${time(a.notAfter)}</td><td>${time(a.nextAttempt)}</td><td>${
+        esc(a.failures)
+      }</td><td>${esc(a.lastError ?? "")}</td></tr>`
+    ).join("") || '<tr><td colspan="6" class="muted">no names to order</td></tr>'
+  }
+</tbody></table>`;
 }
 
 function pattern(p: HostPattern): string {
@@ -199,20 +227,22 @@ ${
   }
 </tbody></table>
 <h2>Certificates</h2>
-<table><thead><tr><th>Names</th><th>Expires</th><th>File</th></tr></thead><tbody>
+<table><thead><tr><th>Names</th><th>Source</th><th>Expires</th><th>File</th></tr></thead><tbody>
 ${
     rows(
       s.certificates,
       (c) =>
         `<tr><td>${esc(c.names.join(", "))}${
           c.development ? ' <span class="warn">development (self-signed)</span>' : ""
-        }</td><td class="${Date.parse(c.notAfter) < soon ? "bad" : ""}">${
-          esc(c.notAfter.slice(0, 10))
-        }</td><td><code>${esc(c.file)}</code></td></tr>`,
+        }</td><td>${esc(c.source ?? "")}</td><td class="${
+          Date.parse(c.notAfter) < soon ? "bad" : ""
+        }">${esc(c.notAfter.slice(0, 16).replace("T", " "))}</td><td><code>${
+          esc(c.file)
+        }</code></td></tr>`,
       "no terminating routes",
     )
   }
-</tbody></table>
+</tbody></table>${s.acme === undefined ? "" : acmeTable(s.acme)}
 <h2>Recent problems</h2>
 <table><thead><tr><th>Time</th><th>Level</th><th>What</th></tr></thead><tbody>
 ${

@@ -66,6 +66,26 @@ async function readLines(stream: ReadableStream<Uint8Array>, onLine: (v: unknown
   }
 }
 
+/**
+ * One line per ACME name over all workers: the most advanced state any worker reports (only
+ * one of them orders; the others wait for its certificate), with the certificates they issued
+ * added up.
+ */
+function mergeAcme(reports: StatusReport[]): NonNullable<StatusReport["acme"]> {
+  const rank = { valid: 4, ordering: 3, failed: 2, waiting: 1, starting: 0 } as const;
+  const byName = new Map<string, NonNullable<StatusReport["acme"]>[number]>();
+  for (const a of reports.flatMap((r) => r.acme ?? [])) {
+    const seen = byName.get(a.name);
+    if (seen === undefined) byName.set(a.name, { ...a });
+    else {
+      const issued = seen.issued + a.issued;
+      if (rank[a.state] > rank[seen.state]) byName.set(a.name, { ...a, issued });
+      else seen.issued = issued;
+    }
+  }
+  return [...byName.values()].sort((a, b) => a.name < b.name ? -1 : 1);
+}
+
 /** The worker's end of the channel. */
 export class WorkerChannel {
   readonly #writer = Deno.stdout.writable.getWriter();
@@ -320,6 +340,7 @@ export class Supervisor {
       })),
       // The earliest expiry of each certificate any worker serves (as the metric says).
       certificates: earliestCertificates(reports),
+      ...(first.acme === undefined ? {} : { acme: mergeAcme(reports) }),
       // The supervisor's own (a config it refused, a worker that died) and the workers'.
       recentProblems: [...recentProblems(), ...reports.flatMap((r) => r.recentProblems)]
         .sort((a, b) => b.time.localeCompare(a.time))

@@ -14,6 +14,7 @@ import { documentedMetrics } from "./_helpers/metrics_docs.ts";
 const ACROSS_WORDS: Record<Across, string> = {
   sum: "sum",
   min: "min",
+  max: "max",
   supervisor: "supervisor",
   worker: "per process",
 };

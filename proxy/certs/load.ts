@@ -81,6 +81,7 @@ interface Candidate {
  *   defaultName: null,
  *   development: null,
  *   watchInterval: 0,
+ *   acme: null,
  * });
  * assert.deepEqual(certs.map((c) => c.names), [["vault.example.test"]]);
  * assert.deepEqual(issues, []);

@@ -17,6 +17,7 @@ function config(partial: Partial<CertificatesConfig>): CertificatesConfig {
     defaultName: null,
     development: null,
     watchInterval: 0,
+    acme: null,
     ...partial,
   };
 }
