@@ -24,6 +24,7 @@ import type {
 } from "./mod.ts";
 import { formatHostPort } from "./config/address.ts";
 import { formatPosition } from "./config/errors.ts";
+import { missingPermission } from "./config/permission.ts";
 import { PROTOCOLS } from "./config/types.ts";
 import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
 import { FileWatcher } from "./proxy/certs/watch.ts";
@@ -721,9 +722,13 @@ if (import.meta.main) {
   try {
     code = await main(Deno.args);
   } catch (e) {
+    const denied = missingPermission(e);
     if (e instanceof UsageError) {
       console.error(`edgemux: ${e.message}`);
       code = 2;
+    } else if (denied !== null) {
+      console.error(`edgemux: ${denied.message}\n  fix: ${denied.fix}`);
+      code = 3;
     } else {
       console.error(`edgemux: ${e instanceof Error ? e.stack ?? e.message : e}`);
       code = 3;

@@ -513,3 +513,23 @@ Deno.test("a second SIGTERM during the drain closes open connections and exits a
   );
   equal((await proc.exited).code, 0, proc.output());
 });
+
+Deno.test("edgemux check needs only --allow-read, and a missing permission is named with its flag", async () => {
+  const readOnly = await run(
+    DENO,
+    ["run", "--no-prompt", "--allow-read", "main.ts", "check", "-c", "config.example.yaml"],
+    { cwd: ROOT, timeoutMs: 20_000 },
+  );
+  equal(readOnly.code, 0, describe(readOnly));
+  match(readOnly.stderr, /config\.example\.yaml: valid/);
+
+  const none = await run(
+    DENO,
+    ["run", "--no-prompt", "main.ts", "check", "-c", "config.example.yaml"],
+    { cwd: ROOT, timeoutMs: 20_000 },
+  );
+  equal(none.code, 1, describe(none));
+  match(none.stderr, /Deno did not grant read access to "config\.example\.yaml"/);
+  match(none.stderr, /fix: run with --allow-read=config\.example\.yaml \(or --allow-read\)/);
+  equal(/YAML|indentation/.test(none.stderr), false, none.stderr);
+});

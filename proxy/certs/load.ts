@@ -23,6 +23,7 @@
 
 import type { CertificatesConfig } from "../../config/types.ts";
 import type { ConfigIssue } from "../../config/errors.ts";
+import { missingPermission } from "../../config/permission.ts";
 import { inspectCertificate, type InspectedCert, KEY_LABELS } from "./certificate.ts";
 import { PemError, splitPem } from "./pem.ts";
 import { CertStore } from "./store.ts";
@@ -399,6 +400,8 @@ async function readCertFile(
 }
 
 function ioReason(e: unknown): string {
+  const denied = missingPermission(e);
+  if (denied !== null) return `cannot be read: ${denied.message}`;
   if (e instanceof Deno.errors.NotFound) return "does not exist (or is a dangling symlink)";
   if (e instanceof Deno.errors.PermissionDenied) return "cannot be read: permission denied";
   if (e instanceof Deno.errors.NotADirectory) return "is not a directory";
@@ -407,6 +410,8 @@ function ioReason(e: unknown): string {
 }
 
 function ioFix(e: unknown, file: string): string {
+  const denied = missingPermission(e);
+  if (denied !== null) return denied.fix;
   if (e instanceof Deno.errors.PermissionDenied) {
     return `let the user edgemux runs as read "${file}" (e.g. add it to the file's group, ` +
       "or `setfacl -m u:edgemux:r`) and every directory above it";
