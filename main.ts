@@ -28,7 +28,7 @@ import { missingPermission } from "./config/permission.ts";
 import { PROTOCOLS } from "./config/types.ts";
 import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
 import { FileWatcher } from "./proxy/certs/watch.ts";
-import { closeLogging, configureLogging, log } from "./proxy/log.ts";
+import { closeLogging, configureLogging, isJournalStream, log } from "./proxy/log.ts";
 import { BindError } from "./proxy/runtime.ts";
 import { LIBC_PATHS } from "./proxy/_deno_internals.ts";
 import { Notifier } from "./proxy/sd_notify.ts";
@@ -159,8 +159,21 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
+/** Standard error is journald's stream (computed once; see isJournalStream). */
+let journal: boolean | undefined;
+
+/**
+ * Writes `text` to standard error. Under journald each line is an entry of its own, so each
+ * gets the priority prefix (`<3>` error, `<4>` warning, `<6>` info): `journalctl -p warning`
+ * then shows a failed `systemctl reload`'s check output too.
+ */
+function report(text: string, priority: 3 | 4 | 6): void {
+  journal ??= isJournalStream();
+  console.error(journal ? text.split("\n").map((l) => `<${priority}>${l}`).join("\n") : text);
+}
+
 function printIssues(issues: ConfigIssue[]): void {
-  for (const issue of issues) console.error(formatIssue(issue));
+  for (const issue of issues) report(formatIssue(issue), issue.severity === "error" ? 3 : 4);
 }
 
 /** The one way configs are read: parse, then load and check what they refer to. */
@@ -176,7 +189,7 @@ async function loadForCommand(path: string, writeDevCert: boolean): Promise<Prep
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     printIssues(e.issues);
-    console.error(`${path}: invalid (${plural(e.errors.length, "error")})`);
+    report(`${path}: invalid (${plural(e.errors.length, "error")})`, 3);
     return null;
   }
 }
@@ -190,10 +203,11 @@ async function check(args: string[]): Promise<number> {
   const { config, warnings } = prepared;
   printIssues(warnings);
   const routes = config.listeners.reduce((n, l) => n + l.routes.length, 0);
-  console.error(
+  report(
     `${path}: valid (${plural(config.listeners.length, "listener")}, ${plural(routes, "route")}, ` +
       `${plural(config.backends.size, "backend")}` +
       `${warnings.length ? `, ${plural(warnings.length, "warning")}` : ""})`,
+    6,
   );
   return 0;
 }
@@ -274,6 +288,7 @@ async function setupLogging(config: Config, flags: RunFlags): Promise<void> {
     level: flags.level ?? config.log.level,
     format: flags.format ?? config.log.format,
     access: config.log.access,
+    journal: isJournalStream(),
   });
 }
 
@@ -401,8 +416,9 @@ async function run(args: string[]): Promise<number> {
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     printIssues(e.issues);
-    console.error(
+    report(
       `edgemux: not starting: ${flags.path} is invalid (${plural(e.errors.length, "error")})`,
+      3,
     );
     return 1;
   }
@@ -662,7 +678,7 @@ function workerCommand(flags: RunFlags, prepared: PreparedConfig): WorkerCommand
     ...(granted({ name: "net" }) ? ["--allow-net"] : []),
     ...scoped("read", readPaths, (path) => ({ name: "read", path })),
     ...scoped("write", writePaths, (path) => ({ name: "write", path })),
-    ...scoped("env", [WORKER_ENV, "NOTIFY_SOCKET", "LOG_TOKENS", "LOG_STREAM"], (variable) => ({
+    ...scoped("env", [WORKER_ENV, "NOTIFY_SOCKET", "JOURNAL_STREAM"], (variable) => ({
       name: "env",
       variable,
     })),
@@ -724,13 +740,13 @@ if (import.meta.main) {
   } catch (e) {
     const denied = missingPermission(e);
     if (e instanceof UsageError) {
-      console.error(`edgemux: ${e.message}`);
+      report(`edgemux: ${e.message}`, 3);
       code = 2;
     } else if (denied !== null) {
-      console.error(`edgemux: ${denied.message}\n  fix: ${denied.fix}`);
+      report(`edgemux: ${denied.message}\n  fix: ${denied.fix}`, 3);
       code = 3;
     } else {
-      console.error(`edgemux: ${e instanceof Error ? e.stack ?? e.message : e}`);
+      report(`edgemux: ${e instanceof Error ? e.stack ?? e.message : e}`, 3);
       code = 3;
     }
   }

@@ -247,7 +247,8 @@ Deno.test("edgemux run exits 3 and names the address when it is already in use",
   );
   const r = await edgemux(["run", "-c", file]);
   equal(r.code, 3, describe(r));
-  match(r.stderr, new RegExp(`cannot bind 127\\.0\\.0\\.1:${port} for listener "busy"`));
+  // The log is logfmt: the message is a quoted value, its own quotes escaped.
+  match(r.stderr, new RegExp(`cannot bind 127\\.0\\.0\\.1:${port} for listener \\\\"busy\\\\"`));
   match(r.stderr, /already in use/);
   ok(!r.stderr.includes("edgemux started"), describe(r));
 });
@@ -311,7 +312,7 @@ Deno.test("edgemux run as an unprivileged user on port 81 names CAP_NET_BIND_SER
     env: { DENO_DIR: denoDir, HOME: dir.path, DENO_NO_UPDATE_CHECK: "1" },
   });
   equal(r.code, 3, describe(r));
-  match(r.stderr, /cannot bind 127\.0\.0\.1:81 for listener "web": permission denied/);
+  match(r.stderr, /cannot bind 127\.0\.0\.1:81 for listener \\"web\\": permission denied/);
   match(r.stderr, /CAP_NET_BIND_SERVICE/);
 });
 
@@ -376,7 +377,7 @@ Deno.test("edgemux run serves, logs access lines, and stops cleanly on SIGTERM",
   equal(status.code, 0, proc.output());
   equal(status.signal, null);
   match(proc.output(), /stopping signal=SIGTERM/);
-  match(proc.output(), /INFO {2}stopped/);
+  match(proc.output(), /level=info msg=stopped$/m);
 });
 
 Deno.test("edgemux run --log-format json writes one JSON object per line", async () => {
@@ -481,7 +482,10 @@ Deno.test("edgemux run drains an open connection for shutdown_timeout, then clos
   equal(status.code, 0, proc.output());
   ok(ms >= 900, `exited ${ms.toFixed(0)} ms after SIGTERM, before shutdown_timeout`);
   ok(ms < 2500, `exited ${ms.toFixed(0)} ms after SIGTERM, long after shutdown_timeout`);
-  match(proc.output(), /closing connections still open at the shutdown deadline connections=1/);
+  match(
+    proc.output(),
+    /msg="closing connections still open at the shutdown deadline" connections=1/,
+  );
   match(proc.output(), / listener=tcp .*end=shutdown/);
   // edgemux closed the client's side too.
   equal((await readAll(conn)).length, 0);
