@@ -1,5 +1,5 @@
 /**
- * The `edgemux` command: `run`, `check`, `routes`, `explain`, `version`. The only module that
+ * The `edgemux` command: `run`, `check`, `routes`, `explain`, `init`, `version`. The only module that
  * reads `Deno.args`, installs signal handlers or exits.
  *
  * Exit codes: 0 success, 1 invalid config, 2 usage error, 3 cannot bind or start, 4 not stopped
@@ -26,6 +26,14 @@ import { formatHostPort } from "./config/address.ts";
 import { formatPosition } from "./config/errors.ts";
 import { missingPermission } from "./config/permission.ts";
 import { PROTOCOLS } from "./config/types.ts";
+import {
+  parseStarterPorts,
+  renderStarter,
+  STARTER_DEFAULTS,
+  type StarterOptions,
+  starterProblem,
+  SYSTEM_STARTER,
+} from "./config/starter.ts";
 import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
 import { FileWatcher } from "./proxy/certs/watch.ts";
 import { closeLogging, configureLogging, isJournalStream, log } from "./proxy/log.ts";
@@ -53,11 +61,12 @@ Usage:
   edgemux routes  [-c PATH]
   edgemux explain [-c PATH] --listener NAME [--protocol P] [--sni NAME] [--alpn ID]
                   [--host HOST] [--path PATH]
+  edgemux init    [DIR] [--ports LIST] [--backend ADDR] [--name NAME] [--force]
   edgemux version
   edgemux COMMAND --help
 
 PATH is a YAML file or a directory of *.yaml files (default ${DEFAULT_CONFIG}).
-The config reference is docs/config.md.`,
+New here? \`edgemux init\` writes a starter config. The config reference is docs/config.md.`,
   run: `Usage: edgemux run [-c PATH] [--log-level LEVEL] [--log-format text|json]
 
 Loads the config, binds every listener and serves until SIGTERM or SIGINT, then stops
@@ -102,6 +111,26 @@ ${CONFIG_HELP}
   --host HOST           the HTTP Host of a request
   --path PATH           the HTTP path of a request (default /)
   -h, --help            show this help`,
+  init: `Usage: edgemux init [DIR] [--ports LIST] [--backend ADDR] [--name NAME]
+                    [--admin ADDR|off] [--system] [--force] [--print]
+
+Writes DIR/edgemux.yaml (DIR defaults to the current directory, and is created if missing): a
+commented starter config that is valid as it stands and needs no other file. It serves one web
+application as https://NAME with a self-signed development certificate, redirects plain HTTP
+to https, and with three ports forwards SSH too. An existing file is left alone unless --force.
+
+Options:
+  --ports LIST          HTTP,HTTPS or SSH,HTTP,HTTPS (default ${STARTER_DEFAULTS.ports.http},${STARTER_DEFAULTS.ports.https}; with --system ${SYSTEM_STARTER.ports.http},${SYSTEM_STARTER.ports.https});
+                        e.g. 22,80,443 on a server, 2222,8080,8443 without privileges
+  --backend ADDR        the web application's host:port (default ${STARTER_DEFAULTS.backend})
+  --name NAME           the name it is served under (default ${STARTER_DEFAULTS.name}, which
+                        resolves to this machine; with --system ${SYSTEM_STARTER.name})
+  --admin ADDR|off      the admin listener (status page, /metrics) (default ${STARTER_DEFAULTS.admin})
+  --system              for the systemd service: certificates in /etc/edgemux/certs, development
+                        certificates in /var/lib/edgemux/dev-certs
+  --force               replace an existing DIR/edgemux.yaml
+  --print               write the config to standard output instead
+  -h, --help            show this help`,
   version: `Usage: edgemux version
 
 Prints the edgemux version, then the commit it was built from, the Deno version and the
@@ -113,6 +142,13 @@ class UsageError extends Error {}
 
 interface Flags {
   help?: boolean;
+  ports?: string;
+  backend?: string;
+  name?: string;
+  admin?: string;
+  system?: boolean;
+  force?: boolean;
+  print?: boolean;
   config?: string;
   "log-level"?: string;
   "log-format"?: string;
@@ -148,8 +184,26 @@ function parse(args: string[], command: string): Flags {
     : command === "check" || command === "routes"
     ? { ...common, ...config }
     : common;
+  return parseWithPositionals(args, command, options, 0).flags;
+}
+
+function parseWithPositionals(
+  args: string[],
+  command: string,
+  options: ParseArgsConfig["options"],
+  maxPositionals: number,
+): { flags: Flags; positionals: string[] } {
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values as Flags;
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      allowPositionals: maxPositionals > 0,
+      strict: true,
+    });
+    if (positionals.length > maxPositionals) {
+      throw new Error(`unexpected argument "${positionals[maxPositionals]}"`);
+    }
+    return { flags: values as Flags, positionals };
   } catch (e) {
     throw new UsageError(`${e instanceof Error ? e.message : e}\n\n${USAGE[command]}`);
   }
@@ -266,6 +320,74 @@ async function explain(args: string[]): Promise<number> {
     path: opts.path ?? "/",
   });
   for (const line of lines) console.log(line);
+  return 0;
+}
+
+/** `edgemux init [DIR]`: writes a starter config (config/starter.ts). */
+async function init(args: string[]): Promise<number> {
+  const options = {
+    help: { type: "boolean", short: "h" },
+    ports: { type: "string" },
+    backend: { type: "string" },
+    name: { type: "string" },
+    admin: { type: "string" },
+    system: { type: "boolean" },
+    force: { type: "boolean" },
+    print: { type: "boolean" },
+  } as const;
+  const { flags, positionals } = parseWithPositionals(args, "init", options, 1);
+  if (flags.help) return help("init");
+  const base = flags.system ? SYSTEM_STARTER : STARTER_DEFAULTS;
+  let ports = base.ports;
+  if (flags.ports !== undefined) {
+    try {
+      ports = parseStarterPorts(flags.ports);
+    } catch (e) {
+      throw new UsageError(e instanceof Error ? e.message : String(e));
+    }
+  }
+  const opts: StarterOptions = {
+    ports,
+    system: flags.system ?? false,
+    backend: flags.backend ?? base.backend,
+    name: flags.name?.toLowerCase() ?? base.name,
+    admin: flags.admin === "off" ? null : flags.admin ?? base.admin,
+  };
+  const problem = starterProblem(opts);
+  if (problem !== null) throw new UsageError(problem);
+  const text = renderStarter(opts);
+  if (flags.print) {
+    if (positionals.length > 0) {
+      throw new UsageError("--print writes to standard output: give no DIR");
+    }
+    await Deno.stdout.write(new TextEncoder().encode(text));
+    return 0;
+  }
+  const dir = positionals[0] ?? ".";
+  const file = `${dir.replace(/\/+$/, "") || "/"}/edgemux.yaml`.replace(/^\/\//, "/");
+  await Deno.mkdir(dir, { recursive: true });
+  try {
+    // createNew refuses an existing file in the same step as creating it: no window in which
+    // another file could appear and be overwritten.
+    await Deno.writeTextFile(file, text, { createNew: !flags.force, mode: 0o644 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    report(
+      `edgemux: ${file} exists already; it was left as it is\n  fix: give --force to replace it, or another DIR`,
+      3,
+    );
+    return 1;
+  }
+  const https = ports.https === 443 ? "" : `:${ports.https}`;
+  console.log(`wrote ${file}
+next:
+  edgemux check -c ${file}
+  edgemux run -c ${file}
+then, in another terminal:
+  curl --cacert ${
+    dir === "." ? "" : `${dir.replace(/\/+$/, "")}/`
+  }.edgemux/dev-certs/development.crt https://${opts.name}${https}/
+which answers 502 Bad Gateway until your application listens on ${opts.backend}.`);
   return 0;
 }
 
@@ -716,6 +838,8 @@ async function main(args: string[]): Promise<number> {
       return await routes(rest);
     case "explain":
       return await explain(rest);
+    case "init":
+      return await init(rest);
     case "version":
     case "--version":
     case "-V":
