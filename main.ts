@@ -42,7 +42,7 @@ import { LIBC_PATHS } from "./proxy/_deno_internals.ts";
 import { Notifier } from "./proxy/sd_notify.ts";
 import { describeAction, describeMatch } from "./proxy/status.ts";
 import { Supervisor, WORKER_ENV, WorkerChannel, type WorkerCommand } from "./proxy/workers.ts";
-import { explainConnection } from "./routing/explain.ts";
+import { explainConnection, inferProtocol } from "./routing/explain.ts";
 
 const VERSION: string = denoJson.version;
 const PINNED_DENO = "2.9.6";
@@ -100,12 +100,14 @@ ${CONFIG_HELP}
 
 Says which route a connection to listener NAME would take, and why; for a route that
 terminates TLS, also which HTTP route a request for HOST and PATH would take.
-The protocol defaults to tls; the server name defaults to HOST.
+Without --protocol, it is tls when --sni or --alpn is given, else the protocol the
+listener's routes are written for (tls if any route expects it; http on a listener that
+redirects plain HTTP). The server name defaults to HOST.
 
 Options:
 ${CONFIG_HELP}
   --listener NAME       the listener the connection arrives on (required)
-  --protocol P          tls, http, ssh, silent or unknown (default tls)
+  --protocol P          tls, http, ssh, silent or unknown (default: see above)
   --sni NAME            the server name in the ClientHello
   --alpn ID             an ALPN protocol the client offers (repeatable)
   --host HOST           the HTTP Host of a request
@@ -297,8 +299,7 @@ async function explain(args: string[]): Promise<number> {
   if (opts.listener === undefined) {
     throw new UsageError(`--listener is required\n\n${USAGE.explain}`);
   }
-  const protocol = (opts.protocol ?? "tls") as Protocol;
-  if (!PROTOCOLS.includes(protocol)) {
+  if (opts.protocol !== undefined && !PROTOCOLS.includes(opts.protocol as Protocol)) {
     throw new UsageError(`--protocol must be one of ${PROTOCOLS.join(", ")}`);
   }
   const prepared = await loadForCommand(opts.config ?? DEFAULT_CONFIG, false);
@@ -311,6 +312,12 @@ async function explain(args: string[]): Promise<number> {
       }`,
     );
     return 1;
+  }
+  // A server name or ALPN only exists in a TLS ClientHello; otherwise ask the routes.
+  const protocol: Protocol = (opts.protocol as Protocol | undefined) ??
+    (opts.sni !== undefined || opts.alpn !== undefined ? "tls" : inferProtocol(listener));
+  if (opts.protocol === undefined) {
+    console.log(`(protocol ${protocol}, from the listener's routes; --protocol chooses another)`);
   }
   const lines = explainConnection(listener, {
     protocol,

@@ -537,3 +537,43 @@ Deno.test("edgemux check needs only --allow-read, and a missing permission is na
   match(none.stderr, /fix: run with --allow-read=config\.example\.yaml \(or --allow-read\)/);
   equal(/YAML|indentation/.test(none.stderr), false, none.stderr);
 });
+
+Deno.test("edgemux explain takes the protocol from the listener's routes: http on a plain-HTTP listener", async () => {
+  const http = await edgemux([
+    "explain",
+    "-c",
+    "config.example.yaml",
+    "--listener",
+    "http",
+    "--host",
+    "git.example.test",
+  ]);
+  equal(http.code, 0, describe(http));
+  match(http.stdout, /protocol http, from the listener's routes/);
+  match(http.stdout, /listener http: an http connection\n/);
+  match(http.stdout, /answered with a 308 redirect to https/);
+  const https = await edgemux([
+    "explain",
+    "-c",
+    "config.example.yaml",
+    "--listener",
+    "https",
+    "--host",
+    "prometheus.example.test",
+  ]);
+  equal(https.code, 0, describe(https));
+  match(https.stdout, /a tls connection with server name "prometheus\.example\.test"/);
+  // Given explicitly, the protocol is what it says.
+  const forced = await edgemux([
+    "explain",
+    "-c",
+    "config.example.yaml",
+    "--listener",
+    "https",
+    "--protocol",
+    "http",
+  ]);
+  equal(forced.code, 0, describe(forced));
+  equal(forced.stdout.includes("from the listener's routes"), false);
+  match(forced.stdout, /route "plain-http"/);
+});
