@@ -57,7 +57,7 @@ SSH and plain TCP forwarding, and http→https redirects.
 
 Usage:
   edgemux run     [-c PATH] [--log-level LEVEL] [--log-format text|json]
-  edgemux check   [-c PATH]
+  edgemux check   [-c PATH] [--format text|json]
   edgemux routes  [-c PATH]
   edgemux explain [-c PATH] --listener NAME [--protocol P] [--sni NAME] [--alpn ID]
                   [--host HOST] [--path PATH]
@@ -78,14 +78,20 @@ ${CONFIG_HELP}
   --log-level LEVEL     debug, info, warning or error (overrides log.level)
   --log-format FORMAT   text or json (overrides log.format)
   -h, --help            show this help`,
-  check: `Usage: edgemux check [-c PATH]
+  check: `Usage: edgemux check [-c PATH] [--format text|json]
 
 Validates the config, and the certificates and CA files it names, without binding anything.
 Errors and warnings go to standard error, each with file, line, column and key path.
 Exit status 0 when the config is valid, 1 when not.
 
+With --format json, one JSON object goes to standard output instead, for editors and CI:
+  {"config": PATH, "valid": BOOL, "errors": [ISSUE…], "warnings": [ISSUE…]}
+where each ISSUE is {"file", "line", "column", "path", "value", "message", "fix"} ("file",
+"line", "column" and "value" are null when the problem has no single place or value).
+
 Options:
 ${CONFIG_HELP}
+  --format FORMAT       text (default) or json
   -h, --help            show this help`,
   routes: `Usage: edgemux routes [-c PATH]
 
@@ -144,6 +150,7 @@ class UsageError extends Error {}
 
 interface Flags {
   help?: boolean;
+  format?: string;
   ports?: string;
   backend?: string;
   name?: string;
@@ -183,7 +190,9 @@ function parse(args: string[], command: string): Flags {
       host: { type: "string" },
       path: { type: "string" },
     } as const
-    : command === "check" || command === "routes"
+    : command === "check"
+    ? { ...common, ...config, format: { type: "string" } } as const
+    : command === "routes"
     ? { ...common, ...config }
     : common;
   return parseWithPositionals(args, command, options, 0).flags;
@@ -250,10 +259,48 @@ async function loadForCommand(path: string, writeDevCert: boolean): Promise<Prep
   }
 }
 
+/** One issue as `check --format json` writes it. */
+function issueJson(issue: ConfigIssue) {
+  return {
+    file: issue.position?.file ?? null,
+    line: issue.position?.line ?? null,
+    column: issue.position?.column ?? null,
+    path: issue.path,
+    value: issue.value ?? null,
+    message: issue.message,
+    fix: issue.fix,
+  };
+}
+
+/** `check --format json`: the whole verdict as one JSON object on standard output. */
+async function checkJson(path: string): Promise<number> {
+  let issues: ConfigIssue[];
+  let valid: boolean;
+  try {
+    issues = (await loadPrepared(path, false)).warnings;
+    valid = true;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    issues = e.issues;
+    valid = false;
+  }
+  console.log(JSON.stringify({
+    config: path,
+    valid,
+    errors: issues.filter((i) => i.severity === "error").map(issueJson),
+    warnings: issues.filter((i) => i.severity === "warning").map(issueJson),
+  }));
+  return valid ? 0 : 1;
+}
+
 async function check(args: string[]): Promise<number> {
   const opts = parse(args, "check");
   if (opts.help) return help("check");
   const path = opts.config ?? DEFAULT_CONFIG;
+  if (opts.format !== undefined && opts.format !== "text" && opts.format !== "json") {
+    throw new UsageError(`--format must be text or json, not "${opts.format}"`);
+  }
+  if (opts.format === "json") return await checkJson(path);
   const prepared = await loadForCommand(path, false);
   if (prepared === null) return 1;
   const { config, warnings } = prepared;

@@ -84,8 +84,13 @@ export class Issues {
     path: string,
     message: string,
     fix: string,
+    value?: string | number | boolean,
   ): void {
-    this.list.push({ severity, position, path, message, fix });
+    this.list.push(
+      value === undefined
+        ? { severity, position, path, message, fix }
+        : { severity, position, path, message, fix, value },
+    );
   }
 
   get hasErrors(): boolean {
@@ -196,12 +201,18 @@ export class Value {
   }
 
   error(message: string, fix: string): undefined {
-    this.issues.add("error", this.position, this.path, message, fix);
+    this.issues.add("error", this.position, this.path, message, fix, this.#written());
     return undefined;
   }
 
   warn(message: string, fix: string): void {
-    this.issues.add("warning", this.position, this.path, message, fix);
+    this.issues.add("warning", this.position, this.path, message, fix, this.#written());
+  }
+
+  /** The scalar as written, for an issue's `value` (`edgemux check --format json`). */
+  #written(): string | number | boolean | undefined {
+    const v = this.scalar();
+    return typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? v : undefined;
   }
 
   /** Follows a YAML alias (`*name`) to the node it stands for. */

@@ -3,7 +3,7 @@
  * root, as an operator would run it, reading exit codes, standard error and the log.
  */
 
-import { equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import { startTcpBackend } from "./_helpers/backends.ts";
@@ -576,4 +576,62 @@ Deno.test("edgemux explain takes the protocol from the listener's routes: http o
   equal(forced.code, 0, describe(forced));
   equal(forced.stdout.includes("from the listener's routes"), false);
   match(forced.stdout, /route "plain-http"/);
+});
+
+Deno.test("edgemux check --format json writes one JSON verdict for editors and CI", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  const bad = await writeConfig(
+    dir.path,
+    "bad.yaml",
+    `backends:
+  b: { servers: ["127.0.0.1:9"], connect_timeout: 5 }
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - { protocol: https, forward: nope }
+`,
+  );
+  const r = await edgemux(["check", "-c", bad, "--format", "json"]);
+  equal(r.code, 1, describe(r));
+  equal(r.stderr, "", "nothing but the JSON");
+  const verdict = JSON.parse(r.stdout);
+  equal(verdict.config, bad);
+  equal(verdict.valid, false);
+  deepEqual(verdict.warnings, []);
+  const keys = ["file", "line", "column", "path", "value", "message", "fix"];
+  for (const e of verdict.errors) deepEqual(Object.keys(e), keys);
+  const byPath = Object.fromEntries(
+    verdict.errors.map((e: Record<string, unknown>) => [e.path, e]),
+  );
+  deepEqual(Object.keys(byPath).sort(), [
+    "backends.b.connect_timeout",
+    "listeners.l.routes[0].forward",
+    "listeners.l.routes[0].protocol",
+    "version",
+  ]);
+  deepEqual(byPath["backends.b.connect_timeout"], {
+    file: bad,
+    line: 2,
+    column: 51,
+    path: "backends.b.connect_timeout",
+    value: 5,
+    message: "5 is not a duration",
+    fix: 'write a number with a unit: "250ms", "5s", "2m", "1h" or "1d"',
+  });
+  equal(byPath["listeners.l.routes[0].forward"].value, "nope");
+  equal(byPath["listeners.l.routes[0].protocol"].value, "https");
+  equal(byPath.version.value, null, "a missing key has no value");
+
+  const good = await edgemux(["check", "-c", "config.example.yaml", "--format", "json"]);
+  equal(good.code, 0, describe(good));
+  const valid = JSON.parse(good.stdout);
+  equal(valid.valid, true);
+  deepEqual(valid.errors, []);
+  equal(valid.warnings[0].path, "certificates.development");
+  equal(valid.warnings[0].file, null, "a warning about no single place has no position");
+
+  const usage = await edgemux(["check", "-c", "config.example.yaml", "--format", "yaml"]);
+  equal(usage.code, 2, describe(usage));
+  match(usage.stderr, /--format must be text or json/);
 });
