@@ -40,6 +40,25 @@ function grantedPaths(kind: string): string[] {
   return flag.slice(flag.indexOf("=") + 1).split(",");
 }
 
+Deno.test("deno task start grants only what the compiled binary has (its own .edgemux/ to write aside)", () => {
+  const flags = (task: string) =>
+    task.split(/\s+/).filter((w) =>
+      /^--(allow|deny|ignore)-[a-z]+(=.*)?$/.test(w) || w === "--no-prompt"
+    );
+  const start = flags(denoJson.tasks.start);
+  const compile = compilePermissions();
+  for (const flag of start) {
+    if (flag.startsWith("--allow-write=")) {
+      // The example's development certificate goes to .edgemux/ in the source tree instead of
+      // the state directory; nothing else may be written.
+      equal(flag, "--allow-write=.edgemux");
+      continue;
+    }
+    ok(compile.includes(flag), `deno task start grants ${flag}, which the binary does not have`);
+  }
+  ok(start.includes("--no-prompt"), "a missing permission fails at once, as in the binary");
+});
+
 /** `Key=value` settings of a unit file by key, in order (a key may repeat). */
 function unitSettings(text: string): Map<string, string[]> {
   const settings = new Map<string, string[]>();
