@@ -29,11 +29,28 @@ export function missingPermission(e: unknown): MissingPermission | null {
   const target = m?.[2] ?? null;
   const flag = m ? `--allow-${kind}` : "the --allow-* flag it names";
   const scoped = target !== null && m ? `${flag}=${target} (or ${flag})` : flag;
+  const what = `${kind} access${target !== null ? ` to "${target}"` : ""}`;
+  if (isCompiled()) {
+    // The compiled binary's permissions are fixed when it is built; no flag can add one.
+    return {
+      kind,
+      target,
+      message: `the edgemux binary may not have ${what} (its permissions are built in)`,
+      fix: kind === "write"
+        ? "keep what edgemux writes below /var/lib/edgemux (e.g. certificates.development." +
+          "directory), the one place it may write; see docs/install.md, What the binary may do"
+        : "see docs/install.md, What the binary may do: the path or name must be one it may use",
+    };
+  }
   return {
     kind,
     target,
-    message: `Deno did not grant ${kind} access${target !== null ? ` to "${target}"` : ""}` +
-      " (a permission of the deno run command, not of the file)",
+    message: `Deno did not grant ${what} (a permission of the deno run command, not of the file)`,
     fix: `run with ${scoped}; the compiled edgemux and \`deno task start\` grant what it needs`,
   };
+}
+
+/** Running as a compiled binary (`deno compile`), not as `deno run main.ts`. */
+function isCompiled(): boolean {
+  return !/(^|\/)deno$/.test(Deno.execPath());
 }

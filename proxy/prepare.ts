@@ -97,9 +97,10 @@ export async function prepareConfig(
             position: null,
             path: "certificates.development",
             message: `cannot create a development certificate in ${dir}: ${
-              e instanceof Error ? e.message : String(e)
+              missingPermission(e)?.message ?? (e instanceof Error ? e.message : String(e))
             }`,
-            fix: "make the directory writable, or set certificates.development.directory",
+            fix: missingPermission(e)?.fix ??
+              "make the directory writable, or set certificates.development.directory",
           });
         }
       }
