@@ -361,9 +361,10 @@ async function explain(args: string[]): Promise<number> {
     return 1;
   }
   // A server name or ALPN only exists in a TLS ClientHello; otherwise ask the routes.
+  const fromHello = opts.sni !== undefined || opts.alpn !== undefined;
   const protocol: Protocol = (opts.protocol as Protocol | undefined) ??
-    (opts.sni !== undefined || opts.alpn !== undefined ? "tls" : inferProtocol(listener));
-  if (opts.protocol === undefined) {
+    (fromHello ? "tls" : inferProtocol(listener));
+  if (opts.protocol === undefined && !fromHello) {
     console.log(`(protocol ${protocol}, from the listener's routes; --protocol chooses another)`);
   }
   const lines = explainConnection(listener, {
@@ -419,17 +420,28 @@ async function init(args: string[]): Promise<number> {
   }
   const dir = positionals[0] ?? ".";
   const file = `${dir.replace(/\/+$/, "") || "/"}/edgemux.yaml`.replace(/^\/\//, "/");
-  await Deno.mkdir(dir, { recursive: true });
+  const isDirectory = await Deno.stat(dir).then((i) => i.isDirectory, () => null);
+  if (isDirectory === false) {
+    report(
+      `edgemux: ${dir} is not a directory\n  fix: give the directory to write edgemux.yaml in`,
+      3,
+    );
+    return 1;
+  }
   try {
+    await Deno.mkdir(dir, { recursive: true });
     // createNew refuses an existing file in the same step as creating it: no window in which
     // another file could appear and be overwritten.
     await Deno.writeTextFile(file, text, { createNew: !flags.force, mode: 0o644 });
   } catch (e) {
-    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-    report(
-      `edgemux: ${file} exists already; it was left as it is\n  fix: give --force to replace it, or another DIR`,
-      3,
-    );
+    if (missingPermission(e) !== null) throw e;
+    const [problem, fix] = e instanceof Deno.errors.AlreadyExists
+      ? ["exists already; it was left as it is", "give --force to replace it, or another DIR"]
+      : [
+        `cannot be written: ${e instanceof Error ? e.message : String(e)}`,
+        "give a DIR that is a directory you may write to",
+      ];
+    report(`edgemux: ${file} ${problem}\n  fix: ${fix}`, 3);
     return 1;
   }
   const https = ports.https === 443 ? "" : `:${ports.https}`;
