@@ -1,5 +1,6 @@
 import { equal, match } from "node:assert/strict";
 import type { LogRecord } from "@logtape/logtape";
+import fc from "fast-check";
 import { fstatSync } from "node:fs";
 import {
   formatJson,
@@ -212,4 +213,36 @@ Deno.test("isJournalStream() follows JOURNAL_STREAM against this process's real 
     if (before === undefined) Deno.env.delete("JOURNAL_STREAM");
     else Deno.env.set("JOURNAL_STREAM", before);
   }
+});
+
+Deno.test("formatText() reads back as logfmt for any message and values (fast-check)", () => {
+  const key = fc.stringMatching(/^[a-z_]{1,12}$/).filter((k) =>
+    !["time", "level", "msg"].includes(k)
+  );
+  fc.assert(
+    fc.property(
+      fc.string({ unit: "binary" }),
+      fc.dictionary(key, fc.string({ unit: "binary" }), { maxKeys: 6 }),
+      fc.constantFrom("debug", "info", "warning", "error"),
+      fc.boolean(),
+      (msg, props, level, journal) => {
+        const line = formatText(
+          record(msg, props, level),
+          journal ? { time: false, priority: true } : { time: true, priority: false },
+        );
+        equal(line.indexOf("\n"), line.length - 1, "one line");
+        for (let i = 0; i < line.length - 1; i++) {
+          const c = line.charCodeAt(i);
+          if (c < 0x20 || c > 0x7e) throw new Error(`raw U+${c.toString(16)} in ${line}`);
+        }
+        const body = journal ? line.slice(`<${SYSLOG_PRIORITY[level]}>`.length) : line;
+        if (journal) equal(line.startsWith(`<${SYSLOG_PRIORITY[level]}>`), true);
+        const fields = readLogfmt(body.trimEnd());
+        equal(fields.level, level);
+        equal(fields.msg, msg);
+        for (const [k, v] of Object.entries(props)) equal(fields[k], v, k);
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
