@@ -30,6 +30,7 @@ import {
   parseStarterPorts,
   renderStarter,
   STARTER_DEFAULTS,
+  starterCommand,
   type StarterOptions,
   starterProblem,
   SYSTEM_STARTER,
@@ -434,7 +435,16 @@ async function init(args: string[]): Promise<number> {
     // another file could appear and be overwritten.
     await Deno.writeTextFile(file, text, { createNew: !flags.force, mode: 0o644 });
   } catch (e) {
-    if (missingPermission(e) !== null) throw e;
+    const denied = missingPermission(e);
+    if (denied !== null) {
+      // The compiled binary may write only below /var/lib/edgemux; printing needs no permission.
+      report(
+        `edgemux: cannot write ${file}: ${denied.message}\n  fix: ${denied.fix}; or print it and ` +
+          `redirect: ${starterCommand(opts)} --print > ${file}`,
+        3,
+      );
+      return 1;
+    }
     const [problem, fix] = e instanceof Deno.errors.AlreadyExists
       ? ["exists already; it was left as it is", "give --force to replace it, or another DIR"]
       : [

@@ -14,7 +14,7 @@ export interface MissingPermission {
   target: string | null;
   /** `Deno did not grant read access to "FILE"`. */
   message: string;
-  /** `run with --allow-read=FILE (or --allow-read)…`. */
+  /** `run with --allow-read=FILE (or --allow-read)`. */
   fix: string;
 }
 
@@ -46,7 +46,7 @@ export function missingPermission(e: unknown): MissingPermission | null {
     kind,
     target,
     message: `Deno did not grant ${what} (a permission of the deno run command, not of the file)`,
-    fix: `run with ${scoped}; the compiled edgemux and \`deno task start\` grant what it needs`,
+    fix: `run with ${scoped}`,
   };
 }
 

@@ -129,3 +129,45 @@ Deno.test("edgemux init names what is wrong with --ports and --backend, with exi
   }
   equal([...Deno.readDirSync(dir.path)].length, 0, "nothing was written");
 });
+
+Deno.test("edgemux init without write permission says so, and how to print the config instead", async () => {
+  await using dir = await makeTempDir("edgemux-init-");
+  const r = await run(Deno.execPath(), [
+    "run",
+    "--no-prompt",
+    "--allow-read",
+    "--allow-env",
+    "--allow-write=/nonexistent",
+    "--config",
+    `${REPO_ROOT}deno.json`,
+    `${REPO_ROOT}main.ts`,
+    "init",
+    "--ports",
+    "2222,8080,8443",
+  ], { cwd: dir.path, timeoutMs: 30_000 });
+  equal(r.code, 1, describe(r));
+  match(r.stderr, /cannot write \.\/edgemux\.yaml: Deno did not grant write access/);
+  match(r.stderr, /fix: run with --allow-write=/);
+  match(
+    r.stderr,
+    /or print it and redirect: edgemux init --ports 2222,8080,8443 --print > \.\/edgemux\.yaml/,
+  );
+  // The printed config is the one init would have written.
+  const printed = await run(Deno.execPath(), [
+    "run",
+    "--no-prompt",
+    "--config",
+    `${REPO_ROOT}deno.json`,
+    `${REPO_ROOT}main.ts`,
+    "init",
+    "--ports",
+    "2222,8080,8443",
+    "--print",
+  ], { cwd: dir.path, timeoutMs: 30_000 });
+  equal(printed.code, 0, describe(printed));
+  match(
+    printed.stdout,
+    /^# edgemux starter config, written by `edgemux init --ports 2222,8080,8443`/,
+  );
+  equal([...Deno.readDirSync(dir.path)].length, 0, "nothing was written");
+});
