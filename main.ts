@@ -1,5 +1,5 @@
 /**
- * The `edgemux` command: `run`, `check`, `routes`, `explain`, `version`. The only module that
+ * The `edgemux` command: `run`, `check`, `routes`, `explain`, `init`, `version`. The only module that
  * reads `Deno.args`, installs signal handlers or exits.
  *
  * Exit codes: 0 success, 1 invalid config, 2 usage error, 3 cannot bind or start, 4 not stopped
@@ -24,16 +24,26 @@ import type {
 } from "./mod.ts";
 import { formatHostPort } from "./config/address.ts";
 import { formatPosition } from "./config/errors.ts";
+import { missingPermission } from "./config/permission.ts";
 import { PROTOCOLS } from "./config/types.ts";
+import {
+  parseStarterPorts,
+  renderStarter,
+  STARTER_DEFAULTS,
+  starterCommand,
+  type StarterOptions,
+  starterProblem,
+  SYSTEM_STARTER,
+} from "./config/starter.ts";
 import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
 import { FileWatcher } from "./proxy/certs/watch.ts";
-import { closeLogging, configureLogging, log } from "./proxy/log.ts";
+import { closeLogging, configureLogging, isJournalStream, log } from "./proxy/log.ts";
 import { BindError } from "./proxy/runtime.ts";
 import { LIBC_PATHS } from "./proxy/_deno_internals.ts";
 import { Notifier } from "./proxy/sd_notify.ts";
 import { describeAction, describeMatch } from "./proxy/status.ts";
 import { Supervisor, WORKER_ENV, WorkerChannel, type WorkerCommand } from "./proxy/workers.ts";
-import { explainConnection } from "./routing/explain.ts";
+import { explainConnection, inferProtocol } from "./routing/explain.ts";
 
 const VERSION: string = denoJson.version;
 const PINNED_DENO = "2.9.6";
@@ -48,15 +58,16 @@ SSH and plain TCP forwarding, and http→https redirects.
 
 Usage:
   edgemux run     [-c PATH] [--log-level LEVEL] [--log-format text|json]
-  edgemux check   [-c PATH]
+  edgemux check   [-c PATH] [--format text|json]
   edgemux routes  [-c PATH]
   edgemux explain [-c PATH] --listener NAME [--protocol P] [--sni NAME] [--alpn ID]
                   [--host HOST] [--path PATH]
+  edgemux init    [DIR] [--ports LIST] [--backend ADDR] [--name NAME] [--force]
   edgemux version
   edgemux COMMAND --help
 
 PATH is a YAML file or a directory of *.yaml files (default ${DEFAULT_CONFIG}).
-The config reference is docs/config.md.`,
+New here? \`edgemux init\` writes a starter config. The config reference is docs/config.md.`,
   run: `Usage: edgemux run [-c PATH] [--log-level LEVEL] [--log-format text|json]
 
 Loads the config, binds every listener and serves until SIGTERM or SIGINT, then stops
@@ -68,14 +79,20 @@ ${CONFIG_HELP}
   --log-level LEVEL     debug, info, warning or error (overrides log.level)
   --log-format FORMAT   text or json (overrides log.format)
   -h, --help            show this help`,
-  check: `Usage: edgemux check [-c PATH]
+  check: `Usage: edgemux check [-c PATH] [--format text|json]
 
 Validates the config, and the certificates and CA files it names, without binding anything.
 Errors and warnings go to standard error, each with file, line, column and key path.
 Exit status 0 when the config is valid, 1 when not.
 
+With --format json, one JSON object goes to standard output instead, for editors and CI:
+  {"config": PATH, "valid": BOOL, "errors": [ISSUE…], "warnings": [ISSUE…]}
+where each ISSUE is {"file", "line", "column", "path", "value", "message", "fix"} ("file",
+"line", "column" and "value" are null when the problem has no single place or value).
+
 Options:
 ${CONFIG_HELP}
+  --format FORMAT       text (default) or json
   -h, --help            show this help`,
   routes: `Usage: edgemux routes [-c PATH]
 
@@ -90,16 +107,38 @@ ${CONFIG_HELP}
 
 Says which route a connection to listener NAME would take, and why; for a route that
 terminates TLS, also which HTTP route a request for HOST and PATH would take.
-The protocol defaults to tls; the server name defaults to HOST.
+Without --protocol, it is tls when --sni or --alpn is given, else the protocol the
+listener's routes are written for (tls if any route expects it; http on a listener that
+redirects plain HTTP). The server name defaults to HOST.
 
 Options:
 ${CONFIG_HELP}
   --listener NAME       the listener the connection arrives on (required)
-  --protocol P          tls, http, ssh, silent or unknown (default tls)
+  --protocol P          tls, http, ssh, silent or unknown (default: see above)
   --sni NAME            the server name in the ClientHello
   --alpn ID             an ALPN protocol the client offers (repeatable)
   --host HOST           the HTTP Host of a request
   --path PATH           the HTTP path of a request (default /)
+  -h, --help            show this help`,
+  init: `Usage: edgemux init [DIR] [--ports LIST] [--backend ADDR] [--name NAME]
+                    [--admin ADDR|off] [--system] [--force] [--print]
+
+Writes DIR/edgemux.yaml (DIR defaults to the current directory, and is created if missing): a
+commented starter config that is valid as it stands and needs no other file. It serves one web
+application as https://NAME with a self-signed development certificate, redirects plain HTTP
+to https, and with three ports forwards SSH too. An existing file is left alone unless --force.
+
+Options:
+  --ports LIST          HTTP,HTTPS or SSH,HTTP,HTTPS (default ${STARTER_DEFAULTS.ports.http},${STARTER_DEFAULTS.ports.https}; with --system ${SYSTEM_STARTER.ports.http},${SYSTEM_STARTER.ports.https});
+                        e.g. 22,80,443 on a server, 2222,8080,8443 without privileges
+  --backend ADDR        the web application's host:port (default ${STARTER_DEFAULTS.backend})
+  --name NAME           the name it is served under (default ${STARTER_DEFAULTS.name}, which
+                        resolves to this machine; with --system ${SYSTEM_STARTER.name})
+  --admin ADDR|off      the admin listener (status page, /metrics) (default ${STARTER_DEFAULTS.admin})
+  --system              for the systemd service: certificates in /etc/edgemux/certs, development
+                        certificates in /var/lib/edgemux/dev-certs
+  --force               replace an existing DIR/edgemux.yaml
+  --print               write the config to standard output instead
   -h, --help            show this help`,
   version: `Usage: edgemux version
 
@@ -112,6 +151,14 @@ class UsageError extends Error {}
 
 interface Flags {
   help?: boolean;
+  format?: string;
+  ports?: string;
+  backend?: string;
+  name?: string;
+  admin?: string;
+  system?: boolean;
+  force?: boolean;
+  print?: boolean;
   config?: string;
   "log-level"?: string;
   "log-format"?: string;
@@ -144,11 +191,31 @@ function parse(args: string[], command: string): Flags {
       host: { type: "string" },
       path: { type: "string" },
     } as const
-    : command === "check" || command === "routes"
+    : command === "check"
+    ? { ...common, ...config, format: { type: "string" } } as const
+    : command === "routes"
     ? { ...common, ...config }
     : common;
+  return parseWithPositionals(args, command, options, 0).flags;
+}
+
+function parseWithPositionals(
+  args: string[],
+  command: string,
+  options: ParseArgsConfig["options"],
+  maxPositionals: number,
+): { flags: Flags; positionals: string[] } {
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values as Flags;
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      allowPositionals: maxPositionals > 0,
+      strict: true,
+    });
+    if (positionals.length > maxPositionals) {
+      throw new Error(`unexpected argument "${positionals[maxPositionals]}"`);
+    }
+    return { flags: values as Flags, positionals };
   } catch (e) {
     throw new UsageError(`${e instanceof Error ? e.message : e}\n\n${USAGE[command]}`);
   }
@@ -158,8 +225,21 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
+/** Standard error is journald's stream (computed once; see isJournalStream). */
+let journal: boolean | undefined;
+
+/**
+ * Writes `text` to standard error. Under journald each line is an entry of its own, so each
+ * gets the priority prefix (`<3>` error, `<4>` warning, `<6>` info): `journalctl -p warning`
+ * then shows a failed `systemctl reload`'s check output too.
+ */
+function report(text: string, priority: 3 | 4 | 6): void {
+  journal ??= isJournalStream();
+  console.error(journal ? text.split("\n").map((l) => `<${priority}>${l}`).join("\n") : text);
+}
+
 function printIssues(issues: ConfigIssue[]): void {
-  for (const issue of issues) console.error(formatIssue(issue));
+  for (const issue of issues) report(formatIssue(issue), issue.severity === "error" ? 3 : 4);
 }
 
 /** The one way configs are read: parse, then load and check what they refer to. */
@@ -175,24 +255,63 @@ async function loadForCommand(path: string, writeDevCert: boolean): Promise<Prep
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     printIssues(e.issues);
-    console.error(`${path}: invalid (${plural(e.errors.length, "error")})`);
+    report(`${path}: invalid (${plural(e.errors.length, "error")})`, 3);
     return null;
   }
+}
+
+/** One issue as `check --format json` writes it. */
+function issueJson(issue: ConfigIssue) {
+  return {
+    file: issue.position?.file ?? null,
+    line: issue.position?.line ?? null,
+    column: issue.position?.column ?? null,
+    path: issue.path,
+    value: issue.value ?? null,
+    message: issue.message,
+    fix: issue.fix,
+  };
+}
+
+/** `check --format json`: the whole verdict as one JSON object on standard output. */
+async function checkJson(path: string): Promise<number> {
+  let issues: ConfigIssue[];
+  let valid: boolean;
+  try {
+    issues = (await loadPrepared(path, false)).warnings;
+    valid = true;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    issues = e.issues;
+    valid = false;
+  }
+  console.log(JSON.stringify({
+    config: path,
+    valid,
+    errors: issues.filter((i) => i.severity === "error").map(issueJson),
+    warnings: issues.filter((i) => i.severity === "warning").map(issueJson),
+  }));
+  return valid ? 0 : 1;
 }
 
 async function check(args: string[]): Promise<number> {
   const opts = parse(args, "check");
   if (opts.help) return help("check");
   const path = opts.config ?? DEFAULT_CONFIG;
+  if (opts.format !== undefined && opts.format !== "text" && opts.format !== "json") {
+    throw new UsageError(`--format must be text or json, not "${opts.format}"`);
+  }
+  if (opts.format === "json") return await checkJson(path);
   const prepared = await loadForCommand(path, false);
   if (prepared === null) return 1;
   const { config, warnings } = prepared;
   printIssues(warnings);
   const routes = config.listeners.reduce((n, l) => n + l.routes.length, 0);
-  console.error(
+  report(
     `${path}: valid (${plural(config.listeners.length, "listener")}, ${plural(routes, "route")}, ` +
       `${plural(config.backends.size, "backend")}` +
       `${warnings.length ? `, ${plural(warnings.length, "warning")}` : ""})`,
+    6,
   );
   return 0;
 }
@@ -228,8 +347,7 @@ async function explain(args: string[]): Promise<number> {
   if (opts.listener === undefined) {
     throw new UsageError(`--listener is required\n\n${USAGE.explain}`);
   }
-  const protocol = (opts.protocol ?? "tls") as Protocol;
-  if (!PROTOCOLS.includes(protocol)) {
+  if (opts.protocol !== undefined && !PROTOCOLS.includes(opts.protocol as Protocol)) {
     throw new UsageError(`--protocol must be one of ${PROTOCOLS.join(", ")}`);
   }
   const prepared = await loadForCommand(opts.config ?? DEFAULT_CONFIG, false);
@@ -243,6 +361,13 @@ async function explain(args: string[]): Promise<number> {
     );
     return 1;
   }
+  // A server name or ALPN only exists in a TLS ClientHello; otherwise ask the routes.
+  const fromHello = opts.sni !== undefined || opts.alpn !== undefined;
+  const protocol: Protocol = (opts.protocol as Protocol | undefined) ??
+    (fromHello ? "tls" : inferProtocol(listener));
+  if (opts.protocol === undefined && !fromHello) {
+    console.log(`(protocol ${protocol}, from the listener's routes; --protocol chooses another)`);
+  }
   const lines = explainConnection(listener, {
     protocol,
     sni: opts.sni ?? (protocol === "tls" ? opts.host ?? null : null),
@@ -252,6 +377,94 @@ async function explain(args: string[]): Promise<number> {
     pathNormalization: prepared.config.http.pathNormalization,
   });
   for (const line of lines) console.log(line);
+  return 0;
+}
+
+/** `edgemux init [DIR]`: writes a starter config (config/starter.ts). */
+async function init(args: string[]): Promise<number> {
+  const options = {
+    help: { type: "boolean", short: "h" },
+    ports: { type: "string" },
+    backend: { type: "string" },
+    name: { type: "string" },
+    admin: { type: "string" },
+    system: { type: "boolean" },
+    force: { type: "boolean" },
+    print: { type: "boolean" },
+  } as const;
+  const { flags, positionals } = parseWithPositionals(args, "init", options, 1);
+  if (flags.help) return help("init");
+  const base = flags.system ? SYSTEM_STARTER : STARTER_DEFAULTS;
+  let ports = base.ports;
+  if (flags.ports !== undefined) {
+    try {
+      ports = parseStarterPorts(flags.ports);
+    } catch (e) {
+      throw new UsageError(e instanceof Error ? e.message : String(e));
+    }
+  }
+  const opts: StarterOptions = {
+    ports,
+    system: flags.system ?? false,
+    backend: flags.backend ?? base.backend,
+    name: flags.name?.toLowerCase() ?? base.name,
+    admin: flags.admin === "off" ? null : flags.admin ?? base.admin,
+  };
+  const problem = starterProblem(opts);
+  if (problem !== null) throw new UsageError(problem);
+  const text = renderStarter(opts);
+  if (flags.print) {
+    if (positionals.length > 0) {
+      throw new UsageError("--print writes to standard output: give no DIR");
+    }
+    await Deno.stdout.write(new TextEncoder().encode(text));
+    return 0;
+  }
+  const dir = positionals[0] ?? ".";
+  const file = `${dir.replace(/\/+$/, "") || "/"}/edgemux.yaml`.replace(/^\/\//, "/");
+  const isDirectory = await Deno.stat(dir).then((i) => i.isDirectory, () => null);
+  if (isDirectory === false) {
+    report(
+      `edgemux: ${dir} is not a directory\n  fix: give the directory to write edgemux.yaml in`,
+      3,
+    );
+    return 1;
+  }
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    // createNew refuses an existing file in the same step as creating it: no window in which
+    // another file could appear and be overwritten.
+    await Deno.writeTextFile(file, text, { createNew: !flags.force, mode: 0o644 });
+  } catch (e) {
+    const denied = missingPermission(e);
+    if (denied !== null) {
+      // The compiled binary may write only below /var/lib/edgemux; printing needs no permission.
+      report(
+        `edgemux: cannot write ${file}: ${denied.message}\n  fix: ${denied.fix}; or print it and ` +
+          `redirect: ${starterCommand(opts)} --print > ${file}`,
+        3,
+      );
+      return 1;
+    }
+    const [problem, fix] = e instanceof Deno.errors.AlreadyExists
+      ? ["exists already; it was left as it is", "give --force to replace it, or another DIR"]
+      : [
+        `cannot be written: ${e instanceof Error ? e.message : String(e)}`,
+        "give a DIR that is a directory you may write to",
+      ];
+    report(`edgemux: ${file} ${problem}\n  fix: ${fix}`, 3);
+    return 1;
+  }
+  const https = ports.https === 443 ? "" : `:${ports.https}`;
+  console.log(`wrote ${file}
+next:
+  edgemux check -c ${file}
+  edgemux run -c ${file}
+then, in another terminal:
+  curl --cacert ${
+    dir === "." ? "" : `${dir.replace(/\/+$/, "")}/`
+  }.edgemux/dev-certs/development.crt https://${opts.name}${https}/
+which answers 502 Bad Gateway until your application listens on ${opts.backend}.`);
   return 0;
 }
 
@@ -274,6 +487,7 @@ async function setupLogging(config: Config, flags: RunFlags): Promise<void> {
     level: flags.level ?? config.log.level,
     format: flags.format ?? config.log.format,
     access: config.log.access,
+    journal: isJournalStream(),
   });
 }
 
@@ -401,8 +615,9 @@ async function run(args: string[]): Promise<number> {
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     printIssues(e.issues);
-    console.error(
+    report(
       `edgemux: not starting: ${flags.path} is invalid (${plural(e.errors.length, "error")})`,
+      3,
     );
     return 1;
   }
@@ -670,7 +885,7 @@ function workerCommand(flags: RunFlags, prepared: PreparedConfig): WorkerCommand
     ...(granted({ name: "net" }) ? ["--allow-net"] : []),
     ...scoped("read", readPaths, (path) => ({ name: "read", path })),
     ...scoped("write", writePaths, (path) => ({ name: "write", path })),
-    ...scoped("env", [WORKER_ENV, "NOTIFY_SOCKET", "LOG_TOKENS", "LOG_STREAM"], (variable) => ({
+    ...scoped("env", [WORKER_ENV, "NOTIFY_SOCKET", "JOURNAL_STREAM"], (variable) => ({
       name: "env",
       variable,
     })),
@@ -708,6 +923,8 @@ async function main(args: string[]): Promise<number> {
       return await routes(rest);
     case "explain":
       return await explain(rest);
+    case "init":
+      return await init(rest);
     case "version":
     case "--version":
     case "-V":
@@ -730,11 +947,15 @@ if (import.meta.main) {
   try {
     code = await main(Deno.args);
   } catch (e) {
+    const denied = missingPermission(e);
     if (e instanceof UsageError) {
-      console.error(`edgemux: ${e.message}`);
+      report(`edgemux: ${e.message}`, 3);
       code = 2;
+    } else if (denied !== null) {
+      report(`edgemux: ${denied.message}\n  fix: ${denied.fix}`, 3);
+      code = 3;
     } else {
-      console.error(`edgemux: ${e instanceof Error ? e.stack ?? e.message : e}`);
+      report(`edgemux: ${e instanceof Error ? e.stack ?? e.message : e}`, 3);
       code = 3;
     }
   }

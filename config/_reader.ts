@@ -18,6 +18,7 @@ import {
   visit,
 } from "yaml";
 import type { Document } from "yaml";
+import process from "node:process";
 import type { ConfigIssue, SourcePosition } from "./errors.ts";
 import { DURATION_HINT, parseDuration, parseSize, SIZE_HINT } from "./units.ts";
 
@@ -83,8 +84,13 @@ export class Issues {
     path: string,
     message: string,
     fix: string,
+    value?: string | number | boolean,
   ): void {
-    this.list.push({ severity, position, path, message, fix });
+    this.list.push(
+      value === undefined
+        ? { severity, position, path, message, fix }
+        : { severity, position, path, message, fix, value },
+    );
   }
 
   get hasErrors(): boolean {
@@ -195,12 +201,18 @@ export class Value {
   }
 
   error(message: string, fix: string): undefined {
-    this.issues.add("error", this.position, this.path, message, fix);
+    this.issues.add("error", this.position, this.path, message, fix, this.#written());
     return undefined;
   }
 
   warn(message: string, fix: string): void {
-    this.issues.add("warning", this.position, this.path, message, fix);
+    this.issues.add("warning", this.position, this.path, message, fix, this.#written());
+  }
+
+  /** The scalar as written, for an issue's `value` (`edgemux check --format json`). */
+  #written(): string | number | boolean | undefined {
+    const v = this.scalar();
+    return typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? v : undefined;
   }
 
   /** Follows a YAML alias (`*name`) to the node it stands for. */
@@ -427,6 +439,34 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 /** YAML syntax errors reported per file. */
 const MAX_SYNTAX_ERRORS = 20;
 
+/**
+ * The environment variables npm:yaml 2.9 reads while it parses: debugging switches that print
+ * every token (`LOG_TOKENS`, in its parser) or node (`LOG_STREAM`, in its composer) to the
+ * console. Read through `process.env`, each read needs Deno's env permission, and without it
+ * the parse throws NotCapable (or, in a terminal, Deno stops to ask).
+ */
+const YAML_DEBUG_ENV = ["LOG_TOKENS", "LOG_STREAM"] as const;
+
+/**
+ * Runs `parse` with `process.env` swapped for an empty object unless reading both of
+ * {@link YAML_DEBUG_ENV} is granted, so that parsing needs read access only: the config is
+ * text, and the library's debug output is nothing edgemux wants. `parse` is synchronous, so no
+ * other code can run while the swap is in place.
+ */
+function withoutYamlDebugEnv<T>(parse: () => T): T {
+  const granted = YAML_DEBUG_ENV.every((variable) =>
+    Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+  );
+  if (granted) return parse();
+  const env = process.env;
+  process.env = {};
+  try {
+    return parse();
+  } finally {
+    process.env = env;
+  }
+}
+
 /** Parses one YAML file into its top-level value, recording syntax errors as issues. */
 export function readYaml(source: Source, issues: Issues): Value | undefined {
   if (source.text.length > MAX_CONFIG_BYTES) {
@@ -441,15 +481,19 @@ export function readYaml(source: Source, issues: Issues): Value | undefined {
   }
   let docs;
   try {
-    docs = parseAllDocuments(source.text, { prettyErrors: false, uniqueKeys: true });
+    docs = withoutYamlDebugEnv(() =>
+      parseAllDocuments(source.text, { prettyErrors: false, uniqueKeys: true })
+    );
   } catch (e) {
     // yaml's parser recurses per nesting level and can run out of stack outside its own
-    // error handling; no real config nests anywhere near that deep.
+    // error handling; no real config nests anywhere near that deep. Anything else is not the
+    // config's fault and must not be reported as if it were.
+    if (!(e instanceof RangeError)) throw e;
     issues.add(
       "error",
       { file: source.file, line: 1, column: 1 },
       "",
-      `the YAML cannot be read: ${e instanceof RangeError ? "it nests too deeply" : String(e)}`,
+      "the YAML cannot be read: it nests too deeply",
       "check the indentation; a config nests a few levels, not thousands",
     );
     return undefined;

@@ -22,6 +22,12 @@ export interface ConfigIssue {
   message: string;
   /** How to put it right. */
   fix: string;
+  /**
+   * The offending value as written, when the issue is about one scalar (a string, number or
+   * boolean); absent for problems with a map, a list, a missing key or something outside the
+   * file.
+   */
+  value?: string | number | boolean;
 }
 
 /** Formats a position as `file:line:col`. */

@@ -6,6 +6,7 @@
  */
 
 import { ConfigError } from "./errors.ts";
+import { missingPermission } from "./permission.ts";
 import { type ConfigSource, parseConfigSources, type ParsedConfig } from "./parse.ts";
 
 /**
@@ -74,9 +75,19 @@ export async function loadConfig(path: string): Promise<ParsedConfig> {
 }
 
 function unreadable(path: string, e: unknown): ConfigError {
+  const denied = missingPermission(e);
+  if (denied !== null) {
+    return new ConfigError([{
+      severity: "error",
+      position: null,
+      path: "",
+      message: `cannot read the config at ${path}: ${denied.message}`,
+      fix: denied.fix,
+    }]);
+  }
   const reason = e instanceof Deno.errors.NotFound
     ? "it does not exist"
-    : e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable
+    : e instanceof Deno.errors.PermissionDenied
     ? "permission denied"
     : e instanceof Error
     ? e.message

@@ -220,9 +220,13 @@ export function parseConfigSources(sources: ConfigSource[]): ParsedConfig {
       "pass a YAML file or a directory of *.yaml files",
     );
   }
-  const config = issues.hasErrors
-    ? undefined
-    : buildConfig(tops, sources.map((s) => s.file), issues);
+  // Every file read as a map: check the rest even when something (a missing or wrong
+  // `version`, an unknown top-level key) is already wrong, so one run lists every problem. A
+  // file that is not YAML at all is left out of the build, and then so is everything else: the
+  // settings it holds would be missing and reported wrongly.
+  const config = tops.length === sources.length && sources.length > 0
+    ? buildConfig(tops, sources.map((s) => s.file), issues)
+    : undefined;
   if (config === undefined || issues.hasErrors) throw new ConfigError(sortIssues(issues.list));
   return { config, warnings: sortIssues(issues.list.filter((i) => i.severity === "warning")) };
 }
@@ -596,12 +600,30 @@ function readHealthCheck(value: Value): HealthCheckConfig | undefined {
     return undefined;
   }
   if (timeout >= interval) {
-    map.get("timeout").error(
-      `the check timeout (${formatDuration(timeout)}) is not shorter than its interval (${
-        formatDuration(interval)
-      })`,
-      "make timeout shorter than interval, so checks never overlap",
-    );
+    // A value the user did not write is named as a default: the fix is then to write it.
+    if (!map.has("timeout")) {
+      map.get("interval").error(
+        `the check interval (${formatDuration(interval)}) is not longer than the check timeout, ` +
+          `which defaults to ${formatDuration(timeout)}`,
+        `timeout defaults to ${formatDuration(timeout)}; set it below interval ` +
+          `(e.g. timeout: ${formatDuration(Math.max(10, Math.floor(interval / 2)))}), ` +
+          `or make interval longer than ${formatDuration(timeout)}`,
+      );
+    } else if (!map.has("interval")) {
+      map.get("timeout").error(
+        `the check timeout (${formatDuration(timeout)}) is not shorter than the check ` +
+          `interval, which defaults to ${formatDuration(interval)}`,
+        `interval defaults to ${formatDuration(interval)}; set timeout below it, or set an ` +
+          `interval longer than ${formatDuration(timeout)}`,
+      );
+    } else {
+      map.get("timeout").error(
+        `the check timeout (${formatDuration(timeout)}) is not shorter than its interval (${
+          formatDuration(interval)
+        })`,
+        "make timeout shorter than interval, so checks never overlap",
+      );
+    }
     ok = false;
   }
   const httpKeys = ["method", "path", "host", "expect_status"] as const;
@@ -1159,8 +1181,14 @@ function readListener(
     if (s.has("silent_after") && sniffOk && sniff.silentAfter! >= sniff.timeout) {
       s.get("silent_after").error(
         `silent_after (${formatDuration(sniff.silentAfter!)}) is not shorter than the sniff ` +
-          `timeout (${formatDuration(sniff.timeout)})`,
-        "make silent_after shorter than sniff.timeout, or raise the timeout",
+          (s.has("timeout")
+            ? `timeout (${formatDuration(sniff.timeout)})`
+            : `timeout, which defaults to ${formatDuration(sniff.timeout)}`),
+        s.has("timeout")
+          ? "make silent_after shorter than sniff.timeout, or raise the timeout"
+          : `sniff.timeout defaults to ${
+            formatDuration(sniff.timeout)
+          }; make silent_after shorter, or set a longer timeout`,
       );
       sniffOk = false;
     } else if (!s.has("silent_after") && sniff.silentAfter! >= sniff.timeout) {
@@ -1633,6 +1661,26 @@ const ACTION_PROTOCOLS: Record<
   reject: { allowed: null, default: null },
 };
 
+/**
+ * Names people write for a protocol that edgemux sees under another name (keyed by the value as
+ * `Value.describe()` quotes it, lowercased). The closest-spelling hint would suggest "http" for
+ * "https", which is the opposite of what is meant.
+ */
+const PROTOCOL_ALIASES: Record<string, { why: string; fix: string }> = Object.fromEntries([
+  ...["https", "ssl", "wss"].map((name) => [`"${name}"`, {
+    why: `${name.toUpperCase()} arrives as a TLS connection (routed by its ClientHello)`,
+    fix: "use protocol: tls (and sni: or alpn: to narrow it)",
+  }]),
+  ...["h2", "http2", "http/2", "http/1.1"].map((name) => [`"${name}"`, {
+    why: `"${name}" is an ALPN protocol offered inside TLS`,
+    fix: `use protocol: tls with alpn: [${name === "http2" || name === "http/2" ? "h2" : name}]`,
+  }]),
+  ['"tcp"', {
+    why: "every connection is TCP",
+    fix: "leave protocol out (or write protocol: any) to take every connection",
+  }],
+]);
+
 function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined {
   let protocols: Protocol[] | null = ACTION_PROTOCOLS[actionKey].default;
   let ok = true;
@@ -1640,6 +1688,15 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
     const listed: Protocol[] = [];
     const items = map.get("protocol").list({ single: true, nonEmpty: true }) ?? [];
     for (const item of items) {
+      const alias = PROTOCOL_ALIASES[item.describe().toLowerCase()];
+      if (alias !== undefined) {
+        item.error(
+          `${item.describe()} is not one of the protocols edgemux tells apart: ${alias.why}`,
+          alias.fix,
+        );
+        ok = false;
+        continue;
+      }
       const p = item.oneOf([...PROTOCOLS, "any"] as const);
       if (p === undefined) {
         ok = false;

@@ -3059,3 +3059,124 @@ for (
     assert.ok(issue.fix.includes(fix), context);
   });
 }
+
+// Messages about values the user did not write, and names people use for protocols
+
+golden([
+  {
+    name:
+      "parseConfig() names a default health-check timeout as a default when the interval is below it",
+    text: `version: 1
+backends:
+  b:
+    servers: ["127.0.0.1:9000"]
+    health_check:
+      interval: 1s
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: b
+`,
+    line: 6,
+    column: 17,
+    path: "backends.b.health_check.interval",
+    message: ["interval (1s)", "timeout, which defaults to 2s"],
+    fix: ["timeout defaults to 2s; set it below interval", "timeout: 500ms"],
+  },
+  {
+    name:
+      "parseConfig() names a default health-check interval as a default when the timeout is above it",
+    text: `version: 1
+backends:
+  b:
+    servers: ["127.0.0.1:9000"]
+    health_check:
+      timeout: 6s
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: b
+`,
+    line: 6,
+    column: 16,
+    path: "backends.b.health_check.timeout",
+    message: ["timeout (6s)", "interval, which defaults to 5s"],
+    fix: ["interval defaults to 5s"],
+  },
+  {
+    name:
+      "parseConfig() names the default sniff timeout as a default when silent_after is above it",
+    text: withListeners(`  l:
+    bind: "127.0.0.1:0"
+    sniff:
+      silent_after: 6s
+    routes:
+      - protocol: [ssh, silent]
+        forward: b
+`),
+    line: 9,
+    column: 21,
+    path: "listeners.l.sniff.silent_after",
+    message: ["silent_after (6s)", "timeout, which defaults to 5s"],
+    fix: ["sniff.timeout defaults to 5s"],
+  },
+]);
+
+Deno.test("parseConfig() answers protocol names that edgemux sees under another name with the right one", () => {
+  const cases: [string, string[], string[]][] = [
+    ["https", ['"https"', "arrives as a TLS connection"], ["protocol: tls"]],
+    ["HTTPS", ['"HTTPS"', "TLS connection"], ["protocol: tls"]],
+    ["ssl", ['"ssl"', "TLS connection"], ["protocol: tls"]],
+    ["h2", ['"h2" is an ALPN protocol'], ["protocol: tls with alpn: [h2]"]],
+    ["http2", ["ALPN"], ["alpn: [h2]"]],
+    ["tcp", ["every connection is TCP"], ["leave protocol out"]],
+  ];
+  for (const [value, message, fix] of cases) {
+    const issues = issuesOf(withListeners(`  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - protocol: ${value}
+        forward: b
+`));
+    assert.equal(issues.length, 1, JSON.stringify(issues));
+    assertIssue(issues[0], {
+      line: 9,
+      column: 19,
+      path: "listeners.l.routes[0].protocol",
+      message,
+      fix,
+    });
+    assert.ok(!issues[0].fix.includes('"http"'), `never suggests http: ${issues[0].fix}`);
+  }
+});
+
+Deno.test("parseConfig() reports a missing version together with the other errors, not instead of them", () => {
+  const issues = issuesOf(`backends:
+  b:
+    servers: ["127.0.0.1:9000"]
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: nope
+`);
+  assert.deepEqual(issues.map((i) => i.path).sort(), ["listeners.l.routes[0].forward", "version"]);
+  const version = issues.find((i) => i.path === "version")!;
+  assert.match(version.fix, /version: 1/);
+  const other = issues.find((i) => i.path !== "version")!;
+  assert.match(other.message, /"nope" is not defined/);
+});
+
+Deno.test("parseConfig() reports a wrong version together with the other errors", () => {
+  const issues = issuesOf(`version: 2
+backends: {}
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - forward: nope
+`);
+  assert.deepEqual(issues.map((i) => i.path).sort(), ["listeners.l.routes[0].forward", "version"]);
+});

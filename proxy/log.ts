@@ -1,7 +1,14 @@
 /**
  * Logging: operational events under the `edgemux` category, one access line per connection
- * under `edgemux.access`, as text (`key=value`) or JSON lines. Nothing is logged until
- * {@link configureLogging} runs, so the library stays quiet when embedded.
+ * under `edgemux.access`, as logfmt text (`time=… level=info msg="…" key=value …`) or JSON
+ * lines. Nothing is logged until {@link configureLogging} runs, so the library stays quiet when
+ * embedded.
+ *
+ * Under systemd, standard error is a stream to journald, which says so by setting
+ * `JOURNAL_STREAM` to that stream's `DEVICE:INODE` (systemd.exec(5)). Lines then start with a
+ * sd-daemon priority prefix `<N>` (sd-daemon(3); journald strips it and stores N as the entry's
+ * PRIORITY, so `journalctl -p warning` works) and carry no time of their own, since journald
+ * stamps every entry.
  *
  * @module
  */
@@ -14,6 +21,7 @@ import {
   type LogRecord,
   type Sink,
 } from "@logtape/logtape";
+import { fstatSync } from "node:fs";
 import type { LogLevel } from "../config/types.ts";
 
 /** Operational events: start, bind, reload, errors. */
@@ -27,18 +35,42 @@ export interface LoggingOptions {
   format: "text" | "json";
   /** Write access lines. */
   access: boolean;
+  /**
+   * Standard error goes to journald ({@link isJournalStream}): prefix each line with its
+   * priority and leave the time to journald. Default false.
+   */
+  journal?: boolean;
   /** Where records go instead of standard error (tests capture them). */
   sink?: Sink;
 }
 
-const LEVEL_TEXT: Record<string, string> = {
-  trace: "TRACE",
-  debug: "DEBUG",
-  info: "INFO ",
-  warning: "WARN ",
-  error: "ERROR",
-  fatal: "FATAL",
+/**
+ * The syslog priority of each level, as sd-daemon(3) prefixes write it (`<3>` error, `<4>`
+ * warning, `<6>` info, `<7>` debug; RFC 5424 §6.2.1 numbers them).
+ */
+export const SYSLOG_PRIORITY: Readonly<Record<string, number>> = {
+  trace: 7,
+  debug: 7,
+  info: 6,
+  warning: 4,
+  error: 3,
+  fatal: 2,
 };
+
+/** How a line is written: for a terminal or file, or for journald. */
+export interface LineOptions {
+  /** Start with the time (`time=…`, or a `time` member). */
+  time: boolean;
+  /** Start with an sd-daemon priority prefix such as `<4>`. */
+  priority: boolean;
+}
+
+const PLAIN: LineOptions = { time: true, priority: false };
+const JOURNAL: LineOptions = { time: false, priority: true };
+
+function prefix(record: LogRecord, opts: LineOptions): string {
+  return opts.priority ? `<${SYSLOG_PRIORITY[record.level] ?? 6}>` : "";
+}
 
 function textValue(v: unknown): string {
   if (v === null || v === undefined) return "-";
@@ -96,36 +128,57 @@ function messageText(record: LogRecord): string {
 }
 
 /**
- * The message of a text line: it is not quoted (it is the words between the level and the
- * first key), so any character outside printable ASCII is escaped in place; a message built
- * from an error's text can then not break the line either.
+ * Formats a record as one logfmt line: `time=… level=… msg=… key=value …`, each value bare when
+ * it is printable ASCII without space, `"`, `=` or backslash, else quoted as a JSON string in ASCII
+ * (see {@link quoteAscii}); a missing value is `-`.
  */
-function textMessage(record: LogRecord): string {
-  const m = messageText(record);
-  for (let i = 0; i < m.length; i++) {
-    const c = m.charCodeAt(i);
-    if (c < 0x20 || c >= 0x7f) return quoteAscii(m).slice(1, -1);
-  }
-  return m;
-}
-
-/** Formats a record as `time LEVEL message key=value …`. */
-export function formatText(record: LogRecord): string {
-  let line = `${new Date(record.timestamp).toISOString()} ${
-    LEVEL_TEXT[record.level] ?? record.level
-  } ${textMessage(record)}`;
+export function formatText(record: LogRecord, opts: LineOptions = PLAIN): string {
+  let line = prefix(record, opts);
+  if (opts.time) line += `time=${new Date(record.timestamp).toISOString()} `;
+  line += `level=${record.level} msg=${textValue(messageText(record))}`;
   for (const [k, v] of Object.entries(record.properties)) line += ` ${k}=${textValue(v)}`;
   return line + "\n";
 }
 
 /** Formats a record as one JSON object per line, in ASCII (see {@link quoteAscii}). */
-export function formatJson(record: LogRecord): string {
-  return asciiOnly(JSON.stringify({
-    time: new Date(record.timestamp).toISOString(),
+export function formatJson(record: LogRecord, opts: LineOptions = PLAIN): string {
+  return prefix(record, opts) + asciiOnly(JSON.stringify({
+    ...(opts.time ? { time: new Date(record.timestamp).toISOString() } : {}),
     level: record.level,
     msg: messageText(record),
     ...record.properties,
   })) + "\n";
+}
+
+/**
+ * Whether `journalStream` (the value of `JOURNAL_STREAM`, `DEVICE:INODE` in decimal) names the
+ * file `stat` describes. systemd sets the variable for a service whose output goes to journald;
+ * a process that redirects its standard error elsewhere (or inherits the variable from a
+ * service it was started by) must not take it as journald, hence the comparison.
+ */
+export function matchesJournalStream(
+  journalStream: string,
+  stat: { dev: bigint; ino: bigint },
+): boolean {
+  const m = /^(\d+):(\d+)$/.exec(journalStream.trim());
+  return m !== null && BigInt(m[1]) === stat.dev && BigInt(m[2]) === stat.ino;
+}
+
+/**
+ * Whether standard error is the journald stream that `JOURNAL_STREAM` names. False when the
+ * variable is unset, or may not be read (no env permission for it: nothing is prompted).
+ */
+export function isJournalStream(): boolean {
+  const variable = "JOURNAL_STREAM";
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return false;
+  const value = Deno.env.get(variable);
+  if (value === undefined) return false;
+  try {
+    // node:fs fstat needs no permission; Deno has no fstat of its own for standard error.
+    return matchesJournalStream(value, fstatSync(2, { bigint: true }));
+  } catch {
+    return false;
+  }
 }
 
 /** A warning or error, as the status page lists it. */
@@ -159,7 +212,10 @@ function problemSink(record: LogRecord): void {
 
 /** Sets up the loggers; call once at start, and again on reload to change level or format. */
 export async function configureLogging(opts: LoggingOptions): Promise<void> {
-  const formatter = opts.format === "json" ? formatJson : formatText;
+  const lines = opts.journal ? JOURNAL : PLAIN;
+  const formatter = opts.format === "json"
+    ? (r: LogRecord) => formatJson(r, lines)
+    : (r: LogRecord) => formatText(r, lines);
   const sink = opts.sink ??
     getStreamSink(Deno.stderr.writable, {
       formatter,

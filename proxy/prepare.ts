@@ -10,6 +10,7 @@
 import type { Config, RouteConfig } from "../config/types.ts";
 import type { ConfigIssue } from "../config/errors.ts";
 import { ConfigError } from "../config/errors.ts";
+import { missingPermission } from "../config/permission.ts";
 import { entryPath } from "../config/_reader.ts";
 import { adminTokenProblem } from "../config/parse.ts";
 import type { TlsDialOptions } from "./_deno_internals.ts";
@@ -133,9 +134,10 @@ export async function prepareConfig(
             position: null,
             path: "certificates.development",
             message: `cannot create a development certificate in ${dir}: ${
-              e instanceof Error ? e.message : String(e)
+              missingPermission(e)?.message ?? (e instanceof Error ? e.message : String(e))
             }`,
-            fix: "make the directory writable, or set certificates.development.directory",
+            fix: missingPermission(e)?.fix ??
+              "make the directory writable, or set certificates.development.directory",
           });
         }
       }
@@ -175,14 +177,8 @@ async function loadAdminToken(config: Config, issues: ConfigIssue[]): Promise<st
     text = await Deno.readTextFile(admin.tokenFile);
   } catch (e) {
     return fail(
-      `cannot read ${admin.tokenFile}: ${
-        e instanceof Deno.errors.NotFound
-          ? "it does not exist"
-          : e instanceof Error
-          ? e.message
-          : String(e)
-      }`,
-      "create it (openssl rand -hex 32 > FILE) or fix the path",
+      `cannot read ${admin.tokenFile}: ${readFailure(e)}`,
+      missingPermission(e)?.fix ?? "create it (openssl rand -hex 32 > FILE) or fix the path",
     );
   }
   const token = text.trim();
@@ -367,14 +363,9 @@ async function loadBackendTls(
           severity: "error",
           position: b.position,
           path: `${entryPath("backends", b.name)}.tls.${key}`,
-          message: `cannot read ${file}: ${
-            e instanceof Deno.errors.NotFound
-              ? "it does not exist"
-              : e instanceof Error
-              ? e.message
-              : String(e)
-          }`,
-          fix: "check the path (relative paths start at the config file's directory)",
+          message: `cannot read ${file}: ${readFailure(e)}`,
+          fix: missingPermission(e)?.fix ??
+            "check the path (relative paths start at the config file's directory)",
         });
         return undefined;
       }
@@ -434,10 +425,9 @@ async function loadHealthTls(
           severity: "error",
           position: b.position,
           path: `${entryPath("backends", b.name)}.health_check.ca`,
-          message: `cannot read ${check.tls.caFile}: ${
-            e instanceof Deno.errors.NotFound ? "it does not exist" : String(e)
-          }`,
-          fix: "check the path (relative paths start at the config file's directory)",
+          message: `cannot read ${check.tls.caFile}: ${readFailure(e)}`,
+          fix: missingPermission(e)?.fix ??
+            "check the path (relative paths start at the config file's directory)",
         });
       }
     }
@@ -454,4 +444,10 @@ async function loadHealthTls(
 /** TLS checked against the system's root certificates, for the name dialled. */
 function systemRoots(): TlsDialOptions {
   return { caCerts: undefined, serverName: null, cert: undefined, key: undefined };
+}
+
+/** Why a file could not be read, for a config error's message. */
+function readFailure(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "it does not exist";
+  return missingPermission(e)?.message ?? (e instanceof Error ? e.message : String(e));
 }

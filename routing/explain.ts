@@ -27,7 +27,7 @@ export function explainConnection(listener: ListenerConfig, q: ExplainQuery): st
   const sni = q.sni === null ? null : q.sni.toLowerCase().replace(/\.$/, "");
   const out: string[] = [];
   const what = [
-    `${/^[aeiou]|^ssh/.test(q.protocol) ? "an" : "a"} ${q.protocol} connection`,
+    `${/^[aeiou]|^ssh|^http/.test(q.protocol) ? "an" : "a"} ${q.protocol} connection`,
     q.protocol === "tls" ? (sni ? `with server name "${sni}"` : "without a server name") : "",
     q.alpn.length ? `offering ALPN ${q.alpn.join(", ")}` : "",
   ].filter(Boolean).join(" ");
@@ -110,4 +110,27 @@ export function explainConnection(listener: ListenerConfig, q: ExplainQuery): st
     out.push(`  sent to backend "${h.action.backend}" as ${match.upstreamPath}`);
   }
   return out;
+}
+
+/**
+ * The protocol `edgemux explain` assumes when none is given: the one the listener's routes are
+ * written for. A route states it with `protocol:`, or implies it: a server name, ALPN or a
+ * passthrough, edge or reencrypt action mean TLS, a redirect to https means plain HTTP. TLS
+ * wins when some route expects it (the usual case on port 443); otherwise the first protocol a
+ * route names or implies, in route order. A listener whose routes say nothing about protocols
+ * (a plain forward) gets `unknown`: it treats every connection alike.
+ */
+export function inferProtocol(listener: ListenerConfig): Protocol {
+  const seen: Protocol[] = [];
+  for (const route of listener.routes) {
+    const { match, action } = route;
+    if (match.protocols !== null) seen.push(...match.protocols);
+    else if (
+      match.sni !== null || match.alpn !== null || action.kind === "passthrough" ||
+      action.kind === "edge" || action.kind === "reencrypt"
+    ) seen.push("tls");
+    else if (action.kind === "redirect") seen.push("http");
+  }
+  if (seen.includes("tls")) return "tls";
+  return seen[0] ?? "unknown";
 }

@@ -1,6 +1,6 @@
-import assert from "node:assert/strict";
+import assert, { equal } from "node:assert/strict";
 import { parseConfig } from "../config/parse.ts";
-import { explainConnection, type ExplainQuery } from "./explain.ts";
+import { explainConnection, type ExplainQuery, inferProtocol } from "./explain.ts";
 
 const CONFIG = `version: 1
 certificates: { development: true }
@@ -43,4 +43,63 @@ Deno.test("explain says why a path is refused, and under which mode", () => {
     /refused with 400 \(its path has an encoded slash \(%2F\); http.path_normalization is strict\)/,
   );
   assert.match(explain("/public%2f..%2fadmin", "pass"), /sent to backend "app"/);
+});
+
+/** Each listener parsed from a config of its own (redirects need a single https listener). */
+function listeners(routes: Record<string, string>) {
+  return new Map(
+    Object.entries(routes).map(([name, r]) => {
+      const yaml = `version: 1
+certificates: { development: true }
+backends:
+  b: { servers: ["127.0.0.1:9"] }
+listeners:
+  ${name}:
+    bind: "127.0.0.1:1000"
+    routes:
+${r}`;
+      return [name, parseConfig(yaml).config.listeners[0]];
+    }),
+  );
+}
+
+Deno.test("inferProtocol() takes the protocol a listener's routes are written for", () => {
+  const ls = listeners({
+    redirect: "      - redirect: https\n",
+    httpOnly: "      - { protocol: http, forward: b }\n",
+    sni: "      - { sni: a.example.test, passthrough: b }\n",
+    edge: "      - { sni: a.example.test, edge: b }\n",
+    mixed:
+      "      - { protocol: http, redirect: https }\n      - { sni: a.example.test, edge: b }\n",
+    sshFirst:
+      "      - { protocol: [ssh, silent], forward: b }\n      - { protocol: http, redirect: https }\n",
+    plain: "      - forward: b\n",
+    alpn: "      - { alpn: [h2], passthrough: b }\n",
+  });
+  const expected: Record<string, string> = {
+    redirect: "http",
+    httpOnly: "http",
+    sni: "tls",
+    edge: "tls",
+    mixed: "tls",
+    sshFirst: "ssh",
+    plain: "unknown",
+    alpn: "tls",
+  };
+  for (const [name, protocol] of Object.entries(expected)) {
+    equal(inferProtocol(ls.get(name)!), protocol, name);
+  }
+});
+
+Deno.test("explaining a plain-HTTP listener with its inferred protocol finds its redirect", () => {
+  const l = listeners({ http: "      - redirect: https\n" }).get("http")!;
+  const lines = explainConnection(l, {
+    protocol: inferProtocol(l),
+    sni: null,
+    alpn: [],
+    host: "a.example.test",
+    path: "/",
+  });
+  equal(lines[0], "listener http: an http connection");
+  equal(lines.at(-1), "  answered with a 308 redirect to https");
 });

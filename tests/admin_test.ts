@@ -355,7 +355,7 @@ Deno.test("the admin listener's /metrics counts the traffic sent, and its other 
     equal(probeStatus?.healthCheck, "tcp");
     equal(probeStatus?.servers[0].up, false);
     match(probeStatus?.servers[0].reason ?? "", /refused/i);
-    await cli.waitForOutput(/WARN {2}server down backend=probe/, 5000);
+    await cli.waitForOutput(/level=warning msg="server down" backend=probe/, 5000);
   });
 
   await t.step("reloads count by result, and the traffic counters survive them", async () => {

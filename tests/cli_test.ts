@@ -3,7 +3,7 @@
  * root, as an operator would run it, reading exit codes, standard error and the log.
  */
 
-import { equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import denoJson from "../deno.json" with { type: "json" };
 import { startTcpBackend } from "./_helpers/backends.ts";
@@ -247,7 +247,8 @@ Deno.test("edgemux run exits 3 and names the address when it is already in use",
   );
   const r = await edgemux(["run", "-c", file]);
   equal(r.code, 3, describe(r));
-  match(r.stderr, new RegExp(`cannot bind 127\\.0\\.0\\.1:${port} for listener "busy"`));
+  // The log is logfmt: the message is a quoted value, its own quotes escaped.
+  match(r.stderr, new RegExp(`cannot bind 127\\.0\\.0\\.1:${port} for listener \\\\"busy\\\\"`));
   match(r.stderr, /already in use/);
   ok(!r.stderr.includes("edgemux started"), describe(r));
 });
@@ -311,7 +312,7 @@ Deno.test("edgemux run as an unprivileged user on port 81 names CAP_NET_BIND_SER
     env: { DENO_DIR: denoDir, HOME: dir.path, DENO_NO_UPDATE_CHECK: "1" },
   });
   equal(r.code, 3, describe(r));
-  match(r.stderr, /cannot bind 127\.0\.0\.1:81 for listener "web": permission denied/);
+  match(r.stderr, /cannot bind 127\.0\.0\.1:81 for listener \\"web\\": permission denied/);
   match(r.stderr, /CAP_NET_BIND_SERVICE/);
 });
 
@@ -376,7 +377,7 @@ Deno.test("edgemux run serves, logs access lines, and stops cleanly on SIGTERM",
   equal(status.code, 0, proc.output());
   equal(status.signal, null);
   match(proc.output(), /stopping signal=SIGTERM/);
-  match(proc.output(), /INFO {2}stopped/);
+  match(proc.output(), /level=info msg=stopped$/m);
 });
 
 Deno.test("edgemux run --log-format json writes one JSON object per line", async () => {
@@ -481,7 +482,10 @@ Deno.test("edgemux run drains an open connection for shutdown_timeout, then clos
   equal(status.code, 0, proc.output());
   ok(ms >= 900, `exited ${ms.toFixed(0)} ms after SIGTERM, before shutdown_timeout`);
   ok(ms < 2500, `exited ${ms.toFixed(0)} ms after SIGTERM, long after shutdown_timeout`);
-  match(proc.output(), /closing connections still open at the shutdown deadline connections=1/);
+  match(
+    proc.output(),
+    /msg="closing connections still open at the shutdown deadline" connections=1/,
+  );
   match(proc.output(), / listener=tcp .*end=shutdown/);
   // edgemux closed the client's side too.
   equal((await readAll(conn)).length, 0);
@@ -512,4 +516,122 @@ Deno.test("a second SIGTERM during the drain closes open connections and exits a
       `${exited ?? "no"}; output:\n${proc.output()}`,
   );
   equal((await proc.exited).code, 0, proc.output());
+});
+
+Deno.test("edgemux check needs only --allow-read, and a missing permission is named with its flag", async () => {
+  const readOnly = await run(
+    DENO,
+    ["run", "--no-prompt", "--allow-read", "main.ts", "check", "-c", "config.example.yaml"],
+    { cwd: ROOT, timeoutMs: 20_000 },
+  );
+  equal(readOnly.code, 0, describe(readOnly));
+  match(readOnly.stderr, /config\.example\.yaml: valid/);
+
+  const none = await run(
+    DENO,
+    ["run", "--no-prompt", "main.ts", "check", "-c", "config.example.yaml"],
+    { cwd: ROOT, timeoutMs: 20_000 },
+  );
+  equal(none.code, 1, describe(none));
+  match(none.stderr, /Deno did not grant read access to "config\.example\.yaml"/);
+  match(none.stderr, /fix: run with --allow-read=config\.example\.yaml \(or --allow-read\)/);
+  equal(/YAML|indentation/.test(none.stderr), false, none.stderr);
+});
+
+Deno.test("edgemux explain takes the protocol from the listener's routes: http on a plain-HTTP listener", async () => {
+  const http = await edgemux([
+    "explain",
+    "-c",
+    "config.example.yaml",
+    "--listener",
+    "http",
+    "--host",
+    "git.example.test",
+  ]);
+  equal(http.code, 0, describe(http));
+  match(http.stdout, /protocol http, from the listener's routes/);
+  match(http.stdout, /listener http: an http connection\n/);
+  match(http.stdout, /answered with a 308 redirect to https/);
+  const https = await edgemux([
+    "explain",
+    "-c",
+    "config.example.yaml",
+    "--listener",
+    "https",
+    "--host",
+    "prometheus.example.test",
+  ]);
+  equal(https.code, 0, describe(https));
+  match(https.stdout, /a tls connection with server name "prometheus\.example\.test"/);
+  // Given explicitly, the protocol is what it says.
+  const forced = await edgemux([
+    "explain",
+    "-c",
+    "config.example.yaml",
+    "--listener",
+    "https",
+    "--protocol",
+    "http",
+  ]);
+  equal(forced.code, 0, describe(forced));
+  equal(forced.stdout.includes("from the listener's routes"), false);
+  match(forced.stdout, /route "plain-http"/);
+});
+
+Deno.test("edgemux check --format json writes one JSON verdict for editors and CI", async () => {
+  await using dir = await makeTempDir("edgemux-cli-");
+  const bad = await writeConfig(
+    dir.path,
+    "bad.yaml",
+    `backends:
+  b: { servers: ["127.0.0.1:9"], connect_timeout: 5 }
+listeners:
+  l:
+    bind: "127.0.0.1:0"
+    routes:
+      - { protocol: https, forward: nope }
+`,
+  );
+  const r = await edgemux(["check", "-c", bad, "--format", "json"]);
+  equal(r.code, 1, describe(r));
+  equal(r.stderr, "", "nothing but the JSON");
+  const verdict = JSON.parse(r.stdout);
+  equal(verdict.config, bad);
+  equal(verdict.valid, false);
+  deepEqual(verdict.warnings, []);
+  const keys = ["file", "line", "column", "path", "value", "message", "fix"];
+  for (const e of verdict.errors) deepEqual(Object.keys(e), keys);
+  const byPath = Object.fromEntries(
+    verdict.errors.map((e: Record<string, unknown>) => [e.path, e]),
+  );
+  deepEqual(Object.keys(byPath).sort(), [
+    "backends.b.connect_timeout",
+    "listeners.l.routes[0].forward",
+    "listeners.l.routes[0].protocol",
+    "version",
+  ]);
+  deepEqual(byPath["backends.b.connect_timeout"], {
+    file: bad,
+    line: 2,
+    column: 51,
+    path: "backends.b.connect_timeout",
+    value: 5,
+    message: "5 is not a duration",
+    fix: 'write a number with a unit: "250ms", "5s", "2m", "1h" or "1d"',
+  });
+  equal(byPath["listeners.l.routes[0].forward"].value, "nope");
+  equal(byPath["listeners.l.routes[0].protocol"].value, "https");
+  equal(byPath.version.value, null, "a missing key has no value");
+
+  const good = await edgemux(["check", "-c", "config.example.yaml", "--format", "json"]);
+  equal(good.code, 0, describe(good));
+  const valid = JSON.parse(good.stdout);
+  equal(valid.valid, true);
+  deepEqual(valid.errors, []);
+  equal(valid.warnings[0].path, "certificates.development");
+  equal(valid.warnings[0].file, null, "a warning about no single place has no position");
+
+  const usage = await edgemux(["check", "-c", "config.example.yaml", "--format", "yaml"]);
+  equal(usage.code, 2, describe(usage));
+  match(usage.stderr, /--format must be text or json/);
 });

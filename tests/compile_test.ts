@@ -154,7 +154,9 @@ Deno.test("scripts/build.sh compiles with the task's graph, files and permission
     ok(listing.includes(file), `${file} is not among the embedded files:\n${listing}`);
   }
   // --exclude-unused-npm: a test-only package must not ride along; nor may the tests.
-  ok(!listing.includes("fast-check"), `fast-check was embedded:\n${listing}`);
+  for (const testOnly of ["fast-check", "ajv"]) {
+    ok(!listing.includes(testOnly), `${testOnly} was embedded:\n${listing}`);
+  }
   ok(!/_test\.ts/.test(listing), `a test was embedded:\n${listing}`);
 
   let binary: Uint8Array;

@@ -300,7 +300,7 @@ Deno.test("edgemux run reloads on SIGHUP, and refuses a broken config with its f
     cliConfig(echo.port, tcp, "", echoListener("second", 0)),
   );
   cli.signal("SIGHUP");
-  await cli.waitForOutput(/INFO {2}config reloaded ms=\d+/, 10_000);
+  await cli.waitForOutput(/level=info msg="config reloaded" ms=\d+/, 10_000);
   const second = cli.port("second");
   equal(await echoThrough(second, "second listener"), "second listener");
   equal(await echoThrough(tcp, "first listener"), "first listener");
@@ -363,8 +363,8 @@ Deno.test("edgemux run with watch_config reloads when the file changes on disk",
     cliConfig(echo.port, tcp, "watch_config: true\n", echoListener("late", 0)),
   );
   // The watcher polls every second and waits for two polls that agree.
-  await cli.waitForOutput(/config changed on disk; reloading config=/, 10_000);
-  await cli.waitForOutput(/INFO {2}config reloaded/, 10_000);
+  await cli.waitForOutput(/msg="config changed on disk; reloading" config=/, 10_000);
+  await cli.waitForOutput(/level=info msg="config reloaded"/, 10_000);
   equal(await echoThrough(cli.port("late"), "added by the watcher"), "added by the watcher");
   equal(await echoThrough(tcp, "the first listener stays"), "the first listener stays");
   const metrics = await scrapeUntil(

@@ -147,7 +147,7 @@ Deno.test("edgemux run says READY=1 once serving, RELOADING=1 then READY=1 on SI
   );
   const readyAgain = await notify.next();
   deepEqual(readyAgain, ready);
-  await cli.waitForOutput(/INFO {2}config reloaded/, 5000);
+  await cli.waitForOutput(/level=info msg="config reloaded"/, 5000);
 
   // A reload that fails still ends with READY=1: the old config serves on.
   await replaceFile(file, "version: 1\nlisteners: 3\n");
@@ -194,7 +194,7 @@ Deno.test("with workers, only the supervisor notifies, once, with its own pid", 
     "STATUS=…",
   ]);
   deepEqual(shape(await notify.next(), { READY: "1" }), ["READY=1", "STATUS=…", "MAINPID=…"]);
-  await cli.waitForOutput(/INFO {2}config reloaded workers=2/, 10_000);
+  await cli.waitForOutput(/level=info msg="config reloaded" workers=2/, 10_000);
 
   cli.signal("SIGTERM");
   deepEqual(await notify.next(), [["STOPPING", "1"], ["STATUS", "stopping"]]);

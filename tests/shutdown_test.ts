@@ -161,7 +161,7 @@ async function drainDownloads(curlOptions: string[], count: number): Promise<voi
     const access = logLines(cli.output(), "connection").filter((f) => f.sni === NAME);
     equal(access.length, count, cli.output());
     for (const a of access) ok(Number(a.down) > SIZE, `down=${a.down}`);
-    match(cli.output(), /INFO {2}stopped/);
+    match(cli.output(), /level=info msg=stopped$/m);
   } finally {
     for (const c of curls) await c.stop();
   }
@@ -201,7 +201,7 @@ Deno.test("a download that would outlast shutdown_timeout is cut at the deadline
   ok(took < 4000, `exited ${Math.round(took)} ms after SIGTERM, long after the 1 s deadline`);
   match(
     cli.output(),
-    /WARN {2}closing connections still open at the shutdown deadline connections=1/,
+    /level=warning msg="closing connections still open at the shutdown deadline" connections=1/,
   );
 
   const curlExit = await curl.exited;

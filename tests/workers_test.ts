@@ -184,7 +184,7 @@ Deno.test("workers: 2 starts two workers that share the load, reload on SIGHUP, 
     Deno.kill(victim, "SIGKILL");
     await cli.waitForOutput(
       new RegExp(
-        `ERROR worker exited; starting a new one worker=\\d pid=${victim} .*signal=SIGKILL`,
+        `level=error msg="worker exited; starting a new one" worker=\\d pid=${victim} .*signal=SIGKILL`,
       ),
       10_000,
     );

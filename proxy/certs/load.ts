@@ -23,6 +23,7 @@
 
 import type { CertificatesConfig } from "../../config/types.ts";
 import type { ConfigIssue } from "../../config/errors.ts";
+import { missingPermission } from "../../config/permission.ts";
 import { inspectCertificate, type InspectedCert, KEY_LABELS } from "./certificate.ts";
 import { PemError, splitPem } from "./pem.ts";
 import { CertStore } from "./store.ts";
@@ -246,7 +247,13 @@ async function scanDirectory(
       if (!entry.name.startsWith(".")) names.push(entry.name);
     }
   } catch (e) {
-    issues.push(error(path, `certificate directory "${dir}" ${ioReason(e)}`, ioFix(e, dir)));
+    issues.push(
+      error(
+        path,
+        `certificate directory "${dir}" ${ioReason(e, "directory")}`,
+        ioFix(e, dir, "directory"),
+      ),
+    );
     return;
   }
   names.sort();
@@ -399,15 +406,35 @@ async function readCertFile(
   }
 }
 
-function ioReason(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "does not exist (or is a dangling symlink)";
+function ioReason(e: unknown, kind: "file" | "directory" = "file"): string {
+  const denied = missingPermission(e);
+  if (denied !== null) return `cannot be read: ${denied.message}`;
+  if (e instanceof Deno.errors.NotFound) {
+    return kind === "directory" ? "does not exist" : "does not exist (or is a dangling symlink)";
+  }
   if (e instanceof Deno.errors.PermissionDenied) return "cannot be read: permission denied";
   if (e instanceof Deno.errors.NotADirectory) return "is not a directory";
   if (e instanceof Deno.errors.IsADirectory) return "is a directory";
   return `cannot be read: ${e instanceof Error ? e.message : String(e)}`;
 }
 
-function ioFix(e: unknown, file: string): string {
+function ioFix(e: unknown, file: string, kind: "file" | "directory" = "file"): string {
+  const denied = missingPermission(e);
+  if (denied !== null) return denied.fix;
+  if (kind === "directory") {
+    if (e instanceof Deno.errors.PermissionDenied) {
+      return `let the user edgemux runs as list and enter "${file}" (r-x, e.g. root:edgemux ` +
+        "0750) and every directory above it";
+    }
+    if (e instanceof Deno.errors.NotFound) {
+      return `create the directory (mkdir -p ${file}; it may stay empty while development ` +
+        "certificates are on), or correct the path";
+    }
+    if (e instanceof Deno.errors.NotADirectory) {
+      return "name a directory under `directory:`; list single certificate files under `files:`";
+    }
+    return "correct the path in the config";
+  }
   if (e instanceof Deno.errors.PermissionDenied) {
     return `let the user edgemux runs as read "${file}" (e.g. add it to the file's group, ` +
       "or `setfacl -m u:edgemux:r`) and every directory above it";

@@ -148,6 +148,10 @@ Deno.test("loadCertificates() reports a missing or unreadable directory as an er
   ]);
   assert.match(result.issues[0].message, /certificate directory ".*\/missing" does not exist/);
   assert.match(result.issues[1].message, /certificate directory ".*\/file" is not a directory/);
+  // A directory is not a file: the fix says to make the directory.
+  assert.match(result.issues[0].fix, /create the directory \(mkdir -p .*\/missing/);
+  assert.doesNotMatch(result.issues[0].fix, /file/);
+  assert.match(result.issues[1].fix, /name a directory under `directory:`/);
 });
 
 Deno.test("loadCertificates() warns about a directory with no certificates at all", async () => {

@@ -50,14 +50,22 @@ export interface EdgemuxCli extends AsyncDisposable {
   stop(): Promise<ExitStatus>;
 }
 
-/** Lines whose message is `message`, parsed as `key=value` pairs (text log format). */
+/**
+ * Lines whose message is `message`, parsed as `key=value` pairs (the logfmt text format,
+ * `time=… level=… msg=… key=value …`, with or without a journald `<N>` prefix). The fields
+ * returned are the record's own: without `time`, `level` and `msg`.
+ */
 export function logLines(output: string, message: string): Record<string, string>[] {
   const out: Record<string, string>[] = [];
-  for (const line of output.split("\n")) {
-    // `2026-01-01T00:00:00.000Z LEVEL message key=value …`
-    const m = /^\S+ (?:INFO |WARN |ERROR|DEBUG) (.*)$/.exec(line);
-    if (m === null || !m[1].startsWith(`${message} `) && m[1] !== message) continue;
-    out.push(parseFields(m[1].slice(message.length)));
+  for (const raw of output.split("\n")) {
+    const line = raw.replace(/^<\d>/, "");
+    if (!/^(?:time=\S+ )?level=\w+ msg=/.test(line)) continue;
+    const fields = parseFields(line);
+    if (fields.msg !== message) continue;
+    delete fields.time;
+    delete fields.level;
+    delete fields.msg;
+    out.push(fields);
   }
   return out;
 }
@@ -88,7 +96,7 @@ export async function waitForLogLines(
   }
 }
 
-/** Parses ` key=value key="quoted value"` as the text log format writes it. */
+/** Parses `key=value key="quoted value"` as the text log format writes it. */
 function parseFields(text: string): Record<string, string> {
   const fields: Record<string, string> = {};
   let i = 0;
@@ -135,7 +143,7 @@ export async function startEdgemuxCli(
   try {
     // Workers log their own start lines; the main process's carries its own pid.
     await proc.waitForOutput(
-      new RegExp(`edgemux started .*pid=${proc.pid}\\b`),
+      new RegExp(`msg="edgemux started" .*pid=${proc.pid}\\b`),
       opts.startTimeoutMs ?? 20_000,
     );
   } catch (e) {
