@@ -19,7 +19,7 @@ import { serveRedirect } from "./redirect.ts";
 import { terminate } from "./terminate.ts";
 import { type PendingRead, relay } from "./relay.ts";
 import { sniff, type SniffResult } from "./sniff.ts";
-import { connectUpstream } from "./upstream.ts";
+import { connectUpstream, warnUpstreamFailure } from "./upstream.ts";
 import type { Backend } from "./backend.ts";
 import { admitToBackend } from "./limits.ts";
 
@@ -227,6 +227,7 @@ async function connectAndRelay(
   if (!connected.ok) {
     record.end = connected.failure;
     record.detail = connected.detail;
+    warnUpstreamFailure(record, connected.failure);
     return;
   }
   try {
