@@ -27,8 +27,10 @@ import { BOUNDS, DEFAULTS } from "./defaults.ts";
 import { formatDuration } from "./units.ts";
 import { ConfigError, type ConfigIssue, formatPosition, type SourcePosition } from "./errors.ts";
 import { dirname, resolve as resolvePath } from "node:path";
+import { domainToASCII } from "node:url";
 import { CidrSet } from "../routing/cidr.ts";
 import { normalizePath } from "../routing/path.ts";
+import { formatHostPattern } from "../routing/route_table.ts";
 import type {
   AdminConfig,
   BackendConfig,
@@ -1612,8 +1614,11 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
 }
 
 /**
- * Parses a route's server name: an exact name or `*.suffix`. The name is normalised the way the
- * ClientHello parser normalises what clients send: lowercase, one trailing dot removed.
+ * Parses a route's server name or HTTP host: an exact name, `*.suffix` (one extra label) or
+ * `**.suffix` (one or more extra labels). The name is normalised the way the ClientHello parser
+ * normalises what clients send: lowercase, one trailing dot removed, and a name written in
+ * Unicode (`bücher.example.test`) turned into its A-labels (`xn--bcher-kva.example.test`), the
+ * form clients send and certificates carry.
  */
 function parseHostPattern(
   text: string,
@@ -1621,21 +1626,42 @@ function parseHostPattern(
 ): HostPattern | { problem: string; fix: string } {
   let name = text.trim().toLowerCase();
   if (name.endsWith(".")) name = name.slice(0, -1);
-  if (name === "*") {
+  if (name === "*" || name === "**") {
     return {
-      problem: "a lone * matches nothing in particular",
+      problem: `a lone ${name} matches nothing in particular`,
       fix: key === "sni"
         ? "leave sni out to match every name (a default route)"
         : "leave host out to match every host",
     };
   }
-  const wildcard = name.startsWith("*.");
-  const rest = wildcard ? name.slice(2) : name;
+  if (name.startsWith(".") && name.length > 1 && !name.startsWith("..")) {
+    // nginx's `.example.tld` (the name and every name under it), written edgemux's way.
+    return {
+      problem: "a leading dot is not a pattern here",
+      fix: `write "**${name}" for names under it at any depth, and list "${
+        name.slice(1)
+      }" too if the name itself should match`,
+    };
+  }
+  const anyDepth = name.startsWith("**.");
+  const wildcard = !anyDepth && name.startsWith("*.");
+  let rest = anyDepth ? name.slice(3) : wildcard ? name.slice(2) : name;
   if (rest.includes("*")) {
     return {
       problem: "a wildcard is only allowed as the whole leftmost label",
-      fix: 'write it as "*.example.tld" (it matches exactly one extra label)',
+      fix: 'write "*.example.tld" for exactly one extra label, or "**.example.tld" for any depth',
     };
+  }
+  if (/\P{ASCII}/u.test(rest)) {
+    // An internationalised name: UTS #46 mapping and Punycode, as clients and CAs do it.
+    const ascii = domainToASCII(rest);
+    if (ascii === "" || /\P{ASCII}/u.test(ascii)) {
+      return {
+        problem: "it is not a valid internationalized domain name (IDNA)",
+        fix: "check the spelling, or write its A-label (xn--) form",
+      };
+    }
+    rest = ascii;
   }
   const labels = rest.split(".");
   const labelOk = (l: string) =>
@@ -1643,7 +1669,7 @@ function parseHostPattern(
   if (rest.length === 0 || rest.length > 253 || !labels.every(labelOk)) {
     return {
       problem: "it is not a valid DNS name",
-      fix: "use letters, digits and hyphens in dot-separated labels (IDNs in their xn-- form)",
+      fix: "use letters, digits and hyphens in dot-separated labels",
     };
   }
   if (/^[0-9.]+$/.test(rest)) {
@@ -1652,12 +1678,12 @@ function parseHostPattern(
       fix: "route clients without a server name with a route that leaves sni out",
     };
   }
+  if (anyDepth) return { kind: "anyDepth", suffix: rest };
   return wildcard ? { kind: "wildcard", suffix: rest } : { kind: "exact", name: rest };
 }
 
 function samePattern(a: HostPattern, b: HostPattern): boolean {
-  return a.kind === b.kind &&
-    (a.kind === "exact" ? a.name === (b as typeof a).name : a.suffix === (b as typeof a).suffix);
+  return formatHostPattern(a) === formatHostPattern(b);
 }
 
 /**

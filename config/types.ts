@@ -194,10 +194,16 @@ export type Protocol = "tls" | "http" | "ssh" | "silent" | "unknown";
 /** All protocols, in the order they are documented. */
 export const PROTOCOLS: readonly Protocol[] = ["tls", "http", "ssh", "silent", "unknown"];
 
-/** A host name pattern: an exact name or `*.suffix` standing for exactly one extra label. */
+/**
+ * A host name pattern: an exact name, `*.suffix` standing for exactly one extra label, or
+ * `**.suffix` standing for one or more extra labels (any depth, like nginx's `.suffix` without
+ * the bare name, or HAProxy's `-m end` on a dot). Precedence (routing/route_table.ts): exact,
+ * then `*.`, then `**.` with the longest suffix first.
+ */
 export type HostPattern =
   | { kind: "exact"; name: string }
-  | { kind: "wildcard"; suffix: string };
+  | { kind: "wildcard"; suffix: string }
+  | { kind: "anyDepth"; suffix: string };
 
 /** What a route matches. `null` fields match anything. */
 export interface RouteMatch {

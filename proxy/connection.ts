@@ -111,6 +111,7 @@ async function run(
   let first: Uint8Array = NO_BYTES;
   let pending: PendingRead | undefined;
   let protocol: Protocol;
+  let idn = false;
   if (!table.sniff) {
     // Only a catch-all route: forward at once, so server-speaks-first protocols work.
     protocol = "unknown";
@@ -124,6 +125,7 @@ async function run(
     protocol = verdict.protocol;
     first = verdict.first;
     pending = verdict.pending;
+    idn = verdict.idn;
   }
   record.protocol = protocol;
   const decision = table.lookup({ protocol, sni: record.sni, alpn: record.alpn });
@@ -134,6 +136,15 @@ async function run(
   }
   const route = decision.route;
   record.route = route.name;
+  if (idn && (route.action.kind === "edge" || route.action.kind === "reencrypt")) {
+    // The TLS library refuses a ClientHello whose server name is not in A-labels (it fails the
+    // handshake with illegal_parameter), so say why here rather than leave a failed handshake.
+    record.end = "idn-not-terminated";
+    record.detail = "the client sent the server name as raw UTF-8; TLS is terminated only " +
+      `for names sent as A-labels ("${record.sni}", as RFC 6066 §3 asks), passed through otherwise`;
+    await sendQuietly(conn, ALERT_UNRECOGNIZED_NAME);
+    return;
+  }
   await act(conn, ctx, client, record, route, first, pending);
 }
 
@@ -141,9 +152,9 @@ async function run(
 function sniffOutcome(
   sniffed: SniffResult,
   record: AccessRecord,
-): { protocol: Protocol; first: Uint8Array; pending?: PendingRead } | null {
+): { protocol: Protocol; first: Uint8Array; pending?: PendingRead; idn: boolean } | null {
   if (sniffed.kind === "silent") {
-    return { protocol: "silent", first: NO_BYTES, pending: sniffed.pending };
+    return { protocol: "silent", first: NO_BYTES, pending: sniffed.pending, idn: false };
   }
   record.up = sniffed.bytes.length;
   switch (sniffed.kind) {
@@ -170,7 +181,7 @@ function sniffOutcome(
         record.sni = v.hello.sni;
         record.alpn = v.hello.alpn;
       }
-      return { protocol: v.kind, first: sniffed.bytes };
+      return { protocol: v.kind, first: sniffed.bytes, idn: v.kind === "tls" && v.hello.idn };
     }
   }
 }

@@ -8,6 +8,7 @@
 
 import type { HostPattern, RouteConfig } from "../config/types.ts";
 import type { Problem } from "./log.ts";
+import { formatHostPattern } from "../routing/route_table.ts";
 
 /** Everything the status page shows. */
 export interface StatusReport {
@@ -44,7 +45,7 @@ export interface StatusReport {
 }
 
 function pattern(p: HostPattern): string {
-  return p.kind === "exact" ? p.name : `*.${p.suffix}`;
+  return formatHostPattern(p);
 }
 
 /** A route's match in one line: `tls sni=vault.example.test alpn=h2`. */
