@@ -48,6 +48,7 @@ import type {
   PassiveHealthConfig,
   PathMatch,
   Protocol,
+  ProxyProtocolAccept,
   RedirectAction,
   RouteAction,
   RouteConfig,
@@ -138,7 +139,8 @@ export const CONFIG_KEYS = Object.freeze(
       "server_name",
     ],
     passiveHealth: ["failures", "backoff", "on_5xx"],
-    listener: ["bind", "sniff", "idle_timeout", "max_connections", "routes"],
+    listener: ["bind", "sniff", "idle_timeout", "max_connections", "proxy_protocol", "routes"],
+    listenerProxyProtocol: ["accept_from", "timeout"],
     sniff: ["timeout", "silent_after", "max_hello_size"],
     route: ["name", "protocol", "sni", "alpn", ...ACTION_KEYS],
     redirect: ["status", "https_port", "acme_challenge"],
@@ -1064,6 +1066,9 @@ function readListener(
   const maxConnections = map.has("max_connections")
     ? map.get("max_connections").integer(1, 10_000_000)
     : null;
+  const proxyProtocol = map.has("proxy_protocol")
+    ? readListenerProxyProtocol(map.get("proxy_protocol"))
+    : null;
 
   const routes: RouteConfig[] = [];
   const routesValue = map.require("routes", "a list of routes (see docs/config.md)");
@@ -1074,7 +1079,7 @@ function readListener(
   });
   if (
     binds.length === 0 || !sniffOk || idleTimeout === undefined || maxConnections === undefined ||
-    routes.length !== items.length ||
+    proxyProtocol === undefined || routes.length !== items.length ||
     routes.length === 0
   ) {
     return undefined;
@@ -1110,9 +1115,57 @@ function readListener(
     sniff,
     idleTimeout,
     maxConnections,
+    proxyProtocol,
     routes,
     position: value.position,
   };
+}
+
+/**
+ * A listener's `proxy_protocol`: which addresses may send PROXY headers, and how long a header
+ * may take. Both versions are accepted (a header says which it is), so there is no version key.
+ */
+function readListenerProxyProtocol(value: Value): ProxyProtocolAccept | undefined {
+  const text = value.describe();
+  if (text !== "a map") {
+    // `proxy_protocol: v2` is how a backend *sends* headers; a listener must say whom to trust.
+    return value.error(
+      `a listener's proxy_protocol is a map naming the load balancers allowed to send PROXY ` +
+        `headers, not ${text}`,
+      "write proxy_protocol: { accept_from: [10.0.0.0/8] } (v1 and v2 headers are both " +
+        "accepted; every other client is refused)",
+    );
+  }
+  const map = value.map(CONFIG_KEYS.listenerProxyProtocol);
+  if (map === undefined) return undefined;
+  let ok = true;
+  const acceptFrom: string[] = [];
+  const list = map.require("accept_from", "[10.0.0.0/8]")?.list({ single: true, nonEmpty: true });
+  if (list === undefined) ok = false;
+  for (const item of list ?? []) {
+    const entry = item.string('an address or CIDR of a load balancer, e.g. "10.0.0.0/8"');
+    if (entry === undefined) {
+      ok = false;
+      continue;
+    }
+    try {
+      new CidrSet([entry.trim()]);
+      acceptFrom.push(entry.trim());
+    } catch (e) {
+      item.error(
+        (e as Error).message,
+        'write an address ("192.0.2.7") or a network ("10.0.0.0/8") of the load balancers',
+      );
+      ok = false;
+    }
+  }
+  let timeout: number = DEFAULTS.listener.proxyProtocolTimeout;
+  if (map.has("timeout")) {
+    const t = map.get("timeout").duration(10);
+    if (t === undefined) ok = false;
+    else timeout = t;
+  }
+  return ok ? { acceptFrom, timeout } : undefined;
 }
 
 function readRoute(

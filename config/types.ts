@@ -171,8 +171,25 @@ export interface ListenerConfig {
   idleTimeout: number;
   /** Connections open at once on this listener; null for only the global cap. */
   maxConnections: number | null;
+  /** Read a PROXY protocol header (v1 or v2) from every connection first; null when off. */
+  proxyProtocol: ProxyProtocolAccept | null;
   routes: RouteConfig[];
   position: SourcePosition;
+}
+
+/**
+ * PROXY protocol headers accepted by a listener behind a load balancer or another proxy. The
+ * address a header carries is then the client's everywhere: limits, logs, forwarding headers,
+ * PROXY headers sent onwards.
+ */
+export interface ProxyProtocolAccept {
+  /**
+   * The networks (CIDRs) allowed to send headers: the load balancers. A connection from any
+   * other address is refused; one from these without a valid header is refused too.
+   */
+  acceptFrom: string[];
+  /** How long a connection may take to send its whole header. */
+  timeout: number;
 }
 
 /** How long and how much a listener reads to tell what a connection speaks. */

@@ -47,15 +47,22 @@ function newRecord(ctx: ListenerContext, client: PeerAddress): AccessRecord {
   };
 }
 
-/** Closes a connection refused at accept (over a cap) and writes its access line. */
+/**
+ * Closes a connection refused before it is handled (over a cap, or its PROXY header refused)
+ * and writes its access line.
+ */
 export function refuseConnection(
   conn: Deno.TcpConn,
   ctx: ListenerContext,
   client: PeerAddress,
   why: string,
+  detail: string | null = null,
+  up = 0,
 ): void {
   const record = newRecord(ctx, client);
   record.end = why;
+  record.detail = detail;
+  record.up = up;
   closeQuietly(conn);
   ctx.onAccess(record);
 }
@@ -63,18 +70,22 @@ export function refuseConnection(
 /**
  * Runs one connection to its end. Never throws.
  *
- * @param client `peerAddress(conn.remoteAddr)`, which the accept loop has already worked out.
+ * @param client `peerAddress(conn.remoteAddr)`, which the accept loop has already worked out,
+ *   or the client a PROXY header named
+ * @param destination the address the client connected to, when a PROXY header named it (it is
+ *   written into PROXY headers sent onwards); the local end of `conn` otherwise
  */
 export async function handleConnection(
   conn: Deno.TcpConn,
   ctx: ListenerContext,
   client: PeerAddress,
+  destination?: PeerAddress,
 ): Promise<void> {
   const started = Date.now();
   const record = newRecord(ctx, client);
   noDelay(conn);
   try {
-    await run(conn, ctx, client, record);
+    await run(conn, ctx, client, record, destination);
   } catch (e) {
     // A bug or an unexpected socket error: log it once with context, never to the client.
     record.detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
@@ -106,6 +117,7 @@ async function run(
   ctx: ListenerContext,
   client: PeerAddress,
   record: AccessRecord,
+  destination: PeerAddress | undefined,
 ): Promise<void> {
   const table = ctx.table;
   let first: Uint8Array = NO_BYTES;
@@ -145,7 +157,7 @@ async function run(
     await sendQuietly(conn, ALERT_UNRECOGNIZED_NAME);
     return;
   }
-  await act(conn, ctx, client, record, route, first, pending);
+  await act(conn, ctx, client, record, route, first, pending, destination);
 }
 
 /** Turns a sniff result into what routing needs, or null (with `record.end` set) to stop. */
@@ -194,6 +206,7 @@ async function act(
   route: RouteConfig,
   first: Uint8Array,
   pending: PendingRead | undefined,
+  destination: PeerAddress | undefined,
 ): Promise<void> {
   const action = route.action;
   switch (action.kind) {
@@ -215,7 +228,7 @@ async function act(
       const leave = admitToBackend(backend, client, record);
       if (leave === null) return;
       try {
-        await connectAndRelay(conn, ctx, client, record, backend, first, pending);
+        await connectAndRelay(conn, ctx, client, record, backend, first, pending, destination);
       } finally {
         leave();
       }
@@ -232,6 +245,7 @@ async function connectAndRelay(
   backend: Backend,
   first: Uint8Array,
   pending: PendingRead | undefined,
+  destination: PeerAddress | undefined,
 ): Promise<void> {
   const connected = await connectUpstream(backend, ctx.deadlines, ctx.hardStop);
   record.server = connected.server?.config.label ?? null;
@@ -247,6 +261,7 @@ async function connectAndRelay(
       connected.conn,
       backend.config.proxyProtocol,
       client,
+      destination,
       first,
       pending,
       ctx,
@@ -263,6 +278,7 @@ async function relayTo(
   upstream: Deno.TcpConn,
   proxyProtocol: "off" | "v1" | "v2",
   client: PeerAddress,
+  destination: PeerAddress | undefined,
   first: Uint8Array,
   pending: PendingRead | undefined,
   ctx: ListenerContext,
@@ -271,7 +287,7 @@ async function relayTo(
   try {
     const header = proxyProtocol === "off"
       ? null
-      : encodeProxyHeader(proxyProtocol, client, peerAddress(conn.localAddr));
+      : encodeProxyHeader(proxyProtocol, client, destination ?? peerAddress(conn.localAddr));
     const opening = header === null ? first : concat(header, first);
     if (opening.length > 0) await writeAll(upstream, opening);
   } catch {
