@@ -2962,3 +2962,65 @@ listeners:
   assert.equal(warningsOf('{ bind: "0.0.0.0:9901", token_file: t }').length, 0);
   assert.equal(warningsOf('{ bind: "127.0.0.1:9901" }').length, 0);
 });
+
+Deno.test("parseConfig() reads a listener's proxy_protocol, with the default timeout", () => {
+  const l = accepted(withListenerKeys('    proxy_protocol: { accept_from: [10.0.0.0/8, "::1"] }\n'))
+    .config.listeners[0];
+  assert.deepEqual(l.proxyProtocol, {
+    acceptFrom: ["10.0.0.0/8", "::1"],
+    timeout: DEFAULTS.listener.proxyProtocolTimeout,
+  });
+  const one = accepted(withListenerKeys(
+    "    proxy_protocol:\n      accept_from: 192.0.2.7\n      timeout: 500ms\n",
+  )).config.listeners[0];
+  assert.deepEqual(one.proxyProtocol, { acceptFrom: ["192.0.2.7"], timeout: 500 });
+  assert.equal(accepted(MINIMAL).config.listeners[0].proxyProtocol, null);
+});
+
+golden([
+  {
+    name: "parseConfig() says a listener's proxy_protocol names whom to trust, not a version",
+    text: withListenerKeys("    proxy_protocol: v2\n"),
+    line: 8,
+    column: 21,
+    path: "listeners.l.proxy_protocol",
+    message: ["a listener's proxy_protocol is a map", "not"],
+    fix: ["proxy_protocol: { accept_from: [10.0.0.0/8] }", "v1 and v2"],
+  },
+  {
+    name: "parseConfig() wants accept_from in a listener's proxy_protocol",
+    text: withListenerKeys("    proxy_protocol: { timeout: 2s }\n"),
+    line: 8,
+    column: 21,
+    path: "listeners.l.proxy_protocol.accept_from",
+    message: ["accept_from"],
+    fix: ["10.0.0.0/8"],
+  },
+  {
+    name: "parseConfig() refuses an empty accept_from",
+    text: withListenerKeys("    proxy_protocol: { accept_from: [] }\n"),
+    line: 8,
+    column: 36,
+    path: "listeners.l.proxy_protocol.accept_from",
+    message: [],
+    fix: [],
+  },
+  {
+    name: "parseConfig() refuses an accept_from entry that is no address or network",
+    text: withListenerKeys("    proxy_protocol: { accept_from: [10.0.0.0/33] }\n"),
+    line: 8,
+    column: 37,
+    path: "listeners.l.proxy_protocol.accept_from[0]",
+    message: ['"10.0.0.0/33"'],
+    fix: ['"10.0.0.0/8"', "load balancers"],
+  },
+  {
+    name: "parseConfig() refuses a proxy_protocol timeout that is not a duration",
+    text: withListenerKeys("    proxy_protocol: { accept_from: [10.0.0.1], timeout: 3 }\n"),
+    line: 8,
+    column: 57,
+    path: "listeners.l.proxy_protocol.timeout",
+    message: ["3 is not a duration"],
+    fix: ['"5s"'],
+  },
+]);
