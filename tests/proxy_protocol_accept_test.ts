@@ -16,7 +16,9 @@ import { curl } from "./_helpers/curl.ts";
 import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
 import { startHaproxyTcp } from "./_helpers/haproxy.ts";
 import { startNginxProxyProtocolSender } from "./_helpers/nginx.ts";
+import { logLines, startEdgemuxCli } from "./_helpers/edgemux_cli.ts";
 import { connectFrom } from "./_helpers/source_address.ts";
+import { makeTempDir } from "./_helpers/tmp.ts";
 
 const CLIENT = "127.0.0.2";
 
@@ -255,4 +257,41 @@ Deno.test("PROXY headers are taken only from accept_from, and only whole and in 
     match(other.text, /^pp proxy=v1 src=10\.9\.9\.10:5003 /);
     for (const c of held) c.destroy();
   });
+});
+
+Deno.test("a refused PROXY header is logged at warning level and listed under recent problems", async () => {
+  await using dir = await makeTempDir("edgemux-proxy-accept-");
+  const file = `${dir.path}/edgemux.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `version: 1
+log: { level: info, format: text, access: true }
+admin: { bind: "127.0.0.1:0" }
+backends:
+  echo: { servers: ["127.0.0.1:9"] }
+listeners:
+  tcp:
+    bind: "127.0.0.1:0"
+    proxy_protocol: { accept_from: 127.0.0.1 }
+    routes:
+      - forward: echo
+`,
+  );
+  await using cli = await startEdgemuxCli(file);
+  const r = await sendRaw("127.0.0.1", cli.port("tcp"), "\x16\x03\x01\x00\x05hello");
+  ok(r.closed);
+  await cli.waitForOutput(/WARN +PROXY header refused/, 10_000);
+  const [line] = logLines(cli.output(), "PROXY header refused");
+  equal(line.listener, "tcp");
+  equal(line.end, "proxy-header-missing");
+  match(line.detail, /a TLS handshake/);
+  const status = await (await fetch(`${cli.adminUrl}/status.json`)).json() as {
+    recentProblems: { level: string; message: string }[];
+  };
+  ok(
+    status.recentProblems.some((p) =>
+      p.level === "warning" && p.message === "PROXY header refused"
+    ),
+    JSON.stringify(status.recentProblems),
+  );
 });
