@@ -22,7 +22,7 @@
  */
 
 import type { HttpRouteConfig, PathMatch } from "../config/types.ts";
-import { formatHostPattern, suffixesOf } from "./route_table.ts";
+import { formatHostPattern, hasNoEmptyLabel, suffixesOf } from "./route_table.ts";
 
 /** The route a request takes and the path it is forwarded with. */
 export interface HttpRouteMatch {
@@ -110,6 +110,8 @@ export class HttpRouter {
   readonly #exact = new Map<string, Entry[]>();
   readonly #wildcard = new Map<string, Entry[]>();
   readonly #anyDepth = new Map<string, Entry[]>();
+  /** The longest suffix in `#anyDepth`. */
+  #anyDepthMax = 0;
   readonly #any: Entry[] = [];
 
   constructor(routes: readonly HttpRouteConfig[]) {
@@ -139,6 +141,7 @@ export class HttpRouter {
           });
         } else {
           const wildcard = pattern.kind === "wildcard";
+          if (!wildcard) this.#anyDepthMax = Math.max(this.#anyDepthMax, pattern.suffix.length);
           push(wildcard ? this.#wildcard : this.#anyDepth, pattern.suffix, {
             ...base,
             tier: wildcard ? WILDCARD : ANY_DEPTH,
@@ -233,8 +236,8 @@ export class HttpRouter {
           if (w) return w;
         }
       }
-      if (this.#anyDepth.size > 0) {
-        for (const suffix of suffixesOf(host)) {
+      if (this.#anyDepth.size > 0 && hasNoEmptyLabel(host)) {
+        for (const suffix of suffixesOf(host, this.#anyDepthMax)) {
           const deep = this.#anyDepth.get(suffix);
           const d = deep && firstPathMatch(deep, path, end);
           if (d) return d;
@@ -250,8 +253,10 @@ export class HttpRouter {
     const dot = host.indexOf(".");
     const wild = dot > 0 ? this.#wildcard.get(host.slice(dot + 1)) : undefined;
     const deep: Entry[] = [];
-    if (this.#anyDepth.size > 0) {
-      for (const suffix of suffixesOf(host)) deep.push(...(this.#anyDepth.get(suffix) ?? []));
+    if (this.#anyDepth.size > 0 && hasNoEmptyLabel(host)) {
+      for (const suffix of suffixesOf(host, this.#anyDepthMax)) {
+        deep.push(...(this.#anyDepth.get(suffix) ?? []));
+      }
     }
     return [this.#exact.get(host) ?? [], wild ?? [], deep, this.#any];
   }

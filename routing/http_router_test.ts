@@ -538,6 +538,8 @@ const requestArb = fc.record({
       "y.a.test",
       "z.x.a.test",
       "w.z.x.a.test",
+      "w..x.a.test",
+      "x.a.test.:80",
       "b.test",
       "test",
       "c.b.test",

@@ -44,6 +44,8 @@ interface ProtocolTable {
   wildcard: Map<string, RouteEntry[]>;
   /** `**.suffix` routes, by suffix. */
   anyDepth: Map<string, RouteEntry[]>;
+  /** The longest suffix in `anyDepth`. */
+  anyDepthMax: number;
   any: RouteEntry[];
 }
 
@@ -63,7 +65,13 @@ export class RouteTable {
     this.sniff = listener.routes.some((r) => r.match.protocols !== null);
     this.#tables = new Map();
     for (const p of PROTOCOLS) {
-      this.#tables.set(p, { exact: new Map(), wildcard: new Map(), anyDepth: new Map(), any: [] });
+      this.#tables.set(p, {
+        exact: new Map(),
+        wildcard: new Map(),
+        anyDepth: new Map(),
+        anyDepthMax: 0,
+        any: [],
+      });
     }
     listener.routes.forEach((route, order) => {
       const protocols = route.match.protocols ?? PROTOCOLS;
@@ -90,6 +98,9 @@ export class RouteTable {
           } else {
             const map = pattern.kind === "wildcard" ? table.wildcard : table.anyDepth;
             push(map, pattern.suffix, { ...base, via: `wildcard "${formatHostPattern(pattern)}"` });
+            if (pattern.kind === "anyDepth") {
+              table.anyDepthMax = Math.max(table.anyDepthMax, pattern.suffix.length);
+            }
           }
         }
       }
@@ -116,8 +127,8 @@ export class RouteTable {
         const w = wild && firstAlpnMatch(wild, facts.alpn);
         if (w) return { route: w.route, entry: w };
       }
-      if (table.anyDepth.size > 0) {
-        for (const suffix of suffixesOf(sni)) {
+      if (table.anyDepth.size > 0 && hasNoEmptyLabel(sni)) {
+        for (const suffix of suffixesOf(sni, table.anyDepthMax)) {
           const deep = table.anyDepth.get(suffix);
           const d = deep && firstAlpnMatch(deep, facts.alpn);
           if (d) return { route: d.route, entry: d };
@@ -180,8 +191,8 @@ export function covers(patterns: HostPattern[] | null, host: string): boolean {
 /**
  * The one rule for whether a host pattern matches a (normalised) name, which the lookups above
  * and in http_router.ts implement with maps: `exact` is the name itself; `*.suffix` is one
- * non-empty label, a dot, then the suffix; `**.suffix` is one or more labels, a dot, then the
- * suffix. Neither wildcard matches the bare suffix.
+ * non-empty label, a dot, then the suffix; `**.suffix` is one or more non-empty labels, a dot,
+ * then the suffix. Neither wildcard matches the bare suffix, nor a name with an empty label.
  */
 export function patternMatches(p: HostPattern, host: string): boolean {
   switch (p.kind) {
@@ -194,8 +205,15 @@ export function patternMatches(p: HostPattern, host: string): boolean {
     case "anyDepth":
       return host.length > p.suffix.length + 1 && host.endsWith(p.suffix) &&
         host.charCodeAt(host.length - p.suffix.length - 1) === 0x2e /* . */ &&
-        host.charCodeAt(0) !== 0x2e;
+        hasNoEmptyLabel(host);
   }
+}
+
+/** False for `.a.b`, `a..b` and `a.b.`: names with an empty label match no wildcard. */
+export function hasNoEmptyLabel(host: string): boolean {
+  return host.length > 0 && host.charCodeAt(0) !== 0x2e &&
+    host.charCodeAt(host.length - 1) !== 0x2e &&
+    !host.includes("..");
 }
 
 /** A pattern as it is written in the config: `a.b`, `*.b`, `**.b`. */
@@ -204,11 +222,14 @@ export function formatHostPattern(p: HostPattern): string {
 }
 
 /**
- * The suffixes an any-depth wildcard could stand for in `host`, longest first:
- * `a.b.example.test` → `b.example.test`, `example.test`, `test`.
+ * The suffixes an any-depth wildcard could stand for in `host`, longest first, and none longer
+ * than `maxLength` (the longest `**.` suffix configured): `a.b.example.test` →
+ * `b.example.test`, `example.test`, `test`. Bounding the length keeps a lookup's cost set by the
+ * config, not by how long a name a client sends; callers check `hasNoEmptyLabel` first.
  */
-export function* suffixesOf(host: string): Generator<string> {
-  for (let dot = host.indexOf("."); dot > 0; dot = host.indexOf(".", dot + 1)) {
+export function* suffixesOf(host: string, maxLength: number): Generator<string> {
+  const from = Math.max(1, host.length - maxLength - 1);
+  for (let dot = host.indexOf(".", from); dot > 0; dot = host.indexOf(".", dot + 1)) {
     yield host.slice(dot + 1);
   }
 }
