@@ -115,8 +115,25 @@ async function checkClientIsSeen(
 Deno.test("behind HAProxy send-proxy-v2, the client's address is the one edgemux uses", async (t) => {
   await using env = await startBehindProxy();
   await using https = await startHaproxyTcp(env.edgemux.port("https"), "send-proxy-v2");
-  await using tcp = await startHaproxyTcp(env.edgemux.port("tcp"), "send-proxy-v2");
+  // With `check-send-proxy`, HAProxy's health checks carry a v2 LOCAL header.
+  await using tcp = await startHaproxyTcp(
+    env.edgemux.port("tcp"),
+    "send-proxy-v2 check check-send-proxy inter 200ms",
+  );
   await checkClientIsSeen(t, { https: https.port, tcp: tcp.port }, env);
+  await t.step("its health checks (v2 LOCAL) are served as HAProxy itself", async () => {
+    // The only connection the test itself makes from 127.0.0.1 through HAProxy is the helper's
+    // check that the port is open; every other one from 127.0.0.1 is a health check.
+    const fromProxy = () =>
+      env.edgemux.records.filter((x) => x.route === "onwards" && x.client.startsWith("127.0.0.1:"));
+    const deadline = Date.now() + 15_000;
+    while (fromProxy().length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    ok(fromProxy().length >= 2, JSON.stringify(env.edgemux.records));
+    const refused = env.edgemux.records.filter((x) => x.end.startsWith("proxy-"));
+    equal(refused.length, 0, JSON.stringify(refused));
+  });
 });
 
 Deno.test("behind nginx proxy_protocol on (v1), the client's address is the one edgemux uses", async (t) => {
