@@ -64,6 +64,8 @@ export const DEFAULTS = {
       maxHelloSize: 16 * 1024,
     },
     idleTimeout: 3_600_000,
+    /** `proxy_protocol.timeout`: a load balancer sends its header with the connection. */
+    proxyProtocolTimeout: 3_000,
   },
   redirect: { status: 308 },
   /** An HTTP route's `redirect`: temporary unless the user says otherwise. */

@@ -27,8 +27,10 @@ import { BOUNDS, DEFAULTS } from "./defaults.ts";
 import { formatDuration } from "./units.ts";
 import { ConfigError, type ConfigIssue, formatPosition, type SourcePosition } from "./errors.ts";
 import { dirname, resolve as resolvePath } from "node:path";
+import { domainToASCII } from "node:url";
 import { CidrSet } from "../routing/cidr.ts";
 import { normalizePath, PATH_NORMALIZATIONS, pathRefusal } from "../routing/path.ts";
+import { formatHostPattern } from "../routing/route_table.ts";
 import type {
   AcmeChallengeType,
   AcmeConfig,
@@ -49,6 +51,7 @@ import type {
   PassiveHealthConfig,
   PathMatch,
   Protocol,
+  ProxyProtocolAccept,
   RedirectAction,
   RouteAction,
   RouteConfig,
@@ -149,7 +152,8 @@ export const CONFIG_KEYS = Object.freeze(
       "server_name",
     ],
     passiveHealth: ["failures", "backoff", "on_5xx"],
-    listener: ["bind", "sniff", "idle_timeout", "max_connections", "routes"],
+    listener: ["bind", "sniff", "idle_timeout", "max_connections", "proxy_protocol", "routes"],
+    listenerProxyProtocol: ["accept_from", "timeout"],
     sniff: ["timeout", "silent_after", "max_hello_size"],
     route: ["name", "protocol", "sni", "alpn", ...ACTION_KEYS],
     redirect: ["status", "https_port", "acme_challenge"],
@@ -1202,6 +1206,9 @@ function readListener(
   const maxConnections = map.has("max_connections")
     ? map.get("max_connections").integer(1, 10_000_000)
     : null;
+  const proxyProtocol = map.has("proxy_protocol")
+    ? readListenerProxyProtocol(map.get("proxy_protocol"))
+    : null;
 
   const routes: RouteConfig[] = [];
   const routesValue = map.require("routes", "a list of routes (see docs/config.md)");
@@ -1212,7 +1219,7 @@ function readListener(
   });
   if (
     binds.length === 0 || !sniffOk || idleTimeout === undefined || maxConnections === undefined ||
-    routes.length !== items.length ||
+    proxyProtocol === undefined || routes.length !== items.length ||
     routes.length === 0
   ) {
     return undefined;
@@ -1248,9 +1255,57 @@ function readListener(
     sniff,
     idleTimeout,
     maxConnections,
+    proxyProtocol,
     routes,
     position: value.position,
   };
+}
+
+/**
+ * A listener's `proxy_protocol`: which addresses may send PROXY headers, and how long a header
+ * may take. Both versions are accepted (a header says which it is), so there is no version key.
+ */
+function readListenerProxyProtocol(value: Value): ProxyProtocolAccept | undefined {
+  const text = value.describe();
+  if (text !== "a map") {
+    // `proxy_protocol: v2` is how a backend *sends* headers; a listener must say whom to trust.
+    return value.error(
+      `a listener's proxy_protocol is a map naming the load balancers allowed to send PROXY ` +
+        `headers, not ${text}`,
+      "write proxy_protocol: { accept_from: [10.0.0.0/8] } (v1 and v2 headers are both " +
+        "accepted; every other client is refused)",
+    );
+  }
+  const map = value.map(CONFIG_KEYS.listenerProxyProtocol);
+  if (map === undefined) return undefined;
+  let ok = true;
+  const acceptFrom: string[] = [];
+  const list = map.require("accept_from", "[10.0.0.0/8]")?.list({ single: true, nonEmpty: true });
+  if (list === undefined) ok = false;
+  for (const item of list ?? []) {
+    const entry = item.string('an address or CIDR of a load balancer, e.g. "10.0.0.0/8"');
+    if (entry === undefined) {
+      ok = false;
+      continue;
+    }
+    try {
+      new CidrSet([entry.trim()]);
+      acceptFrom.push(entry.trim());
+    } catch (e) {
+      item.error(
+        (e as Error).message,
+        'write an address ("192.0.2.7") or a network ("10.0.0.0/8") of the load balancers',
+      );
+      ok = false;
+    }
+  }
+  let timeout: number = DEFAULTS.listener.proxyProtocolTimeout;
+  if (map.has("timeout")) {
+    const t = map.get("timeout").duration(10);
+    if (t === undefined) ok = false;
+    else timeout = t;
+  }
+  return ok ? { acceptFrom, timeout } : undefined;
 }
 
 function readRoute(
@@ -1789,8 +1844,11 @@ function readMatch(map: MapValue, actionKey: ActionKey): RouteMatch | undefined 
 }
 
 /**
- * Parses a route's server name: an exact name or `*.suffix`. The name is normalised the way the
- * ClientHello parser normalises what clients send: lowercase, one trailing dot removed.
+ * Parses a route's server name or HTTP host: an exact name, `*.suffix` (one extra label) or
+ * `**.suffix` (one or more extra labels). The name is normalised the way the ClientHello parser
+ * normalises what clients send: lowercase, one trailing dot removed, and a name written in
+ * Unicode (`bücher.example.test`) turned into its A-labels (`xn--bcher-kva.example.test`), the
+ * form clients send and certificates carry.
  */
 function parseHostPattern(
   text: string,
@@ -1798,21 +1856,42 @@ function parseHostPattern(
 ): HostPattern | { problem: string; fix: string } {
   let name = text.trim().toLowerCase();
   if (name.endsWith(".")) name = name.slice(0, -1);
-  if (name === "*") {
+  if (name === "*" || name === "**") {
     return {
-      problem: "a lone * matches nothing in particular",
+      problem: `a lone ${name} matches nothing in particular`,
       fix: key === "sni"
         ? "leave sni out to match every name (a default route)"
         : "leave host out to match every host",
     };
   }
-  const wildcard = name.startsWith("*.");
-  const rest = wildcard ? name.slice(2) : name;
+  if (name.startsWith(".") && name.length > 1 && !name.startsWith("..")) {
+    // nginx's `.example.tld` (the name and every name under it), written edgemux's way.
+    return {
+      problem: "a leading dot is not a pattern here",
+      fix: `write "**${name}" for names under it at any depth, and list "${
+        name.slice(1)
+      }" too if the name itself should match`,
+    };
+  }
+  const anyDepth = name.startsWith("**.");
+  const wildcard = !anyDepth && name.startsWith("*.");
+  let rest = anyDepth ? name.slice(3) : wildcard ? name.slice(2) : name;
   if (rest.includes("*")) {
     return {
       problem: "a wildcard is only allowed as the whole leftmost label",
-      fix: 'write it as "*.example.tld" (it matches exactly one extra label)',
+      fix: 'write "*.example.tld" for exactly one extra label, or "**.example.tld" for any depth',
     };
+  }
+  if (/\P{ASCII}/u.test(rest)) {
+    // An internationalised name: UTS #46 mapping and Punycode, as clients and CAs do it.
+    const ascii = domainToASCII(rest);
+    if (ascii === "" || /\P{ASCII}/u.test(ascii)) {
+      return {
+        problem: "it is not a valid internationalized domain name (IDNA)",
+        fix: "check the spelling, or write its A-label (xn--) form",
+      };
+    }
+    rest = ascii;
   }
   const labels = rest.split(".");
   const labelOk = (l: string) =>
@@ -1820,7 +1899,7 @@ function parseHostPattern(
   if (rest.length === 0 || rest.length > 253 || !labels.every(labelOk)) {
     return {
       problem: "it is not a valid DNS name",
-      fix: "use letters, digits and hyphens in dot-separated labels (IDNs in their xn-- form)",
+      fix: "use letters, digits and hyphens in dot-separated labels",
     };
   }
   if (/^[0-9.]+$/.test(rest)) {
@@ -1829,12 +1908,12 @@ function parseHostPattern(
       fix: "route clients without a server name with a route that leaves sni out",
     };
   }
+  if (anyDepth) return { kind: "anyDepth", suffix: rest };
   return wildcard ? { kind: "wildcard", suffix: rest } : { kind: "exact", name: rest };
 }
 
 function samePattern(a: HostPattern, b: HostPattern): boolean {
-  return a.kind === b.kind &&
-    (a.kind === "exact" ? a.name === (b as typeof a).name : a.suffix === (b as typeof a).suffix);
+  return formatHostPattern(a) === formatHostPattern(b);
 }
 
 /**

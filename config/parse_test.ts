@@ -3,7 +3,13 @@ import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { loadConfig } from "./load.ts";
 import { parseConfig, parseConfigSources, type ParsedConfig } from "./parse.ts";
 import { BOUNDS, DEFAULTS } from "./defaults.ts";
-import type { HttpRouteConfig, ListenerConfig, RedirectAction, TerminateAction } from "./types.ts";
+import type {
+  HostPattern,
+  HttpRouteConfig,
+  ListenerConfig,
+  RedirectAction,
+  TerminateAction,
+} from "./types.ts";
 import { prepareConfig, type PrepareOptions } from "../proxy/prepare.ts";
 import { X509Certificate } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
@@ -834,9 +840,80 @@ Deno.test("parseConfig() allows a wildcard only as the whole leftmost label", ()
       column: 15,
       path: "listeners.l.routes[0].sni[0]",
       message: [`"${sni}"`, "a wildcard is only allowed as the whole leftmost label"],
-      fix: ['"*.example.tld"', "exactly one extra label"],
+      fix: ['"*.example.tld"', "exactly one extra label", '"**.example.tld"', "any depth"],
     });
   }
+});
+
+Deno.test("parseConfig() reads **.suffix as an any-depth wildcard, in sni and in host", () => {
+  const l = accepted(withSni("**.Example.Test.")).config.listeners[0];
+  assert.deepEqual(l.routes[0].match.sni, [{ kind: "anyDepth", suffix: "example.test" }]);
+  for (const sni of ["**.*.example.test", "***.example.test", "a.**.example.test"]) {
+    assertOnlyIssue(withSni(sni), {
+      line: 9,
+      column: 15,
+      path: "listeners.l.routes[0].sni[0]",
+      message: [`"${sni}"`, "a wildcard is only allowed as the whole leftmost label"],
+      fix: ['"**.example.tld"'],
+    });
+  }
+  assertOnlyIssue(withSni("**"), {
+    line: 9,
+    column: 15,
+    path: "listeners.l.routes[0].sni[0]",
+    message: ['"**"', "a lone **"],
+    fix: ["leave sni out"],
+  });
+  // *. and **. of one suffix are two patterns; the same one twice is a duplicate.
+  accepted(
+    withSni("*.example.test").replace(
+      '["*.example.test"]',
+      '["*.example.test", "**.example.test"]',
+    ),
+  );
+});
+
+Deno.test("parseConfig() says how to write nginx's leading-dot names", () => {
+  assertOnlyIssue(withSni(".example.test"), {
+    line: 9,
+    column: 15,
+    path: "listeners.l.routes[0].sni[0]",
+    message: ['".example.test"', "a leading dot is not a pattern here"],
+    fix: ['"**.example.test"', '"example.test"'],
+  });
+});
+
+Deno.test("parseConfig() turns Unicode names into their A-labels and refuses invalid ones", () => {
+  const cases: [string, HostPattern][] = [
+    ["bücher.example.test", { kind: "exact", name: "xn--bcher-kva.example.test" }],
+    ["BÜCHER.example.test.", { kind: "exact", name: "xn--bcher-kva.example.test" }],
+    ["*.bücher.example.test", { kind: "wildcard", suffix: "xn--bcher-kva.example.test" }],
+    ["**.münchen.test", { kind: "anyDepth", suffix: "xn--mnchen-3ya.test" }],
+    ["xn--bcher-kva.example.test", { kind: "exact", name: "xn--bcher-kva.example.test" }],
+  ];
+  for (const [sni, pattern] of cases) {
+    assert.deepEqual(
+      accepted(withSni(sni)).config.listeners[0].routes[0].match.sni,
+      [pattern],
+      sni,
+    );
+  }
+  for (const sni of ["\u200d.test", "xn--zz.bücher.test"]) {
+    assertOnlyIssue(withSni(sni), {
+      line: 9,
+      column: 15,
+      path: "listeners.l.routes[0].sni[0]",
+      message: ["not a valid internationalized domain name"],
+      fix: ["A-label"],
+    });
+  }
+  assertOnlyIssue(withSni("bü cher.test"), {
+    line: 9,
+    column: 15,
+    path: "listeners.l.routes[0].sni[0]",
+    message: ["not a valid DNS name"],
+    fix: ["letters, digits and hyphens"],
+  });
 });
 
 golden([
@@ -3180,3 +3257,65 @@ listeners:
 `);
   assert.deepEqual(issues.map((i) => i.path).sort(), ["listeners.l.routes[0].forward", "version"]);
 });
+
+Deno.test("parseConfig() reads a listener's proxy_protocol, with the default timeout", () => {
+  const l = accepted(withListenerKeys('    proxy_protocol: { accept_from: [10.0.0.0/8, "::1"] }\n'))
+    .config.listeners[0];
+  assert.deepEqual(l.proxyProtocol, {
+    acceptFrom: ["10.0.0.0/8", "::1"],
+    timeout: DEFAULTS.listener.proxyProtocolTimeout,
+  });
+  const one = accepted(withListenerKeys(
+    "    proxy_protocol:\n      accept_from: 192.0.2.7\n      timeout: 500ms\n",
+  )).config.listeners[0];
+  assert.deepEqual(one.proxyProtocol, { acceptFrom: ["192.0.2.7"], timeout: 500 });
+  assert.equal(accepted(MINIMAL).config.listeners[0].proxyProtocol, null);
+});
+
+golden([
+  {
+    name: "parseConfig() says a listener's proxy_protocol names whom to trust, not a version",
+    text: withListenerKeys("    proxy_protocol: v2\n"),
+    line: 8,
+    column: 21,
+    path: "listeners.l.proxy_protocol",
+    message: ["a listener's proxy_protocol is a map", "not"],
+    fix: ["proxy_protocol: { accept_from: [10.0.0.0/8] }", "v1 and v2"],
+  },
+  {
+    name: "parseConfig() wants accept_from in a listener's proxy_protocol",
+    text: withListenerKeys("    proxy_protocol: { timeout: 2s }\n"),
+    line: 8,
+    column: 21,
+    path: "listeners.l.proxy_protocol.accept_from",
+    message: ["accept_from"],
+    fix: ["10.0.0.0/8"],
+  },
+  {
+    name: "parseConfig() refuses an empty accept_from",
+    text: withListenerKeys("    proxy_protocol: { accept_from: [] }\n"),
+    line: 8,
+    column: 36,
+    path: "listeners.l.proxy_protocol.accept_from",
+    message: [],
+    fix: [],
+  },
+  {
+    name: "parseConfig() refuses an accept_from entry that is no address or network",
+    text: withListenerKeys("    proxy_protocol: { accept_from: [10.0.0.0/33] }\n"),
+    line: 8,
+    column: 37,
+    path: "listeners.l.proxy_protocol.accept_from[0]",
+    message: ['"10.0.0.0/33"'],
+    fix: ['"10.0.0.0/8"', "load balancers"],
+  },
+  {
+    name: "parseConfig() refuses a proxy_protocol timeout that is not a duration",
+    text: withListenerKeys("    proxy_protocol: { accept_from: [10.0.0.1], timeout: 3 }\n"),
+    line: 8,
+    column: 57,
+    path: "listeners.l.proxy_protocol.timeout",
+    message: ["3 is not a duration"],
+    fix: ['"5s"'],
+  },
+]);

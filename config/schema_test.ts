@@ -254,6 +254,7 @@ const KEY_PLACES: Record<keyof typeof CONFIG_KEYS, string[][]> = {
   healthCheck: [[...BACKEND, "health_check"]],
   passiveHealth: [[...BACKEND, "passive_health"]],
   listener: [LISTENER],
+  listenerProxyProtocol: [[...LISTENER, "proxy_protocol"]],
   sniff: [[...LISTENER, "sniff"]],
   route: [ROUTE_AT],
   redirect: [[...ROUTE_AT, "redirect", "anyOf:object"]],
@@ -579,6 +580,12 @@ const DEFAULT_CASES: {
     read: asDuration,
   },
   {
+    defaults: "listener.proxyProtocolTimeout",
+    doc: "proxy_protocol.timeout",
+    schemaPath: [...LISTENER, "proxy_protocol", "timeout"],
+    read: asDuration,
+  },
+  {
     defaults: "listener.sniff.timeout",
     doc: "sniff.timeout",
     schemaPath: [...LISTENER, "sniff", "timeout"],
@@ -734,6 +741,7 @@ listeners:
     bind: ["0.0.0.0:8443", "[::1]:8443"]
     idle_timeout: 10m
     max_connections: 1000
+    proxy_protocol: { accept_from: [10.0.0.0/8, "fd00::/8"], timeout: 2s }
     sniff: { timeout: 3s, silent_after: 500ms, max_hello_size: 32KiB }
     routes:
       - { name: vault, sni: [vault.example.test, "*.vault.example.test"], passthrough: vault }
@@ -1265,6 +1273,7 @@ Deno.test("the host name pattern accepts exactly the names certificates.default 
     "xn--bcher-kva.test",
     "a_b.test",
     "localhost",
+    "bücher.example.test",
     "*.example.test",
     "a.*.test",
     "*",
@@ -1282,6 +1291,43 @@ listeners:
   l: { bind: "127.0.0.1:0", routes: [{ reject: true }] }
 `,
       "certificates.default",
+    );
+    assert.equal(validator.validate(name, pattern).length === 0, takes, JSON.stringify(name));
+  }
+});
+
+Deno.test("the server name pattern accepts exactly the names a route's sni takes", async () => {
+  const validator = await loadValidator();
+  const pattern = validator.resolve("#/$defs/serverName");
+  const samples = [
+    "example.test",
+    "App.Example.Test.",
+    "xn--bcher-kva.test",
+    "bücher.example.test",
+    "*.bücher.test",
+    "*.example.test",
+    "**.example.test",
+    "**.a.example.test",
+    "***.example.test",
+    "*.**.example.test",
+    "a.**.test",
+    ".example.test",
+    "a.*.test",
+    "*",
+    "**",
+    "10.0.0.1",
+    "a..b",
+    "-a.test",
+    "",
+  ];
+  for (const name of samples) {
+    const takes = parserTakes(
+      `version: 1
+backends: { b: { servers: ["127.0.0.1:1"] } }
+listeners:
+  l: { bind: "127.0.0.1:0", routes: [{ sni: ${JSON.stringify(name)}, passthrough: b }] }
+`,
+      "listeners.l.routes[0].sni",
     );
     assert.equal(validator.validate(name, pattern).length === 0, takes, JSON.stringify(name));
   }

@@ -177,8 +177,25 @@ export interface ListenerConfig {
   idleTimeout: number;
   /** Connections open at once on this listener; null for only the global cap. */
   maxConnections: number | null;
+  /** Read a PROXY protocol header (v1 or v2) from every connection first; null when off. */
+  proxyProtocol: ProxyProtocolAccept | null;
   routes: RouteConfig[];
   position: SourcePosition;
+}
+
+/**
+ * PROXY protocol headers accepted by a listener behind a load balancer or another proxy. The
+ * address a header carries is then the client's everywhere: limits, logs, forwarding headers,
+ * PROXY headers sent onwards.
+ */
+export interface ProxyProtocolAccept {
+  /**
+   * The networks (CIDRs) allowed to send headers: the load balancers. A connection from any
+   * other address is refused; one from these without a valid header is refused too.
+   */
+  acceptFrom: string[];
+  /** How long a connection may take to send its whole header. */
+  timeout: number;
 }
 
 /** How long and how much a listener reads to tell what a connection speaks. */
@@ -200,10 +217,16 @@ export type Protocol = "tls" | "http" | "ssh" | "silent" | "unknown";
 /** All protocols, in the order they are documented. */
 export const PROTOCOLS: readonly Protocol[] = ["tls", "http", "ssh", "silent", "unknown"];
 
-/** A host name pattern: an exact name or `*.suffix` standing for exactly one extra label. */
+/**
+ * A host name pattern: an exact name, `*.suffix` standing for exactly one extra label, or
+ * `**.suffix` standing for one or more extra labels (any depth, like nginx's `.suffix` without
+ * the bare name, or HAProxy's `-m end` on a dot). Precedence (routing/route_table.ts): exact,
+ * then `*.`, then `**.` with the longest suffix first.
+ */
 export type HostPattern =
   | { kind: "exact"; name: string }
-  | { kind: "wildcard"; suffix: string };
+  | { kind: "wildcard"; suffix: string }
+  | { kind: "anyDepth"; suffix: string };
 
 /** What a route matches. `null` fields match anything. */
 export interface RouteMatch {

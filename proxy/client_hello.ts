@@ -8,6 +8,8 @@
  * @module
  */
 
+import { domainToASCII } from "node:url";
+
 /** What {@linkcode parseClientHello} made of the bytes it was given. */
 export type ClientHelloResult =
   /** More bytes are needed; not an error. */
@@ -20,8 +22,16 @@ export type ClientHelloResult =
 
 /** The parts of a ClientHello that routing looks at. */
 export interface ClientHelloInfo {
-  /** Lowercased, one trailing dot removed; null when the client sent no server_name. */
+  /**
+   * Lowercased, one trailing dot removed; null when the client sent no server_name. A name
+   * sent as raw UTF-8 is given in its A-label form (`xn--bcher-kva.example.test`).
+   */
   sni: string | null;
+  /**
+   * The client sent the server name as raw UTF-8 (U-labels, `bücher.example.test`) instead of
+   * the A-labels RFC 6066 §3 asks for; `sni` holds the A-label form it was converted to.
+   */
+  idn: boolean;
   /** Protocols offered, in client order; [] when there is no ALPN extension. */
   alpn: string[];
   /**
@@ -322,6 +332,7 @@ function parseClientHelloBody(
   p += compLen;
 
   let sni: string | null = null;
+  let idn = false;
   const alpn: string[] = [];
   let tls13 = false;
   let ech = false;
@@ -347,6 +358,7 @@ function parseClientHelloBody(
         const r = readServerName(b, p, dataEnd);
         if (r !== null && typeof r !== "string") return r;
         sni = r;
+        idn = sniWasUtf8;
       } else if (type === EXT_ALPN) {
         const r = readAlpn(b, p, dataEnd, alpn);
         if (r !== null) return r;
@@ -363,7 +375,7 @@ function parseClientHelloBody(
 
   return {
     kind: "hello",
-    hello: { sni, alpn, end: wireEnd, records, legacyVersion, tls13, ech },
+    hello: { sni, idn, alpn, end: wireEnd, records, legacyVersion, tls13, ech },
   };
 }
 
@@ -402,11 +414,64 @@ function readServerName(
   return host;
 }
 
+/** Set by {@link decodeHostName}: the last name decoded was raw UTF-8, now in A-labels. */
+let sniWasUtf8 = false;
+
 /*
  * Lowercase, drop one trailing dot, and insist on letters, digits, '-', '_' and '.' with no
- * empty label: routing never has to guess what an odd name was meant to be.
+ * empty label: routing never has to guess what an odd name was meant to be. A name with bytes
+ * above 0x7f is read as UTF-8 and converted to A-labels first (see decodeUtf8Name).
  */
 function decodeHostName(b: Uint8Array, p: number, end: number): string | ClientHelloResult {
+  sniWasUtf8 = false;
+  for (let i = p; i < end; i++) {
+    if (b[i] >= 0x80) return decodeUtf8Name(b.subarray(p, end));
+  }
+  return decodeAsciiName(b, p, end);
+}
+
+/** Characters the URL host parser treats as delimiters, or refuses; none is in a DNS name. */
+const FORBIDDEN = "%/:?#@[\\]^|<>\x7f";
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * A server name sent as raw UTF-8, as `openssl s_client -servername bücher.example.test` and
+ * some embedded clients send it, although RFC 6066 §3 asks for A-labels. It is decoded strictly
+ * (invalid UTF-8 is refused), mapped and converted with IDNA (UTS #46, via the WHATWG URL host
+ * parser behind `domainToASCII`; names that fail it are refused), and the A-label form must then
+ * pass the same checks as a name sent in ASCII: the certificate and the config name the A-label,
+ * so that is what is routed.
+ */
+function decodeUtf8Name(raw: Uint8Array): string | ClientHelloResult {
+  let text: string;
+  try {
+    text = strictUtf8.decode(raw);
+  } catch {
+    return malformed("server name is neither ASCII nor valid UTF-8");
+  }
+  // The URL host parser would read these as separators or drop them; none belongs in a name.
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) <= 0x20 || FORBIDDEN.includes(text[i])) {
+      return malformed("invalid character in server name");
+    }
+  }
+  const ascii = domainToASCII(text);
+  if (ascii === "") {
+    return malformed("server name is not a valid internationalized domain name (IDNA)");
+  }
+  const bytes = new Uint8Array(ascii.length);
+  for (let i = 0; i < ascii.length; i++) {
+    const c = ascii.charCodeAt(i);
+    if (c >= 0x80) return malformed("invalid character in server name");
+    bytes[i] = c;
+  }
+  const r = decodeAsciiName(bytes, 0, bytes.length);
+  if (typeof r === "string") sniWasUtf8 = true;
+  return r;
+}
+
+function decodeAsciiName(b: Uint8Array, p: number, end: number): string | ClientHelloResult {
   let len = end - p;
   if (len === 0) return malformed("empty server name");
   if (b[end - 1] === 0x2e) len--;

@@ -132,6 +132,7 @@ for (const c of CAPTURES) {
     const h = helloOf(parseClientHello(bytes));
     assert.deepEqual(h, {
       sni: c.sni,
+      idn: false,
       alpn: c.alpn,
       end: bytes.length,
       records: c.records,
@@ -391,6 +392,7 @@ Deno.test("parseClientHello() accepts a TLS 1.0-style hello without extensions",
   const h = helloWithoutExtensions();
   assert.deepEqual(helloOf(parseClientHello(h)), {
     sni: null,
+    idn: false,
     alpn: [],
     end: h.length,
     records: 1,
@@ -523,9 +525,52 @@ Deno.test("parseClientHello() returns malformed for an empty server name", () =>
 });
 
 Deno.test("parseClientHello() returns malformed for characters outside letters, digits, -_.", () => {
-  for (const name of ["a b", "*.example", "[::1]", "a:443", "é.test", "a\0b", "a/b", "a\x7f"]) {
+  for (const name of ["a b", "*.example", "[::1]", "a:443", "a\0b", "a/b", "a\x7f"]) {
     assert.equal(reasonOf(sniOf(name)), "invalid character in server name", JSON.stringify(name));
   }
+});
+
+/** A name as its UTF-8 bytes, one char per byte (the builder writes char codes as bytes). */
+function utf8(name: string): string {
+  return String.fromCharCode(...new TextEncoder().encode(name));
+}
+
+Deno.test("parseClientHello() routes a raw UTF-8 server name as its A-label", () => {
+  const cases: [string, string][] = [
+    ["bücher.example.test", "xn--bcher-kva.example.test"],
+    ["BÜCHER.Example.TEST.", "xn--bcher-kva.example.test"],
+    ["a.bücher.example.test", "a.xn--bcher-kva.example.test"],
+    ["münchen.de", "xn--mnchen-3ya.de"],
+    ["例え.テスト", "xn--r8jz45g.xn--zckzah"],
+    // UTS #46 maps the ideographic full stop to a dot, as browsers do.
+    ["bücher。example.test", "xn--bcher-kva.example.test"],
+  ];
+  for (const [sent, routed] of cases) {
+    const h = helloOf(sniOf(utf8(sent)));
+    assert.equal(h.sni, routed, sent);
+    assert.equal(h.idn, true, sent);
+  }
+  // A name sent in A-labels is not marked: only a raw UTF-8 one is.
+  assert.equal(helloOf(sniOf("xn--bcher-kva.example.test")).idn, false);
+});
+
+Deno.test("parseClientHello() refuses invalid UTF-8 and names that fail IDNA, with a reason", () => {
+  const notUtf8 = "server name is neither ASCII nor valid UTF-8";
+  for (const bytes of ["\xe9.test", "b\xc3.test", "\xc3\x28.test", "\xed\xa0\x80.test", "\xff"]) {
+    assert.equal(reasonOf(sniOf(bytes)), notUtf8, JSON.stringify(bytes));
+  }
+  const idna = "server name is not a valid internationalized domain name (IDNA)";
+  // A zero-width joiner alone, and a label that is not valid Punycode next to a U-label.
+  for (const name of ["\u200d.test", "xn--zz.bücher.test"]) {
+    assert.equal(reasonOf(sniOf(utf8(name))), idna, JSON.stringify(name));
+  }
+  // What IDNA lets through must still be a DNS name: no spaces, slashes or empty labels.
+  for (const name of ["bü cher.test", "bü/cher.test", "bü:443"]) {
+    assert.equal(reasonOf(sniOf(utf8(name))), "invalid character in server name", name);
+  }
+  assert.equal(reasonOf(sniOf(utf8("a..bü.test"))), "server name has an empty label");
+  const long = `${"ü".repeat(60)}.${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(60)}`;
+  assert.equal(reasonOf(sniOf(utf8(long))), "server name longer than 253 bytes");
 });
 
 Deno.test("parseClientHello() accepts a 253-byte name and refuses 254", () => {

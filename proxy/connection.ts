@@ -20,7 +20,7 @@ import { answerTlsAlpnChallenge } from "./acme_challenges.ts";
 import { terminate } from "./terminate.ts";
 import { type PendingRead, relay } from "./relay.ts";
 import { sniff, type SniffResult } from "./sniff.ts";
-import { connectUpstream } from "./upstream.ts";
+import { connectUpstream, warnUpstreamFailure } from "./upstream.ts";
 import type { Backend } from "./backend.ts";
 import { admitToBackend } from "./limits.ts";
 
@@ -48,15 +48,22 @@ function newRecord(ctx: ListenerContext, client: PeerAddress): AccessRecord {
   };
 }
 
-/** Closes a connection refused at accept (over a cap) and writes its access line. */
+/**
+ * Closes a connection refused before it is handled (over a cap, or its PROXY header refused)
+ * and writes its access line.
+ */
 export function refuseConnection(
   conn: Deno.TcpConn,
   ctx: ListenerContext,
   client: PeerAddress,
   why: string,
+  detail: string | null = null,
+  up = 0,
 ): void {
   const record = newRecord(ctx, client);
   record.end = why;
+  record.detail = detail;
+  record.up = up;
   closeQuietly(conn);
   ctx.onAccess(record);
 }
@@ -64,18 +71,22 @@ export function refuseConnection(
 /**
  * Runs one connection to its end. Never throws.
  *
- * @param client `peerAddress(conn.remoteAddr)`, which the accept loop has already worked out.
+ * @param client `peerAddress(conn.remoteAddr)`, which the accept loop has already worked out,
+ *   or the client a PROXY header named
+ * @param destination the address the client connected to, when a PROXY header named it (it is
+ *   written into PROXY headers sent onwards); the local end of `conn` otherwise
  */
 export async function handleConnection(
   conn: Deno.TcpConn,
   ctx: ListenerContext,
   client: PeerAddress,
+  destination?: PeerAddress,
 ): Promise<void> {
   const started = Date.now();
   const record = newRecord(ctx, client);
   noDelay(conn);
   try {
-    await run(conn, ctx, client, record);
+    await run(conn, ctx, client, record, destination);
   } catch (e) {
     // A bug or an unexpected socket error: log it once with context, never to the client.
     record.detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
@@ -107,11 +118,13 @@ async function run(
   ctx: ListenerContext,
   client: PeerAddress,
   record: AccessRecord,
+  destination: PeerAddress | undefined,
 ): Promise<void> {
   const table = ctx.table;
   let first: Uint8Array = NO_BYTES;
   let pending: PendingRead | undefined;
   let protocol: Protocol;
+  let idn = false;
   if (!table.sniff) {
     // Only a catch-all route: forward at once, so server-speaks-first protocols work.
     protocol = "unknown";
@@ -125,6 +138,7 @@ async function run(
     protocol = verdict.protocol;
     first = verdict.first;
     pending = verdict.pending;
+    idn = verdict.idn;
   }
   record.protocol = protocol;
   // TLS-ALPN-01 validation of a name edgemux orders for, whatever that name's route is.
@@ -137,16 +151,25 @@ async function run(
   }
   const route = decision.route;
   record.route = route.name;
-  await act(conn, ctx, client, record, route, first, pending);
+  if (idn && (route.action.kind === "edge" || route.action.kind === "reencrypt")) {
+    // The TLS library refuses a ClientHello whose server name is not in A-labels (it fails the
+    // handshake with illegal_parameter), so say why here rather than leave a failed handshake.
+    record.end = "idn-not-terminated";
+    record.detail = "the client sent the server name as raw UTF-8; TLS is terminated only " +
+      `for names sent as A-labels ("${record.sni}", as RFC 6066 §3 asks), passed through otherwise`;
+    await sendQuietly(conn, ALERT_UNRECOGNIZED_NAME);
+    return;
+  }
+  await act(conn, ctx, client, record, route, first, pending, destination);
 }
 
 /** Turns a sniff result into what routing needs, or null (with `record.end` set) to stop. */
 function sniffOutcome(
   sniffed: SniffResult,
   record: AccessRecord,
-): { protocol: Protocol; first: Uint8Array; pending?: PendingRead } | null {
+): { protocol: Protocol; first: Uint8Array; pending?: PendingRead; idn: boolean } | null {
   if (sniffed.kind === "silent") {
-    return { protocol: "silent", first: NO_BYTES, pending: sniffed.pending };
+    return { protocol: "silent", first: NO_BYTES, pending: sniffed.pending, idn: false };
   }
   record.up = sniffed.bytes.length;
   switch (sniffed.kind) {
@@ -173,7 +196,7 @@ function sniffOutcome(
         record.sni = v.hello.sni;
         record.alpn = v.hello.alpn;
       }
-      return { protocol: v.kind, first: sniffed.bytes };
+      return { protocol: v.kind, first: sniffed.bytes, idn: v.kind === "tls" && v.hello.idn };
     }
   }
 }
@@ -186,6 +209,7 @@ async function act(
   route: RouteConfig,
   first: Uint8Array,
   pending: PendingRead | undefined,
+  destination: PeerAddress | undefined,
 ): Promise<void> {
   const action = route.action;
   switch (action.kind) {
@@ -207,7 +231,7 @@ async function act(
       const leave = admitToBackend(backend, client, record);
       if (leave === null) return;
       try {
-        await connectAndRelay(conn, ctx, client, record, backend, first, pending);
+        await connectAndRelay(conn, ctx, client, record, backend, first, pending, destination);
       } finally {
         leave();
       }
@@ -224,12 +248,14 @@ async function connectAndRelay(
   backend: Backend,
   first: Uint8Array,
   pending: PendingRead | undefined,
+  destination: PeerAddress | undefined,
 ): Promise<void> {
   const connected = await connectUpstream(backend, ctx.deadlines, ctx.hardStop);
   record.server = connected.server?.config.label ?? null;
   if (!connected.ok) {
     record.end = connected.failure;
     record.detail = connected.detail;
+    warnUpstreamFailure(record, connected.failure);
     return;
   }
   try {
@@ -238,6 +264,7 @@ async function connectAndRelay(
       connected.conn,
       backend.config.proxyProtocol,
       client,
+      destination,
       first,
       pending,
       ctx,
@@ -254,6 +281,7 @@ async function relayTo(
   upstream: Deno.TcpConn,
   proxyProtocol: "off" | "v1" | "v2",
   client: PeerAddress,
+  destination: PeerAddress | undefined,
   first: Uint8Array,
   pending: PendingRead | undefined,
   ctx: ListenerContext,
@@ -262,7 +290,7 @@ async function relayTo(
   try {
     const header = proxyProtocol === "off"
       ? null
-      : encodeProxyHeader(proxyProtocol, client, peerAddress(conn.localAddr));
+      : encodeProxyHeader(proxyProtocol, client, destination ?? peerAddress(conn.localAddr));
     const opening = header === null ? first : concat(header, first);
     if (opening.length > 0) await writeAll(upstream, opening);
   } catch {

@@ -39,6 +39,11 @@ export interface ListenerContext {
   readonly routers: ReadonlyMap<RouteConfig, HttpRouter>;
   /** Clients whose forwarding headers are kept (http.trusted_proxies). */
   readonly trustedProxies: CidrSet;
+  /**
+   * The listener's `proxy_protocol.accept_from`: only these may connect, and each must send a
+   * PROXY header first. Null when the listener takes no PROXY headers.
+   */
+  readonly proxySources: CidrSet | null;
   /** Read deadlines of this proxy; a graceful stop ends its idle waits. */
   readonly deadlines: DeadlineSet;
   /** Aborted when a graceful stop begins: idle keep-alive connections close at once. */

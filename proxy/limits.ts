@@ -97,10 +97,41 @@ export class ConnectionLimiter {
     now = Date.now(),
   ): (() => void) | LimitRefusal {
     const l = this.#limits;
-    const client = clientKey(clientIp);
     if (this.#total >= l.maxConnections) return "limit-total";
     const inListener = this.#perListener.get(listener) ?? 0;
     if (listenerMax !== null && inListener >= listenerMax) return "limit-listener";
+    const leaveClient = this.admitClient(clientIp, now);
+    if (typeof leaveClient === "string") return leaveClient;
+    const leaveShared = this.admitShared(listener, listenerMax);
+    return () => {
+      (leaveShared as () => void)();
+      leaveClient();
+    };
+  }
+
+  /**
+   * The caps over all listeners and per listener alone, for a connection whose client is not
+   * known yet (a PROXY header will name it): the caller then asks {@link admitClient}.
+   */
+  admitShared(listener: string, listenerMax: number | null): (() => void) | LimitRefusal {
+    if (this.#total >= this.#limits.maxConnections) return "limit-total";
+    const inListener = this.#perListener.get(listener) ?? 0;
+    if (listenerMax !== null && inListener >= listenerMax) return "limit-listener";
+    this.#total++;
+    this.#perListener.set(listener, inListener + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#total--;
+      this.#perListener.set(listener, (this.#perListener.get(listener) ?? 1) - 1);
+    };
+  }
+
+  /** The per-client caps (open connections, new-connection rate) alone. */
+  admitClient(clientIp: string, now = Date.now()): (() => void) | LimitRefusal {
+    const l = this.#limits;
+    const client = clientKey(clientIp);
     const inClient = this.#perClient.get(client) ?? 0;
     if (l.perClientConnections !== null && inClient >= l.perClientConnections) {
       return "limit-client";
@@ -108,15 +139,11 @@ export class ConnectionLimiter {
     if (l.perClientRate !== null && !this.#take(client, l.perClientRate, l.perClientBurst, now)) {
       return "rate-limited";
     }
-    this.#total++;
-    this.#perListener.set(listener, inListener + 1);
     this.#perClient.set(client, inClient + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.#total--;
-      this.#perListener.set(listener, (this.#perListener.get(listener) ?? 1) - 1);
       const c = (this.#perClient.get(client) ?? 1) - 1;
       if (c <= 0) this.#perClient.delete(client);
       else this.#perClient.set(client, c);

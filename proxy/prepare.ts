@@ -254,6 +254,8 @@ function checkCoverage(
     }
     for (const p of route.match.sni) {
       // A wildcard route needs a wildcard certificate: probe it with a label no real name has.
+      // An any-depth route (`**.`) is checked one label deep: no certificate name covers every
+      // depth (RFC 6125 §6.4.3), so names further down need certificates of their own.
       if (p.kind === "exact") need(p.name, route, path, p.name);
       else need(`edgemux-probe.${p.suffix}`, route, path, `*.${p.suffix}`);
     }

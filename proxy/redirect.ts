@@ -3,6 +3,9 @@
  * same host and path over https, except ACME http-01 challenges, which can be handed to a
  * backend. Keep-alive and pipelining work; bad requests get a short status and a close.
  *
+ * Every request answered gets its own request record (the access log's one line per HTTP
+ * request), as on terminated connections; the connection's access record counts them.
+ *
  * @module
  */
 
@@ -13,6 +16,7 @@ import type { RequestHead } from "./http1/head.ts";
 import { simpleResponse, simpleResponseInto } from "./http1/respond.ts";
 import { NO_HEADER_OPS } from "./http1/upstream_head.ts";
 import { forwardRequest } from "./http/h1.ts";
+import type { RequestRecord } from "./http/session.ts";
 import { UpstreamSet } from "./http/pool.ts";
 import { readRequestHead, REQUEST_TIMEOUT } from "./http/read_head.ts";
 import { BufferedReader } from "./http/reader.ts";
@@ -60,11 +64,14 @@ async function serve(
   record.requests = 0;
   for (;;) {
     const got = await readRequestHead(reader, ctx.http, ctx.softStop);
+    const started = Date.now();
     switch (got.kind) {
       case "timeout":
         if (got.partial) {
           // readRequestHead has answered 408 and closed the connection.
           record.down += REQUEST_TIMEOUT.length;
+          const r = requestRecord(record, client, null);
+          finish(ctx, r, started, 408, "request-timeout", "request head not finished");
           return end(record, "request-timeout", null);
         }
         return end(record, "keepalive-timeout", null);
@@ -72,12 +79,17 @@ async function serve(
         return end(record, got.partial ? "client-closed-early" : "client-closed", null);
       case "stopping":
         return end(record, "shutdown", null);
-      case "error":
-        await send(simpleResponse(got.status, { close: true }));
+      case "error": {
+        const r = requestRecord(record, client, null);
+        await send(simpleResponse(got.status, { close: true })).finally(() =>
+          finish(ctx, r, started, got.status, "bad-request", got.reason)
+        );
         return end(record, "bad-request", got.reason);
+      }
     }
     const head = got.head;
     record.requests++;
+    const request = requestRecord(record, client, head);
     // The ACME prefix is matched on the normalised path, which is also what is forwarded, so
     // `/.well-known/acme-challenge/../../admin` or `..%2F` cannot reach anything else on the
     // ACME backend (routing/path.ts). A path that is refused is redirected like any other.
@@ -93,7 +105,7 @@ async function serve(
           body: answer,
           close,
           head: head.method === "HEAD",
-        }));
+        })).finally(() => finish(ctx, request, started, 200, "acme-answered", null));
         if (close) return end(record, "acme-answered", null);
         continue;
       }
@@ -117,11 +129,18 @@ async function serve(
       }).finally(() => upstreams.close());
       record.server = result.server;
       record.down += result.bytesOut;
+      request.backend = action.acmeBackend;
+      request.server = result.server;
+      request.bytes_in = result.bytesIn;
+      request.bytes_out = result.bytesOut;
+      request.upstream_ms = result.upstreamMs === null ? null : Math.round(result.upstreamMs);
+      finish(ctx, request, started, result.status, result.end, result.detail);
       return end(record, result.end === "ok" ? "acme-forwarded" : result.end, result.detail);
     }
     const location = httpsLocation(head, action, ctx);
     if (location === null) {
-      await send(simpleResponse(400, { close: true, body: "A Host header is required.\n" }));
+      await send(simpleResponse(400, { close: true, body: "A Host header is required.\n" }))
+        .finally(() => finish(ctx, request, started, 400, "bad-request", "no usable host"));
       return end(record, "bad-request", "no usable host");
     }
     // A request body would have to be read and thrown away to find the next request; closing
@@ -132,9 +151,56 @@ async function serve(
       body: `Redirecting to ${location}\n`,
       close,
       head: head.method === "HEAD",
-    }));
+    })).finally(() => finish(ctx, request, started, action.status, "redirected", null));
     if (close) return end(record, "redirected", null);
   }
+}
+
+/**
+ * A request record for a request on a redirect listener; `head` is null when no request head
+ * could be read (a bad or unfinished request), which is logged as method and path "-" the way
+ * terminated connections log it.
+ */
+function requestRecord(
+  record: AccessRecord,
+  client: PeerAddress,
+  head: RequestHead | null,
+): RequestRecord {
+  return {
+    conn: record.conn,
+    listener: record.listener,
+    client: client.ip,
+    http: "h1",
+    method: head?.method ?? "-",
+    host: head?.authority ?? null,
+    path: head?.path ?? "-",
+    status: 0,
+    route: record.route,
+    backend: null,
+    server: null,
+    bytes_in: 0,
+    bytes_out: 0,
+    ms: 0,
+    upstream_ms: null,
+    end: "ok",
+    detail: null,
+  };
+}
+
+/** Fills in how a request ended and hands its record on. */
+function finish(
+  ctx: ListenerContext,
+  r: RequestRecord,
+  started: number,
+  status: number,
+  how: string,
+  detail: string | null,
+): void {
+  r.status = status;
+  r.end = how;
+  r.detail = detail;
+  r.ms = Date.now() - started;
+  ctx.onRequest(r);
 }
 
 function end(record: AccessRecord, how: string, detail: string | null): void {

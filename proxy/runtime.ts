@@ -31,7 +31,8 @@ import { ProxyMetrics } from "./proxy_metrics.ts";
 import { DeadlineSet } from "./deadlines.ts";
 import { describeAction, describeMatch, type StatusReport } from "./status.ts";
 import denoJson from "../deno.json" with { type: "json" };
-import { closeQuietly, peerAddress } from "./net.ts";
+import { closeQuietly, type PeerAddress, peerAddress } from "./net.ts";
+import { readProxyHeader } from "./proxy_protocol.ts";
 import { prepareConfig, type PreparedConfig } from "./prepare.ts";
 import { serveTerminated } from "./terminate.ts";
 import { HANDSHAKE_BACKSTOP, Terminator } from "./terminator.ts";
@@ -498,6 +499,7 @@ class RunningProxy implements ProxyHandle {
         terminator: () => gen.terminator,
         routers: routersOf(l),
         trustedProxies,
+        proxySources: l.proxyProtocol === null ? null : new CidrSet(l.proxyProtocol.acceptFrom),
         deadlines: this.#deadlines,
         softStop: this.#softStop.signal,
         hardStop: this.#hardStop.signal,
@@ -623,6 +625,10 @@ class RunningProxy implements ProxyHandle {
         continue;
       }
       const client = peerAddress(conn.remoteAddr);
+      if (ctx.proxySources !== null) {
+        this.#acceptProxied(conn, ctx, ctx.proxySources, client);
+        continue;
+      }
       const admitted = this.#limiter!.admit(s.listener, ctx.listener.maxConnections, client.ip);
       if (typeof admitted === "string") {
         // Over a cap: close at once, never queue. The access line says which cap.
@@ -637,6 +643,75 @@ class RunningProxy implements ProxyHandle {
       });
       this.#tasks.add(task);
     }
+  }
+
+  /**
+   * A connection to a listener with `proxy_protocol`: only the configured sources may connect,
+   * and each must send a PROXY header first, within the timeout; anything else is refused, never
+   * served as if the proxy were the client. The header's client is then the client everywhere,
+   * so the per-client caps are applied once it is known (the shared caps at once).
+   */
+  #acceptProxied(
+    conn: Deno.TcpConn,
+    ctx: ListenerContext,
+    sources: CidrSet,
+    peer: PeerAddress,
+  ): void {
+    const listener = ctx.listener;
+    if (!sources.contains(peer.ip)) {
+      refuseConnection(
+        conn,
+        ctx,
+        peer,
+        "proxy-untrusted",
+        `${peer.ip} is not in proxy_protocol.accept_from`,
+      );
+      return;
+    }
+    const shared = this.#limiter!.admitShared(listener.name, listener.maxConnections);
+    if (typeof shared === "string") {
+      refuseConnection(conn, ctx, peer, shared);
+      return;
+    }
+    this.#active.add(conn);
+    const task = (async () => {
+      const got = await readProxyHeader(conn, listener.proxyProtocol!.timeout, this.#deadlines);
+      if (got.kind === "refused") {
+        refuseConnection(conn, ctx, peer, got.end, got.detail, got.bytes);
+        if (got.end.startsWith("proxy-")) {
+          // A trusted proxy that sends no header, or a broken one, is misconfigured: say so.
+          log.warn("PROXY header refused", {
+            listener: listener.name,
+            peer: formatHostPort({ host: peer.ip, port: peer.port }),
+            end: got.end,
+            detail: got.detail,
+          });
+        }
+        return;
+      }
+      const origin = got.origin;
+      const client = origin.kind === "proxied" ? origin.source : peer;
+      const leave = this.#limiter!.admitClient(client.ip);
+      if (typeof leave === "string") {
+        refuseConnection(conn, ctx, client, leave);
+        return;
+      }
+      try {
+        await handleConnection(
+          conn,
+          ctx,
+          client,
+          origin.kind === "proxied" ? origin.destination : undefined,
+        );
+      } finally {
+        leave();
+      }
+    })().finally(() => {
+      shared();
+      this.#active.delete(conn);
+      this.#tasks.delete(task);
+    });
+    this.#tasks.add(task);
   }
 
   shutdown(timeout = this.config.shutdownTimeout): Promise<void> {

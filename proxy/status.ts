@@ -8,6 +8,7 @@
 
 import type { HostPattern, RouteConfig } from "../config/types.ts";
 import type { Problem } from "./log.ts";
+import { formatHostPattern } from "../routing/route_table.ts";
 import type { AcmeNameStatus } from "./certs/acme.ts";
 
 /** Everything the status page shows. */
@@ -83,7 +84,7 @@ ${
 }
 
 function pattern(p: HostPattern): string {
-  return p.kind === "exact" ? p.name : `*.${p.suffix}`;
+  return formatHostPattern(p);
 }
 
 /** A route's match in one line: `tls sni=vault.example.test alpn=h2`. */

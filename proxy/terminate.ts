@@ -14,6 +14,7 @@ import { BufferedReader } from "./http/reader.ts";
 import type { HttpSession } from "./http/session.ts";
 import { closeQuietly, writeAll } from "./net.ts";
 import { admitToBackend } from "./limits.ts";
+import { warnUpstreamFailure } from "./upstream.ts";
 import { Deadline } from "./deadlines.ts";
 import { type PendingRead, relay, RelayControl } from "./relay.ts";
 
@@ -119,6 +120,7 @@ export async function serveTerminated(
       if ("failure" in got) {
         record.server = got.server?.config.label ?? null;
         record.detail = `${got.failure}: ${got.detail}`;
+        warnUpstreamFailure(record, got.failure);
         return;
       }
       record.server = got.up.server.config.label;

@@ -10,6 +10,8 @@ import type { Backend, NoServer, ServerState } from "./backend.ts";
 import { Deadline, type DeadlineSet } from "./deadlines.ts";
 import { type LocalCause, localCause, noteLocalError } from "./local_errors.ts";
 import { noDelay } from "./net.ts";
+import { log } from "./log.ts";
+import type { AccessRecord } from "./context.ts";
 
 /** Why no server took the connection, as logged. */
 export type ConnectFailure =
@@ -155,3 +157,31 @@ export async function connectUpstream(
     detail: last?.detail ?? "stopping",
   };
 }
+
+/**
+ * A server that refused, timed out or could not be reached is an operator's problem, not only a
+ * line in the access log: it is logged at warn, so it also shows under "recent problems" on the
+ * status page. Not for `no-server-up` and `server-full` (the backend said so once, when its
+ * servers went down or filled up) nor `local-resource` (local_errors.ts logs it).
+ */
+export function warnUpstreamFailure(record: AccessRecord, failure: string): void {
+  if (!UPSTREAM_FAULTS.has(failure)) return;
+  log.warn("upstream connect failed", {
+    conn: record.conn,
+    listener: record.listener,
+    client: record.client,
+    route: record.route,
+    backend: record.backend,
+    server: record.server,
+    end: failure,
+    detail: record.detail,
+  });
+}
+
+/** The connect failures that are the server's, seen by the dial itself. */
+const UPSTREAM_FAULTS = new Set([
+  "upstream-refused",
+  "upstream-timeout",
+  "upstream-unreachable",
+  "upstream-tls",
+]);

@@ -9,6 +9,17 @@ import type { ListenerConfig, Protocol } from "../config/types.ts";
 import { HttpRouter, normalizeHost } from "./http_router.ts";
 import { normalizePath, type PathNormalization, pathRefusal } from "./path.ts";
 import { covers, RouteTable } from "./route_table.ts";
+import { domainToASCII } from "node:url";
+
+/**
+ * A server name as the ClientHello parser routes it: a name given in Unicode (`bücher.test`)
+ * becomes its A-label (`xn--bcher-kva.test`), as a raw UTF-8 name sent by a client does.
+ */
+function asciiName(name: string): string {
+  if (!/\P{ASCII}/u.test(name)) return name;
+  const ascii = domainToASCII(name);
+  return ascii === "" ? name : ascii;
+}
 
 /** The connection (and request) to explain. */
 export interface ExplainQuery {
@@ -24,7 +35,7 @@ export interface ExplainQuery {
 /** Lines of explanation, for a person to read. */
 export function explainConnection(listener: ListenerConfig, q: ExplainQuery): string[] {
   const table = new RouteTable(listener);
-  const sni = q.sni === null ? null : q.sni.toLowerCase().replace(/\.$/, "");
+  const sni = q.sni === null ? null : asciiName(q.sni.toLowerCase().replace(/\.$/, ""));
   const out: string[] = [];
   const what = [
     `${/^[aeiou]|^ssh|^http/.test(q.protocol) ? "an" : "a"} ${q.protocol} connection`,

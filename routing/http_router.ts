@@ -4,8 +4,9 @@
  *
  * Precedence, the same for every lookup and for `edgemux explain`:
  * 1. host specificity first: an exact host beats a `*.suffix` wildcard (which stands for exactly
- *    one extra label, so at most one wildcard can match a host), which beats routes without
- *    `host`;
+ *    one extra label, so at most one wildcard can match a host), which beats a `**.suffix`
+ *    any-depth wildcard (one or more labels; of several that match, the longest suffix first),
+ *    which beats routes without `host`;
  * 2. then, within the same host tier, path specificity: an exact path beats any prefix, a longer
  *    prefix beats a shorter one, and a route without `path` comes last;
  * 3. config order breaks the remaining ties.
@@ -21,6 +22,7 @@
  */
 
 import type { HttpRouteConfig, PathMatch } from "../config/types.ts";
+import { formatHostPattern, hasNoEmptyLabel, suffixesOf } from "./route_table.ts";
 
 /** The route a request takes and the path it is forwarded with. */
 export interface HttpRouteMatch {
@@ -42,7 +44,9 @@ interface Entry {
   /** `rewrite` without its trailing "/", for joining to the rest of the path. */
   rewriteJoin: string;
   /** Which host list it is in. */
-  tier: typeof EXACT | typeof WILDCARD | typeof ANY;
+  tier: typeof EXACT | typeof WILDCARD | typeof ANY_DEPTH | typeof ANY;
+  /** The name or suffix it is filed under ("" for any host). */
+  key: string;
   /** For `explain`: `exact "a.b"`, `wildcard "*.b"`, `any host`. */
   via: string;
 }
@@ -50,7 +54,8 @@ interface Entry {
 /** The host tiers, most specific first; also their index in `#tiersFor`. */
 const EXACT = 0;
 const WILDCARD = 1;
-const ANY = 2;
+const ANY_DEPTH = 2;
+const ANY = 3;
 
 /**
  * Normalises a request's authority (Host header or `:authority`) to the form route hosts are
@@ -104,6 +109,9 @@ function isTcpPort(port: string): boolean {
 export class HttpRouter {
   readonly #exact = new Map<string, Entry[]>();
   readonly #wildcard = new Map<string, Entry[]>();
+  readonly #anyDepth = new Map<string, Entry[]>();
+  /** The longest suffix in `#anyDepth`. */
+  #anyDepthMax = 0;
   readonly #any: Entry[] = [];
 
   constructor(routes: readonly HttpRouteConfig[]) {
@@ -120,7 +128,7 @@ export class HttpRouter {
         rewriteJoin: rewrite?.endsWith("/") ? rewrite.slice(0, -1) : rewrite ?? "",
       };
       if (route.hosts === null) {
-        this.#any.push({ ...base, tier: ANY, via: "any host" });
+        this.#any.push({ ...base, tier: ANY, key: "", via: "any host" });
         return;
       }
       for (const pattern of route.hosts) {
@@ -128,19 +136,24 @@ export class HttpRouter {
           push(this.#exact, pattern.name, {
             ...base,
             tier: EXACT,
+            key: pattern.name,
             via: `exact "${pattern.name}"`,
           });
         } else {
-          push(this.#wildcard, pattern.suffix, {
+          const wildcard = pattern.kind === "wildcard";
+          if (!wildcard) this.#anyDepthMax = Math.max(this.#anyDepthMax, pattern.suffix.length);
+          push(wildcard ? this.#wildcard : this.#anyDepth, pattern.suffix, {
             ...base,
-            tier: WILDCARD,
-            via: `wildcard "*.${pattern.suffix}"`,
+            tier: wildcard ? WILDCARD : ANY_DEPTH,
+            key: pattern.suffix,
+            via: `wildcard "${formatHostPattern(pattern)}"`,
           });
         }
       }
     });
     for (const list of this.#exact.values()) list.sort(byPathSpecificity);
     for (const list of this.#wildcard.values()) list.sort(byPathSpecificity);
+    for (const list of this.#anyDepth.values()) list.sort(byPathSpecificity);
     this.#any.sort(byPathSpecificity);
   }
 
@@ -181,12 +194,15 @@ export class HttpRouter {
         : `none of the ${candidates} routes for this host takes this path`;
       return { match: null, reason: `${shownHost}, path "${path.slice(0, end)}": ${why}` };
     }
-    const rivals = tiers[entry.tier].filter((e) => matchesPath(e, path, end));
+    const rivals = tiers[entry.tier].filter((e) =>
+      e.key === entry.key && matchesPath(e, path, end)
+    );
     const skipped = tiers.slice(0, entry.tier).reduce((n, t) => n + t.length, 0);
     let hostPart: string;
     if (entry.tier === EXACT) hostPart = `${shownHost} exact`;
-    else if (entry.tier === WILDCARD) hostPart = `${shownHost} ${entry.via}`;
-    else hostPart = name === null ? shownHost : `${shownHost} by a route without host`;
+    else if (entry.tier === WILDCARD || entry.tier === ANY_DEPTH) {
+      hostPart = `${shownHost} ${entry.via}`;
+    } else hostPart = name === null ? shownHost : `${shownHost} by a route without host`;
     if (skipped > 0) {
       hostPart += skipped === 1
         ? " (1 more specific route for it takes other paths)"
@@ -220,16 +236,29 @@ export class HttpRouter {
           if (w) return w;
         }
       }
+      if (this.#anyDepth.size > 0 && hasNoEmptyLabel(host)) {
+        for (const suffix of suffixesOf(host, this.#anyDepthMax)) {
+          const deep = this.#anyDepth.get(suffix);
+          const d = deep && firstPathMatch(deep, path, end);
+          if (d) return d;
+        }
+      }
     }
     return firstPathMatch(this.#any, path, end);
   }
 
-  /** The lists a host is looked up in, indexed by tier (EXACT, WILDCARD, ANY). */
+  /** The lists a host is looked up in, indexed by tier (EXACT, WILDCARD, ANY_DEPTH, ANY). */
   #tiersFor(host: string | null): Entry[][] {
-    if (host === null) return [[], [], this.#any];
+    if (host === null) return [[], [], [], this.#any];
     const dot = host.indexOf(".");
     const wild = dot > 0 ? this.#wildcard.get(host.slice(dot + 1)) : undefined;
-    return [this.#exact.get(host) ?? [], wild ?? [], this.#any];
+    const deep: Entry[] = [];
+    if (this.#anyDepth.size > 0 && hasNoEmptyLabel(host)) {
+      for (const suffix of suffixesOf(host, this.#anyDepthMax)) {
+        deep.push(...(this.#anyDepth.get(suffix) ?? []));
+      }
+    }
+    return [this.#exact.get(host) ?? [], wild ?? [], deep, this.#any];
   }
 }
 

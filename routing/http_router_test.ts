@@ -15,7 +15,9 @@ interface RouteSpec {
 }
 
 function hostPattern(text: string): HostPattern {
-  return text.startsWith("*.")
+  return text.startsWith("**.")
+    ? { kind: "anyDepth", suffix: text.slice(3) }
+    : text.startsWith("*.")
     ? { kind: "wildcard", suffix: text.slice(2) }
     : { kind: "exact", name: text };
 }
@@ -131,6 +133,45 @@ Deno.test("HttpRouter.match() matches *.example.test for exactly one extra label
   assert.equal(routeFor(router, "a.b.example.test", "/"), null);
   assert.equal(routeFor(router, ".example.test", "/"), null);
   assert.equal(routeFor(router, "aexample.test", "/"), null);
+});
+
+Deno.test("HttpRouter.match() matches **.example.test at any depth, never the bare name", () => {
+  const router = new HttpRouter([route("deep", { host: "**.example.test" })]);
+  for (const host of ["a.example.test", "a.b.example.test", "x.y.z.example.test:8443"]) {
+    assert.equal(routeFor(router, host, "/"), "deep", host);
+  }
+  for (const host of ["example.test", "aexample.test", "a.example.test.x", "test"]) {
+    assert.equal(routeFor(router, host, "/"), null, host);
+  }
+});
+
+Deno.test("HttpRouter.match() ranks exact, then *., then **. with the longest suffix first", () => {
+  const exact = route("exact", { host: "a.b.example.test" });
+  const one = route("one", { host: "*.b.example.test" });
+  const deepLong = route("deep-long", { host: "**.b.example.test" });
+  const deepShort = route("deep-short", { host: "**.example.test" });
+  const any = route("any");
+  for (const order of permutations([exact, one, deepLong, deepShort, any])) {
+    const router = new HttpRouter(order);
+    assert.equal(routeFor(router, "a.b.example.test", "/"), "exact");
+    assert.equal(routeFor(router, "c.b.example.test", "/"), "one");
+    assert.equal(routeFor(router, "x.c.b.example.test", "/"), "deep-long");
+    assert.equal(routeFor(router, "c.example.test", "/"), "deep-short");
+    assert.equal(routeFor(router, "x.y.example.test", "/"), "deep-short");
+    assert.equal(routeFor(router, "b.example.test", "/"), "deep-short");
+    assert.equal(routeFor(router, "example.test", "/"), "any");
+  }
+  // A longer suffix whose routes take other paths falls through to the shorter one.
+  const router = new HttpRouter([
+    route("deep-long-api", { host: "**.b.example.test", path: "/api" }),
+    route("deep-short", { host: "**.example.test" }),
+  ]);
+  assert.equal(routeFor(router, "x.b.example.test", "/api/v1"), "deep-long-api");
+  assert.equal(routeFor(router, "x.b.example.test", "/web"), "deep-short");
+  assert.equal(
+    router.explain("x.b.example.test", "/web").reason,
+    'host "x.b.example.test" wildcard "**.example.test", any path',
+  );
 });
 
 Deno.test("HttpRouter.match() normalises the host it is given", () => {
@@ -420,24 +461,37 @@ function referenceMatch(
   let best: { key: number[]; route: HttpRouteConfig } | null = null;
   routes.forEach((r, order) => {
     if (!referencePathMatches(r.path, pathOnly)) return;
-    const tiers: number[] = [];
-    if (r.hosts === null) tiers.push(2);
+    // Each matching host pattern as [tier, rank within the tier]; the best one counts.
+    const tiers: number[][] = [];
+    if (r.hosts === null) tiers.push([3, 0]);
     else {
       for (const h of r.hosts) {
         if (name === null) continue;
-        if (h.kind === "exact" && h.name === name) tiers.push(0);
+        if (h.kind === "exact" && h.name === name) tiers.push([0, 0]);
+        const labels = name.split(".");
         if (h.kind === "wildcard") {
-          const labels = name.split(".");
           if (labels.length >= 2 && labels[0] !== "" && labels.slice(1).join(".") === h.suffix) {
-            tiers.push(1);
+            tiers.push([1, 0]);
+          }
+        }
+        if (h.kind === "anyDepth") {
+          // One or more non-empty labels in front of the suffix; a longer suffix ranks first.
+          const n = h.suffix.split(".").length;
+          const front = labels.slice(0, labels.length - n);
+          if (
+            front.length >= 1 && front.every((l) => l !== "") &&
+            labels.slice(labels.length - n).join(".") === h.suffix
+          ) {
+            tiers.push([2, -h.suffix.length]);
           }
         }
       }
     }
     if (tiers.length === 0) return;
+    const host = tiers.reduce((a, b) => (compareKeys(a, b) <= 0 ? a : b));
     const pathRank = r.path === null ? 2 : r.path.kind === "exact" ? 0 : 1;
     const length = r.path?.kind === "prefix" ? -r.path.value.length : 0;
-    const key = [Math.min(...tiers), pathRank, length, order];
+    const key = [...host, pathRank, length, order];
     if (best === null || compareKeys(key, best.key) < 0) best = { key, route: r };
   });
   if (best === null) return null;
@@ -450,7 +504,17 @@ function compareKeys(a: number[], b: number[]): number {
   return 0;
 }
 
-const HOST_PATTERNS = ["a.test", "b.test", "x.a.test", "*.a.test", "*.test", "*.x.a.test"];
+const HOST_PATTERNS = [
+  "a.test",
+  "b.test",
+  "x.a.test",
+  "*.a.test",
+  "*.test",
+  "*.x.a.test",
+  "**.a.test",
+  "**.test",
+  "**.x.a.test",
+];
 const PATH_VALUES = ["/", "/a", "/a/", "/a/b", "/ab", "/b", "/a/b/"];
 const REWRITES = ["/", "/v2", "/v2/", "/a"];
 
@@ -473,6 +537,9 @@ const requestArb = fc.record({
       "X.a.test.:1",
       "y.a.test",
       "z.x.a.test",
+      "w.z.x.a.test",
+      "w..x.a.test",
+      "x.a.test.:80",
       "b.test",
       "test",
       "c.b.test",

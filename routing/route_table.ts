@@ -3,8 +3,10 @@
  *
  * Precedence, the same for every lookup and for `edgemux explain`:
  * 1. only routes that take the connection's protocol;
- * 2. for TLS, an exact server name beats a `*.suffix` wildcard, which beats a route without
- *    `sni` (a wildcard stands for exactly one label, so at most one wildcard can match a name);
+ * 2. for TLS, an exact server name beats a `*.suffix` wildcard, which beats a `**.suffix`
+ *    any-depth wildcard, which beats a route without `sni`. A `*.` wildcard stands for exactly
+ *    one label, so at most one can match a name; several `**.` suffixes can (`**.example.test`
+ *    and `**.b.example.test` both match `a.b.example.test`), and the longest suffix wins;
  * 3. within one of those, a route that names ALPN protocols beats one that does not, and a route
  *    that names its protocol beats `protocol: any`;
  * 4. config order breaks the remaining ties.
@@ -38,7 +40,12 @@ export interface RouteEntry {
 
 interface ProtocolTable {
   exact: Map<string, RouteEntry[]>;
+  /** `*.suffix` routes, by suffix. */
   wildcard: Map<string, RouteEntry[]>;
+  /** `**.suffix` routes, by suffix. */
+  anyDepth: Map<string, RouteEntry[]>;
+  /** The longest suffix in `anyDepth`. */
+  anyDepthMax: number;
   any: RouteEntry[];
 }
 
@@ -58,7 +65,13 @@ export class RouteTable {
     this.sniff = listener.routes.some((r) => r.match.protocols !== null);
     this.#tables = new Map();
     for (const p of PROTOCOLS) {
-      this.#tables.set(p, { exact: new Map(), wildcard: new Map(), any: [] });
+      this.#tables.set(p, {
+        exact: new Map(),
+        wildcard: new Map(),
+        anyDepth: new Map(),
+        anyDepthMax: 0,
+        any: [],
+      });
     }
     listener.routes.forEach((route, order) => {
       const protocols = route.match.protocols ?? PROTOCOLS;
@@ -83,10 +96,11 @@ export class RouteTable {
           if (pattern.kind === "exact") {
             push(table.exact, pattern.name, { ...base, via: `server name "${pattern.name}"` });
           } else {
-            push(table.wildcard, pattern.suffix, {
-              ...base,
-              via: `wildcard "*.${pattern.suffix}"`,
-            });
+            const map = pattern.kind === "wildcard" ? table.wildcard : table.anyDepth;
+            push(map, pattern.suffix, { ...base, via: `wildcard "${formatHostPattern(pattern)}"` });
+            if (pattern.kind === "anyDepth") {
+              table.anyDepthMax = Math.max(table.anyDepthMax, pattern.suffix.length);
+            }
           }
         }
       }
@@ -94,6 +108,7 @@ export class RouteTable {
     for (const table of this.#tables.values()) {
       for (const list of table.exact.values()) list.sort(byPrecedence);
       for (const list of table.wildcard.values()) list.sort(byPrecedence);
+      for (const list of table.anyDepth.values()) list.sort(byPrecedence);
       table.any.sort(byPrecedence);
     }
   }
@@ -112,6 +127,13 @@ export class RouteTable {
         const w = wild && firstAlpnMatch(wild, facts.alpn);
         if (w) return { route: w.route, entry: w };
       }
+      if (table.anyDepth.size > 0 && hasNoEmptyLabel(sni)) {
+        for (const suffix of suffixesOf(sni, table.anyDepthMax)) {
+          const deep = table.anyDepth.get(suffix);
+          const d = deep && firstAlpnMatch(deep, facts.alpn);
+          if (d) return { route: d.route, entry: d };
+        }
+      }
     }
     const any = firstAlpnMatch(table.any, facts.alpn);
     return any ? { route: any.route, entry: any } : null;
@@ -124,6 +146,9 @@ export class RouteTable {
       for (const [suffix, entries] of table.wildcard) {
         yield { protocol, key: `"*.${suffix}"`, entries };
       }
+      for (const [suffix, entries] of table.anyDepth) {
+        yield { protocol, key: `"**.${suffix}"`, entries };
+      }
       if (table.any.length > 0) yield { protocol, key: "any server name", entries: table.any };
     }
   }
@@ -131,7 +156,7 @@ export class RouteTable {
   /** True when some route takes this protocol at all. */
   accepts(protocol: Protocol): boolean {
     const t = this.#tables.get(protocol)!;
-    return t.any.length > 0 || t.exact.size > 0 || t.wildcard.size > 0;
+    return t.any.length > 0 || t.exact.size > 0 || t.wildcard.size > 0 || t.anyDepth.size > 0;
   }
 }
 
@@ -159,13 +184,52 @@ function firstAlpnMatch(list: RouteEntry[], offered: readonly string[]): RouteEn
 /** True when a TLS route's server names cover `host` (a route without `sni` covers any). */
 export function covers(patterns: HostPattern[] | null, host: string): boolean {
   if (patterns === null) return true;
-  for (const p of patterns) {
-    if (p.kind === "exact") {
-      if (p.name === host) return true;
-    } else {
-      const dot = host.indexOf(".");
-      if (dot > 0 && host.slice(dot + 1) === p.suffix) return true;
-    }
-  }
+  for (const p of patterns) if (patternMatches(p, host)) return true;
   return false;
+}
+
+/**
+ * The one rule for whether a host pattern matches a (normalised) name, which the lookups above
+ * and in http_router.ts implement with maps: `exact` is the name itself; `*.suffix` is one
+ * non-empty label, a dot, then the suffix; `**.suffix` is one or more non-empty labels, a dot,
+ * then the suffix. Neither wildcard matches the bare suffix, nor a name with an empty label.
+ */
+export function patternMatches(p: HostPattern, host: string): boolean {
+  switch (p.kind) {
+    case "exact":
+      return p.name === host;
+    case "wildcard": {
+      const dot = host.indexOf(".");
+      return dot > 0 && host.slice(dot + 1) === p.suffix;
+    }
+    case "anyDepth":
+      return host.length > p.suffix.length + 1 && host.endsWith(p.suffix) &&
+        host.charCodeAt(host.length - p.suffix.length - 1) === 0x2e /* . */ &&
+        hasNoEmptyLabel(host);
+  }
+}
+
+/** False for `.a.b`, `a..b` and `a.b.`: names with an empty label match no wildcard. */
+export function hasNoEmptyLabel(host: string): boolean {
+  return host.length > 0 && host.charCodeAt(0) !== 0x2e &&
+    host.charCodeAt(host.length - 1) !== 0x2e &&
+    !host.includes("..");
+}
+
+/** A pattern as it is written in the config: `a.b`, `*.b`, `**.b`. */
+export function formatHostPattern(p: HostPattern): string {
+  return p.kind === "exact" ? p.name : `${p.kind === "wildcard" ? "*" : "**"}.${p.suffix}`;
+}
+
+/**
+ * The suffixes an any-depth wildcard could stand for in `host`, longest first, and none longer
+ * than `maxLength` (the longest `**.` suffix configured): `a.b.example.test` →
+ * `b.example.test`, `example.test`, `test`. Bounding the length keeps a lookup's cost set by the
+ * config, not by how long a name a client sends; callers check `hasNoEmptyLabel` first.
+ */
+export function* suffixesOf(host: string, maxLength: number): Generator<string> {
+  const from = Math.max(1, host.length - maxLength - 1);
+  for (let dot = host.indexOf(".", from); dot > 0; dot = host.indexOf(".", dot + 1)) {
+    yield host.slice(dot + 1);
+  }
 }

@@ -66,6 +66,57 @@ Deno.test("RouteTable.lookup() matches *.example.test for exactly one extra labe
   assert.equal(routeFor(table, "tls", "aexample.test"), null);
 });
 
+const DEEP = "{ name: deep, sni: '**.example.test', passthrough: c }";
+
+Deno.test("RouteTable.lookup() matches **.example.test at any depth, never the bare name", () => {
+  const table = tableOf(DEEP);
+  for (const sni of ["a.example.test", "a.b.example.test", "x.y.z.example.test"]) {
+    assert.equal(routeFor(table, "tls", sni), "deep", sni);
+  }
+  // Near misses: the bare suffix, a name that only ends in the same letters, another domain.
+  for (const sni of ["example.test", "aexample.test", ".example.test", "a.example.tests"]) {
+    assert.equal(routeFor(table, "tls", sni), null, sni);
+  }
+  assert.equal(
+    table.lookup({ protocol: "tls", sni: "a.b.example.test", alpn: [] })?.entry.via,
+    'wildcard "**.example.test"',
+  );
+});
+
+Deno.test("RouteTable.lookup() ranks exact, then *., then **. with the longest suffix first", () => {
+  const routes = [
+    "{ name: exact, sni: a.b.example.test, passthrough: a }",
+    "{ name: one, sni: '*.b.example.test', passthrough: a }",
+    "{ name: deep-long, sni: '**.b.example.test', passthrough: b }",
+    "{ name: deep-short, sni: '**.example.test', passthrough: c }",
+    "{ name: any-name, protocol: tls, passthrough: c }",
+  ];
+  for (
+    const order of [routes, [...routes].reverse(), [
+      routes[3],
+      routes[0],
+      routes[4],
+      routes[2],
+      routes[1],
+    ]]
+  ) {
+    const table = tableOf(...order);
+    assert.equal(routeFor(table, "tls", "a.b.example.test"), "exact");
+    assert.equal(routeFor(table, "tls", "c.b.example.test"), "one");
+    assert.equal(routeFor(table, "tls", "x.c.b.example.test"), "deep-long");
+    assert.equal(routeFor(table, "tls", "b.example.test"), "deep-short");
+    assert.equal(routeFor(table, "tls", "x.y.example.test"), "deep-short");
+    assert.equal(routeFor(table, "tls", "example.test"), "any-name");
+  }
+  // A longer suffix whose routes want an ALPN the client does not offer falls to the shorter.
+  const alpn = tableOf(
+    "{ name: deep-h2, sni: '**.b.example.test', alpn: h2, passthrough: a }",
+    "{ name: deep-short, sni: '**.example.test', passthrough: c }",
+  );
+  assert.equal(routeFor(alpn, "tls", "x.b.example.test", ["h2"]), "deep-h2");
+  assert.equal(routeFor(alpn, "tls", "x.b.example.test", ["http/1.1"]), "deep-short");
+});
+
 Deno.test("RouteTable.lookup() compares names exactly; the ClientHello parser normalises them", () => {
   const table = tableOf("{ name: exact, sni: App.Example.Test., passthrough: a }");
   assert.equal(routeFor(table, "tls", "app.example.test"), "exact");

@@ -3,12 +3,14 @@
  * front. The certificate the client sees must be the backend's own.
  */
 
-import { equal, match } from "node:assert/strict";
+import { equal, match, ok } from "node:assert/strict";
 import { startTlsHttpBackend } from "./_helpers/backends.ts";
 import { certPath } from "./_helpers/certs.ts";
 import { curl } from "./_helpers/curl.ts";
-import { startEdgemux } from "./_helpers/edgemux.ts";
+import { readAll, startEdgemux } from "./_helpers/edgemux.ts";
+import { startEdgemuxCli, waitForLogLines } from "./_helpers/edgemux_cli.ts";
 import { sClient } from "./_helpers/openssl.ts";
+import { makeTempDir } from "./_helpers/tmp.ts";
 
 Deno.test("passthrough routes by exact, wildcard and default SNI to each backend's own certificate", async (t) => {
   await using vault = await startTlsHttpBackend("vault", "vault");
@@ -145,4 +147,43 @@ listeners:
   const rec = await edgemux.waitForRecord((x) => x.sni === "dead.example.test");
   equal(rec.end, "upstream-refused");
   match(rec.detail ?? "", /refused/);
+});
+
+Deno.test("a refused TCP forward is a warning, listed under the status page's recent problems", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (l.addr as Deno.NetAddr).port;
+  l.close();
+  await using dir = await makeTempDir("edgemux-refused-");
+  const file = `${dir.path}/edgemux.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `version: 1
+log: { level: info, format: text, access: true }
+admin: { bind: "127.0.0.1:0" }
+backends:
+  dead: { servers: ["127.0.0.1:${deadPort}"], passive_health: { failures: 0 } }
+listeners:
+  tcp:
+    bind: "127.0.0.1:0"
+    routes:
+      - { name: to-dead, forward: dead }
+`,
+  );
+  await using cli = await startEdgemuxCli(file);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: cli.port("tcp") });
+  equal((await readAll(conn)).length, 0, "the client is closed without a byte");
+  conn.close();
+  // Its level is checked below, in the status page's list (the log's text format may change).
+  const [line] = await waitForLogLines(cli.output, "upstream connect failed", 1);
+  equal(line.end, "upstream-refused");
+  equal(line.backend, "dead");
+  equal(line.route, "to-dead");
+  equal(line.server, `127.0.0.1:${deadPort}`);
+  const status = await (await fetch(`${cli.adminUrl}/status.json`)).json() as {
+    recentProblems: { level: string; message: string; details: Record<string, unknown> }[];
+  };
+  const problem = status.recentProblems.find((p) => p.message === "upstream connect failed");
+  ok(problem, JSON.stringify(status.recentProblems));
+  equal(problem.level, "warning");
+  equal(problem.details.end, "upstream-refused");
 });

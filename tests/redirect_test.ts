@@ -189,3 +189,42 @@ listeners:
   match(rest, /location: https:\/\/a\.example\.test\/x\r\n/);
   equal((await edgemux.waitForRecord((r) => r.end === "keepalive-timeout")).requests, 1);
 });
+
+Deno.test("every request on a redirect listener gets its own request record", async () => {
+  await using edgemux = await startEdgemux(`
+version: 1
+listeners:
+  http:
+    bind: "127.0.0.1:0"
+    routes:
+      - { name: to-https, redirect: { https_port: 8443 } }
+`);
+  const port = edgemux.port("http");
+  await rawExchange(
+    port,
+    "GET /one?q=1 HTTP/1.1\r\nHost: a.example.test\r\n\r\n" +
+      "HEAD /two HTTP/1.1\r\nHost: b.example.test:80\r\nConnection: close\r\n\r\n",
+    false,
+  );
+  const conn = await edgemux.waitForRecord((r) => r.requests === 2);
+  const mine = () => edgemux.requests.filter((r) => r.conn === conn.conn);
+  await edgemux.waitForRequest((r) => r.conn === conn.conn && r.path === "/two");
+  deepEqual(
+    mine().map((r) => [r.method, r.host, r.path, r.status, r.route, r.end, r.http]),
+    [
+      ["GET", "a.example.test", "/one?q=1", 308, "to-https", "redirected", "h1"],
+      ["HEAD", "b.example.test:80", "/two", 308, "to-https", "redirected", "h1"],
+    ],
+  );
+  equal(mine()[0].listener, "http");
+  equal(mine()[0].client, "127.0.0.1");
+
+  // A request that cannot be redirected is recorded too, with its status and reason.
+  await rawExchange(port, "GET / HTTP/1.0\r\n\r\n");
+  const noHost = await edgemux.waitForRequest((r) => r.status === 400);
+  equal(noHost.end, "bad-request");
+  equal(noHost.detail, "no usable host");
+  await rawExchange(port, "GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n");
+  const garbage = await edgemux.waitForRequest((r) => r.status === 400 && r.method === "-");
+  equal(garbage.end, "bad-request");
+});

@@ -302,7 +302,9 @@ function randomRoutes(rng: Rng): { routes: HttpRouteConfig[]; valid: boolean } {
         hosts.push(
           rng.chance(0.7)
             ? { kind: "exact", name: rng.pick(EXACT_HOSTS) }
-            : { kind: "wildcard", suffix: rng.pick(WILDCARD_SUFFIXES) },
+            : rng.chance(0.6)
+            ? { kind: "wildcard", suffix: rng.pick(WILDCARD_SUFFIXES) }
+            : { kind: "anyDepth", suffix: rng.pick(WILDCARD_SUFFIXES) },
         );
       }
     }
@@ -362,17 +364,29 @@ function randomRequestPath(rng: Rng): string {
   return rng.chance(0.8) ? normalizePath(t) ?? t : t;
 }
 
-type Tier = 0 | 1 | 2;
-
-/** The host tier a route is in for `host` (0 exact, 1 wildcard, 2 no host), or null. */
-function tierOf(route: HttpRouteConfig, host: string | null): Tier | null {
-  if (route.hosts === null) return 2;
+/**
+ * The host tier a route is in for `host`, as [tier, rank within it]: [0] exact, [1] `*.`,
+ * [2, -suffix length] `**.` (a longer suffix first), [3] no host; or null.
+ */
+function tierOf(route: HttpRouteConfig, host: string | null): number[] | null {
+  if (route.hosts === null) return [3, 0];
   if (host === null) return null;
-  if (route.hosts.some((p) => p.kind === "exact" && p.name === host)) return 0;
+  if (route.hosts.some((p) => p.kind === "exact" && p.name === host)) return [0, 0];
   const dot = host.indexOf(".");
   if (dot <= 0) return null;
   const suffix = host.slice(dot + 1);
-  return route.hosts.some((p) => p.kind === "wildcard" && p.suffix === suffix) ? 1 : null;
+  if (route.hosts.some((p) => p.kind === "wildcard" && p.suffix === suffix)) return [1, 0];
+  let best: number[] | null = null;
+  for (const p of route.hosts) {
+    if (p.kind !== "anyDepth") continue;
+    const labels = host.split(".");
+    const n = p.suffix.split(".").length;
+    const front = labels.slice(0, labels.length - n);
+    if (front.length === 0 || front.some((l) => l === "")) continue;
+    if (labels.slice(labels.length - n).join(".") !== p.suffix) continue;
+    if (best === null || -p.suffix.length < best[1]) best = [2, -p.suffix.length];
+  }
+  return best;
 }
 
 /** The PathMatch rules of config/types.ts, on the path without its query. */
@@ -398,7 +412,7 @@ export function referenceRoute(
     if (tier === null || !pathMatches(route.path, path)) return;
     const p = route.path;
     const rank = p === null ? 2 : p.kind === "exact" ? 0 : 1;
-    const key = [tier, rank, p?.kind === "prefix" ? -p.value.length : 0, order];
+    const key = [...tier, rank, p?.kind === "prefix" ? -p.value.length : 0, order];
     if (best === null || compareKeys(key, best.key) < 0) best = { key, route };
   });
   return best === null ? null : (best as { route: HttpRouteConfig }).route;

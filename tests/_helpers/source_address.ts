@@ -12,6 +12,8 @@ import net from "node:net";
 export interface SourceConn {
   /** The local address the kernel bound (the one edgemux sees). */
   readonly localAddress: string;
+  /** The local port the kernel chose (the client port edgemux, or a proxy, sees). */
+  readonly localPort: number;
   /** Everything received so far, decoded as Latin-1 (bytes stay bytes). */
   text(): string;
   /** Resolves true once the received text contains `needle`, false after `timeoutMs`. */
@@ -63,6 +65,7 @@ export function connectFrom(localAddress: string, port: number): Promise<SourceC
       socket.off("error", reject);
       resolve({
         localAddress: socket.localAddress ?? "",
+        localPort: socket.localPort ?? 0,
         text: () => received,
         waitForText: (needle, timeoutMs) => waitUntil(() => received.includes(needle), timeoutMs),
         waitForClose: (timeoutMs) => waitUntil(() => closed, timeoutMs),
