@@ -71,3 +71,37 @@ export interface RequestRecord {
 
 /** Receives every request record. */
 export type RequestObserver = (record: RequestRecord) => void;
+
+/** Where a request arrived: its connection's number, listener and client address. */
+export interface RequestOrigin {
+  conn: number;
+  listener: string;
+  client: string;
+}
+
+/** A fresh record for one request, to be filled in as the request goes. */
+export function blankRequestRecord(
+  origin: RequestOrigin,
+  http: "h1" | "h2",
+  method: string,
+  host: string | null,
+  path: string,
+): RequestRecord {
+  return {
+    ...origin,
+    http,
+    method,
+    host,
+    path,
+    status: 0,
+    route: null,
+    backend: null,
+    server: null,
+    bytes_in: 0,
+    bytes_out: 0,
+    ms: 0,
+    upstream_ms: null,
+    end: "ok",
+    detail: null,
+  };
+}

@@ -16,7 +16,7 @@ import type { RequestHead } from "./http1/head.ts";
 import { simpleResponse, simpleResponseInto } from "./http1/respond.ts";
 import { NO_HEADER_OPS } from "./http1/upstream_head.ts";
 import { forwardRequest } from "./http/h1.ts";
-import type { RequestRecord } from "./http/session.ts";
+import { blankRequestRecord, type RequestRecord } from "./records.ts";
 import { UpstreamSet } from "./http/pool.ts";
 import { readRequestHead, REQUEST_TIMEOUT } from "./http/read_head.ts";
 import { BufferedReader } from "./http/reader.ts";
@@ -166,25 +166,16 @@ function requestRecord(
   client: PeerAddress,
   head: RequestHead | null,
 ): RequestRecord {
-  return {
-    conn: record.conn,
-    listener: record.listener,
-    client: client.ip,
-    http: "h1",
-    method: head?.method ?? "-",
-    host: head?.authority ?? null,
-    path: head?.path ?? "-",
-    status: 0,
-    route: record.route,
-    backend: null,
-    server: null,
-    bytes_in: 0,
-    bytes_out: 0,
-    ms: 0,
-    upstream_ms: null,
-    end: "ok",
-    detail: null,
-  };
+  const origin = { conn: record.conn, listener: record.listener, client: client.ip };
+  const r = blankRequestRecord(
+    origin,
+    "h1",
+    head?.method ?? "-",
+    head?.authority ?? null,
+    head?.path ?? "-",
+  );
+  r.route = record.route;
+  return r;
 }
 
 /** Fills in how a request ended and hands its record on. */

@@ -11,7 +11,7 @@ import { normalizeHost } from "../../routing/http_router.ts";
 import { normalizePath, pathRefusal } from "../../routing/path.ts";
 import { covers } from "../../routing/route_table.ts";
 import type { ListenerContext } from "../context.ts";
-import type { RequestObserver, RequestRecord } from "../records.ts";
+import { blankRequestRecord, type RequestObserver, type RequestRecord } from "../records.ts";
 import type { ForwardingFacts } from "../http1/upstream_head.ts";
 import type { PeerAddress } from "../net.ts";
 import type { BackendPool, UpstreamConn, UpstreamSet } from "./pool.ts";
@@ -26,25 +26,12 @@ export function newRequestRecord(
   host: string | null,
   path: string,
 ): RequestRecord {
-  return {
+  const origin = {
     conn: session.connId,
     listener: session.ctx.listener.name,
     client: session.client.ip,
-    http,
-    method,
-    host,
-    path,
-    status: 0,
-    route: null,
-    backend: null,
-    server: null,
-    bytes_in: 0,
-    bytes_out: 0,
-    ms: 0,
-    upstream_ms: null,
-    end: "ok",
-    detail: null,
   };
+  return blankRequestRecord(origin, http, method, host, path);
 }
 
 /** A terminated connection, as both HTTP engines see it. */
