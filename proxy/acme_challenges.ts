@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { AccessRecord, ListenerContext } from "./context.ts";
+import type { AccessRecord } from "./records.ts";
 import { type AcmeState, isToken } from "./certs/acme_state.ts";
 import { closeQuietly, writeAll } from "./net.ts";
 import { HANDSHAKE_FAILURE_ALERT, parseClientHello, serverFlight } from "./acme_tls13.ts";
@@ -86,12 +86,12 @@ export class AcmeChallenges {
  */
 export async function answerTlsAlpnChallenge(
   conn: Deno.TcpConn,
-  ctx: ListenerContext,
+  challenges: AcmeChallenges,
+  stopped: AbortSignal,
   record: AccessRecord,
   first: Uint8Array,
 ): Promise<boolean> {
-  const challenges = ctx.acme;
-  if (!challenges || record.sni === null || !record.alpn.includes(ACME_TLS_ALPN)) return false;
+  if (record.sni === null || !record.alpn.includes(ACME_TLS_ALPN)) return false;
   const certificate = await challenges.alpnCertificate(record.sni);
   if (certificate === null) return false;
   record.route = "acme-tls-alpn-01";
@@ -110,7 +110,7 @@ export async function answerTlsAlpnChallenge(
     await writeAll(conn, flight);
     record.down += flight.length;
     // The validator checks the certificate and closes; its Finished is read and dropped.
-    record.up += await drain(conn, ctx);
+    record.up += await drain(conn, stopped);
     record.end = "acme-tls-alpn-01";
   } catch (e) {
     record.end = "acme-tls-alpn-01-failed";
@@ -120,12 +120,12 @@ export async function answerTlsAlpnChallenge(
 }
 
 /** Reads until the client closes or {@link ALPN_CONNECTION_TIMEOUT} passes; returns the count. */
-async function drain(conn: Deno.Conn, ctx: ListenerContext): Promise<number> {
+async function drain(conn: Deno.Conn, stopped: AbortSignal): Promise<number> {
   const buf = new Uint8Array(4096);
   let total = 0;
   const timer = setTimeout(() => closeQuietly(conn), ALPN_CONNECTION_TIMEOUT);
   const stop = () => closeQuietly(conn);
-  ctx.hardStop.addEventListener("abort", stop, { once: true });
+  stopped.addEventListener("abort", stop, { once: true });
   try {
     for (;;) {
       const n = await conn.read(buf);
@@ -136,6 +136,6 @@ async function drain(conn: Deno.Conn, ctx: ListenerContext): Promise<number> {
     return total;
   } finally {
     clearTimeout(timer);
-    ctx.hardStop.removeEventListener("abort", stop);
+    stopped.removeEventListener("abort", stop);
   }
 }

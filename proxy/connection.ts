@@ -142,7 +142,7 @@ async function run(
   }
   record.protocol = protocol;
   // TLS-ALPN-01 validation of a name edgemux orders for, whatever that name's route is.
-  if (ctx.acme && await answerTlsAlpnChallenge(conn, ctx, record, first)) return;
+  if (ctx.acme && await answerTlsAlpnChallenge(conn, ctx.acme, ctx.hardStop, record, first)) return;
   const decision = table.lookup({ protocol, sni: record.sni, alpn: record.alpn });
   if (decision === null) {
     record.end = "no-route";

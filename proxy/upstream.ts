@@ -11,7 +11,7 @@ import { Deadline, type DeadlineSet } from "./deadlines.ts";
 import { type LocalCause, localCause, noteLocalError } from "./local_errors.ts";
 import { noDelay } from "./net.ts";
 import { log } from "./log.ts";
-import type { AccessRecord } from "./context.ts";
+import type { AccessRecord } from "./records.ts";
 
 /** Why no server took the connection, as logged. */
 export type ConnectFailure =
