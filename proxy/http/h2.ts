@@ -263,7 +263,8 @@ async function handleRequest(
     );
   }
   const { up, head } = answer;
-  const giveBack = (reusable: boolean) => release(session.upstreams, answer, reusable);
+  const giveBack = (reusable: boolean) =>
+    release(session.upstreams, answer, reusable, body.kind !== "none");
   record.status = head.status;
   record.server = up.server.config.label;
   record.upstream_ms = Math.round(answer.upstreamMs);
@@ -307,9 +308,15 @@ async function handleRequest(
  * stops taking a stream's body once its response has ended, without resetting the stream, and
  * the client would then wait with its upload half sent.
  */
-async function release(upstreams: UpstreamSet, answer: Answer, reusable: boolean): Promise<void> {
-  if (!reusable) {
-    upstreams.release(answer.up, false);
+async function release(
+  upstreams: UpstreamSet,
+  answer: Answer,
+  reusable: boolean,
+  hasBody: boolean,
+): Promise<void> {
+  // Without a request body there is nothing to wait for (and no timer to set per request).
+  if (!reusable || !hasBody) {
+    upstreams.release(answer.up, reusable);
     return;
   }
   const sent = await bodySettled(answer, BODY_GRACE);
