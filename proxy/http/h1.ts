@@ -333,7 +333,9 @@ async function sendResponse(
       outcome.end = sent;
     }
   }
-  target.upstreams.release(up, upstreamReusable);
+  // The client connection's last request: its upstream connection would only be watched while
+  // idle and then closed with it, so it is closed now.
+  target.upstreams.release(up, upstreamReusable && keepAlive);
   outcome.keepAlive = keepAlive;
   return outcome;
 }
