@@ -16,10 +16,13 @@ export type LogLevel = "debug" | "info" | "warning" | "error";
 export interface Config {
   /** The files it was read from, in merge order. */
   files: string[];
+  /** Log level and format, and whether access lines are written. */
   log: LogConfig;
   /** How long a graceful stop waits for open connections before closing them. */
   shutdownTimeout: number;
+  /** Limits and timeouts of the HTTP that edgemux parses on terminated routes. */
   http: HttpConfig;
+  /** Caps on open and new connections, overall and per client. */
   limits: LimitsConfig;
   /** The admin listener (metrics, health, status page); null when off. */
   admin: AdminConfig | null;
@@ -29,13 +32,17 @@ export interface Config {
   watchConfig: boolean;
   /** null when no route terminates TLS and no certificates are configured. */
   certificates: CertificatesConfig | null;
+  /** Every backend, by its name in the config. */
   backends: Map<string, BackendConfig>;
+  /** Every listener, in config order. */
   listeners: ListenerConfig[];
 }
 
 /** Logging. */
 export interface LogConfig {
+  /** The least severe level written; lower ones are dropped. */
   level: LogLevel;
+  /** `text`: one human-readable line per record; `json`: one JSON object per line. */
   format: "text" | "json";
   /** One access line per connection. */
   access: boolean;
@@ -43,6 +50,7 @@ export interface LogConfig {
 
 /** The admin listener. */
 export interface AdminConfig {
+  /** The address the admin listener binds. */
   bind: HostPort;
   /**
    * Names accepted in the `Host` header besides the bind address (and `localhost` on a loopback
@@ -53,6 +61,7 @@ export interface AdminConfig {
   token: string | null;
   /** A file holding the bearer token (read when the config is prepared); null for none. */
   tokenFile: string | null;
+  /** Where the `admin` block stands, for messages about it. */
   position: SourcePosition;
 }
 
@@ -92,8 +101,11 @@ export interface HttpConfig {
 
 /** A named group of servers. */
 export interface BackendConfig {
+  /** The backend's name: its key under `backends`. */
   name: string;
+  /** The servers connections are balanced over, in config order. */
   servers: ServerConfig[];
+  /** How long one TCP connect to a server may take, in ms. */
   connectTimeout: number;
   /** A PROXY protocol header sent to each server before any client byte. */
   proxyProtocol: "off" | "v1" | "v2";
@@ -101,6 +113,7 @@ export interface BackendConfig {
   responseTimeout: number;
   /** Speak TLS to the servers (reencrypt routes); null for plain TCP. */
   tls: BackendTlsConfig | null;
+  /** How a server is picked for each new connection or request. */
   balance: BalanceAlgorithm;
   /** After a connect failure, how many other servers to try. */
   retries: number;
@@ -109,8 +122,11 @@ export interface BackendConfig {
    * this backend at once; null for no cap. A client is an IPv4 address or an IPv6 /64.
    */
   maxConnectionsPerClient: number | null;
+  /** Active health checks; null when the servers are not probed. */
   healthCheck: HealthCheckConfig | null;
+  /** How failures seen in real traffic take servers down. */
   passive: PassiveHealthConfig;
+  /** Where the backend is defined, for messages about it. */
   position: SourcePosition;
 }
 
@@ -122,11 +138,13 @@ export interface BackendTlsConfig {
   serverName: string | null;
   /** A client certificate (chain) and key for servers that ask for one. */
   certFile: string | null;
+  /** The private key of `certFile`; null exactly when `certFile` is. */
   keyFile: string | null;
 }
 
 /** One server of a backend. */
 export interface ServerConfig {
+  /** Where the server listens. */
   address: HostPort;
   /** `host:port`, as shown in logs. */
   label: string;
@@ -143,8 +161,11 @@ export type BalanceAlgorithm = "round_robin" | "least_conn" | "random" | "first"
 
 /** Active health checks of a backend's servers. */
 export interface HealthCheckConfig {
+  /** `tcp`: connect; `tls`: connect and handshake; `http`: send a request, check the status. */
   kind: "tcp" | "tls" | "http";
+  /** Time between two checks of one server, in ms. */
   interval: number;
+  /** How long one check may take before it counts as failed, in ms. */
   timeout: number;
   /** Consecutive successes that bring a down server back. */
   rise: number;
@@ -168,10 +189,13 @@ export interface PassiveHealthConfig {
 
 /** One listener: the addresses it binds and what it does with what arrives there. */
 export interface ListenerConfig {
+  /** The listener's name: its key under `listeners`, used in logs and metrics. */
   name: string;
+  /** The addresses this listener binds (port 0 picks a free port). */
   binds: HostPort[];
   /** Where each bind is written, for messages about it. */
   bindPositions: SourcePosition[];
+  /** How long and how far a connection is read to tell its protocol. */
   sniff: SniffConfig;
   /** A relayed connection with no bytes either way for this long is closed. */
   idleTimeout: number;
@@ -179,7 +203,9 @@ export interface ListenerConfig {
   maxConnections: number | null;
   /** Read a PROXY protocol header (v1 or v2) from every connection first; null when off. */
   proxyProtocol: ProxyProtocolAccept | null;
+  /** The routes, tried in order; the first that matches takes the connection. */
   routes: RouteConfig[];
+  /** Where the listener is defined, for messages about it. */
   position: SourcePosition;
 }
 
@@ -279,11 +305,13 @@ export interface AcmeConfig {
   caFile: string | null;
   /** The challenge types to use, most preferred first. */
   challenges: AcmeChallengeType[];
+  /** The key type of the certificates ordered. */
   keyType: AcmeKeyType;
   /** Where the account key, certificates, challenges and locks are kept. */
   stateDirectory: string;
   /** The wait after a first failure; it doubles with every further failure, up to a day. */
   retryInterval: number;
+  /** Where the `acme` block stands, for messages about it. */
   position: SourcePosition;
 }
 
@@ -315,6 +343,7 @@ export interface HttpRouteConfig {
   hosts: HostPattern[] | null;
   /** null matches any path. */
   path: PathMatch | null;
+  /** Forward matching requests to a backend, or answer them with a redirect to `location`. */
   action:
     | { kind: "backend"; backend: string }
     | { kind: "redirect"; location: string; status: 301 | 302 | 303 | 307 | 308 };
@@ -322,14 +351,19 @@ export interface HttpRouteConfig {
   stripPrefix: boolean;
   /** Replace the matched path prefix with this before forwarding (prefix routes only). */
   rewritePrefix: string | null;
+  /** Changes to the request's header fields before it is forwarded. */
   requestHeaders: HeaderOps;
+  /** Changes to the response's header fields before it is sent to the client. */
   responseHeaders: HeaderOps;
+  /** Where the HTTP route is defined, for messages about it. */
   position: SourcePosition;
 }
 
 /** The `308` redirect of plain HTTP to https. */
 export interface RedirectAction {
+  /** Marks a plain-HTTP redirect route. */
   kind: "redirect";
+  /** The status code of the redirect response. */
   status: 301 | 302 | 307 | 308;
   /** The https port written into `Location`; `null` with no listener leaves it out (443). */
   httpsPort: number | null;
@@ -352,7 +386,9 @@ export type RouteAction =
  * to them again, with each backend's own CA and name.
  */
 export interface TerminateAction {
+  /** `edge`: plain connections to the backends; `reencrypt`: TLS to them again. */
   kind: "edge" | "reencrypt";
+  /** HTTP routing by host and path, or one backend that gets the decrypted byte stream. */
   upstream:
     | { kind: "http"; routes: HttpRouteConfig[] }
     | { kind: "tcp"; backend: string };
@@ -362,7 +398,10 @@ export interface TerminateAction {
 export interface RouteConfig {
   /** The route's name in logs: its `name` key, or `listener#index`. */
   name: string;
+  /** What a connection must show for this route to take it. */
   match: RouteMatch;
+  /** What happens to a connection this route takes. */
   action: RouteAction;
+  /** Where the route is defined, for messages about it. */
   position: SourcePosition;
 }
