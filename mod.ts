@@ -32,6 +32,7 @@ import { prepareConfig, type PreparedConfig } from "./proxy/prepare.ts";
 import { type ProxyHandle, type StartOptions, startProxy } from "./proxy/runtime.ts";
 
 export type * from "./config/types.ts";
+export { PROTOCOLS } from "./config/types.ts";
 export type { HostPort } from "./config/address.ts";
 export type { PathNormalization } from "./routing/path.ts";
 export {

@@ -18,7 +18,7 @@ export interface Config {
   files: string[];
   /** Log level and format, and whether access lines are written. */
   log: LogConfig;
-  /** How long a graceful stop waits for open connections before closing them. */
+  /** How long a graceful stop waits for open connections before closing them, in ms. */
   shutdownTimeout: number;
   /** Limits and timeouts of the HTTP that edgemux parses on terminated routes. */
   http: HttpConfig;
@@ -79,11 +79,11 @@ export interface LimitsConfig {
 
 /** Limits and timeouts for the HTTP that edgemux speaks itself. */
 export interface HttpConfig {
-  /** From the first byte of a request to the end of its head. */
+  /** The most time from a request's first byte to the end of its head, in ms. */
   requestHeadTimeout: number;
-  /** How long an idle keep-alive connection waits for its next request. */
+  /** How long an idle keep-alive connection waits for its next request, in ms. */
   keepaliveTimeout: number;
-  /** The largest request head accepted (request line plus headers). */
+  /** The largest request head accepted (request line plus headers), in bytes. */
   maxHeadSize: number;
   /** The most header fields a request may carry. */
   maxHeaders: number;
@@ -109,7 +109,7 @@ export interface BackendConfig {
   connectTimeout: number;
   /** A PROXY protocol header sent to each server before any client byte. */
   proxyProtocol: "off" | "v1" | "v2";
-  /** HTTP routes: how long to wait for the response head once the request is sent. */
+  /** HTTP routes: how long to wait for the response head once the request is sent, in ms. */
   responseTimeout: number;
   /** Speak TLS to the servers (reencrypt routes); null for plain TCP. */
   tls: BackendTlsConfig | null;
@@ -181,7 +181,10 @@ export interface HealthCheckConfig {
 export interface PassiveHealthConfig {
   /** Consecutive connect failures (or 5xx responses) that take a server down; 0 turns it off. */
   failures: number;
-  /** How long a server stays down before it is tried again (active checks may bring it back sooner). */
+  /**
+   * How long a server stays down before it is tried again, in ms (active checks may bring it
+   * back sooner).
+   */
   backoff: number;
   /** Count 5xx responses from the server as failures. */
   on5xx: boolean;
@@ -197,7 +200,7 @@ export interface ListenerConfig {
   bindPositions: SourcePosition[];
   /** How long and how far a connection is read to tell its protocol. */
   sniff: SniffConfig;
-  /** A relayed connection with no bytes either way for this long is closed. */
+  /** A relayed connection with no bytes either way for this long (ms) is closed. */
   idleTimeout: number;
   /** Connections open at once on this listener; null for only the global cap. */
   maxConnections: number | null;
@@ -220,20 +223,20 @@ export interface ProxyProtocolAccept {
    * other address is refused; one from these without a valid header is refused too.
    */
   acceptFrom: string[];
-  /** How long a connection may take to send its whole header. */
+  /** How long a connection may take to send its whole header, in ms. */
   timeout: number;
 }
 
 /** How long and how much a listener reads to tell what a connection speaks. */
 export interface SniffConfig {
-  /** The whole sniff, from accept to a decision. */
+  /** The most time the whole sniff may take, from accept to a decision, in ms. */
   timeout: number;
   /**
    * After this long without a first byte, the client counts as `silent` (it waits for the
-   * server to speak first, as SSH clients may). `null` when no route matches `silent`.
+   * server to speak first, as SSH clients may); in ms. `null` when no route matches `silent`.
    */
   silentAfter: number | null;
-  /** The most bytes a ClientHello may take. */
+  /** The largest ClientHello accepted, in bytes. */
   maxHelloSize: number;
 }
 
@@ -280,7 +283,7 @@ export interface CertificatesConfig {
   defaultName: string | null;
   /** Self-signed certificates for names no real certificate covers; null when off. */
   development: { directory: string } | null;
-  /** How often certificate files are checked for changes; 0 turns watching off. */
+  /** How often certificate files are checked for changes, in ms; 0 turns watching off. */
   watchInterval: number;
   /** Certificates ordered from an ACME CA (RFC 8555) for terminated names; null when off. */
   acme: AcmeConfig | null;
@@ -309,7 +312,7 @@ export interface AcmeConfig {
   keyType: AcmeKeyType;
   /** Where the account key, certificates, challenges and locks are kept. */
   stateDirectory: string;
-  /** The wait after a first failure; it doubles with every further failure, up to a day. */
+  /** The wait after a first failure, in ms; it doubles with every further failure, up to a day. */
   retryInterval: number;
   /** Where the `acme` block stands, for messages about it. */
   position: SourcePosition;
