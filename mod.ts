@@ -3,6 +3,7 @@
  *
  * @example Start on a config and stop again
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig, start } from "./mod.ts";
  *
  * const { config } = parseConfig(`
@@ -17,7 +18,9 @@
  * `);
  * const proxy = await start(config);
  * const [addr] = proxy.addrs.get("tcp")!;
- * console.log(`forwarding on port ${addr.port}`);
+ * assert.equal(addr.hostname, "127.0.0.1");
+ * assert.ok(addr.port > 0); // port 0 in the config: the system picked a free port
+ * assert.equal(proxy.activeConnections, 0);
  * await proxy.shutdown();
  * ```
  *
@@ -29,7 +32,9 @@ import { prepareConfig, type PreparedConfig } from "./proxy/prepare.ts";
 import { type ProxyHandle, type StartOptions, startProxy } from "./proxy/runtime.ts";
 
 export type * from "./config/types.ts";
+export { PROTOCOLS } from "./config/types.ts";
 export type { HostPort } from "./config/address.ts";
+export type { PathNormalization } from "./routing/path.ts";
 export {
   ConfigError,
   type ConfigIssue,
@@ -44,6 +49,9 @@ export {
 } from "./config/parse.ts";
 export { loadConfig, readConfigSources } from "./config/load.ts";
 export { BindError, type ProxyHandle, type StartOptions } from "./proxy/runtime.ts";
+export type { StatusReport } from "./proxy/status.ts";
+export type { Problem } from "./proxy/log.ts";
+export type { AcmeNameStatus } from "./proxy/certs/acme.ts";
 export type { AccessObserver, AccessRecord } from "./proxy/context.ts";
 export type { RequestObserver, RequestRecord } from "./proxy/http/session.ts";
 export { prepareConfig, type PreparedConfig, type PrepareOptions } from "./proxy/prepare.ts";

@@ -6,8 +6,11 @@
 
 /** A parsed `host:port`. `host` carries no brackets, even for IPv6. */
 export interface HostPort {
+  /** An IP address or a DNS name; `0.0.0.0` or `::` for every address. */
   host: string;
+  /** The TCP port, 0 to 65535 (0 lets the system pick one when binding). */
   port: number;
+  /** Whether `host` is an IPv4 address, an IPv6 address or a name to resolve. */
   kind: "ipv4" | "ipv6" | "name";
 }
 

@@ -6,13 +6,17 @@
 
 /** Where in which file a value stands. Lines and columns count from 1. */
 export interface SourcePosition {
+  /** The file's path as it was given (or a label for text that came from no file). */
   file: string;
+  /** The line, from 1. */
   line: number;
+  /** The column, from 1. */
   column: number;
 }
 
 /** One problem found in a config. */
 export interface ConfigIssue {
+  /** An `error` makes the config unusable; a `warning` is reported and the config still runs. */
   severity: "error" | "warning";
   /** Where the offending value (or key) stands; `null` when the problem has no single place. */
   position: SourcePosition | null;
@@ -47,8 +51,10 @@ export function formatIssue(issue: ConfigIssue): string {
  * the warnings seen on the way, so one `edgemux check` run shows the whole list.
  */
 export class ConfigError extends Error {
+  /** Every issue found: the errors and the warnings, in the order they were found. */
   readonly issues: ConfigIssue[];
 
+  /** Builds the error; its message lists every error among `issues`. */
   constructor(issues: ConfigIssue[]) {
     const errors = issues.filter((i) => i.severity === "error");
     super(

@@ -64,13 +64,20 @@ import { checkListenerRoutes } from "./_route_checks.ts";
 
 /** One config file's name and text. */
 export interface ConfigSource {
+  /** The file's path, used in every message about it. */
   file: string;
+  /** The file's YAML text. */
   text: string;
 }
 
 /** A usable config, with the warnings found while reading it. */
 export interface ParsedConfig {
+  /** The validated config, with every default filled in. */
   config: Config;
+  /**
+   * Problems that do not stop the config from running, such as an unused backend or a route
+   * that can never match.
+   */
   warnings: ConfigIssue[];
 }
 

@@ -16,10 +16,13 @@ export type LogLevel = "debug" | "info" | "warning" | "error";
 export interface Config {
   /** The files it was read from, in merge order. */
   files: string[];
+  /** Log level and format, and whether access lines are written. */
   log: LogConfig;
-  /** How long a graceful stop waits for open connections before closing them. */
+  /** How long a graceful stop waits for open connections before closing them, in ms. */
   shutdownTimeout: number;
+  /** Limits and timeouts of the HTTP that edgemux parses on terminated routes. */
   http: HttpConfig;
+  /** Caps on open and new connections, overall and per client. */
   limits: LimitsConfig;
   /** The admin listener (metrics, health, status page); null when off. */
   admin: AdminConfig | null;
@@ -29,13 +32,17 @@ export interface Config {
   watchConfig: boolean;
   /** null when no route terminates TLS and no certificates are configured. */
   certificates: CertificatesConfig | null;
+  /** Every backend, by its name in the config. */
   backends: Map<string, BackendConfig>;
+  /** Every listener, in config order. */
   listeners: ListenerConfig[];
 }
 
 /** Logging. */
 export interface LogConfig {
+  /** The least severe level written; lower ones are dropped. */
   level: LogLevel;
+  /** `text`: one human-readable line per record; `json`: one JSON object per line. */
   format: "text" | "json";
   /** One access line per connection. */
   access: boolean;
@@ -43,6 +50,7 @@ export interface LogConfig {
 
 /** The admin listener. */
 export interface AdminConfig {
+  /** The address the admin listener binds. */
   bind: HostPort;
   /**
    * Names accepted in the `Host` header besides the bind address (and `localhost` on a loopback
@@ -53,6 +61,7 @@ export interface AdminConfig {
   token: string | null;
   /** A file holding the bearer token (read when the config is prepared); null for none. */
   tokenFile: string | null;
+  /** Where the `admin` block stands, for messages about it. */
   position: SourcePosition;
 }
 
@@ -70,11 +79,11 @@ export interface LimitsConfig {
 
 /** Limits and timeouts for the HTTP that edgemux speaks itself. */
 export interface HttpConfig {
-  /** From the first byte of a request to the end of its head. */
+  /** The most time from a request's first byte to the end of its head, in ms. */
   requestHeadTimeout: number;
-  /** How long an idle keep-alive connection waits for its next request. */
+  /** How long an idle keep-alive connection waits for its next request, in ms. */
   keepaliveTimeout: number;
-  /** The largest request head accepted (request line plus headers). */
+  /** The largest request head accepted (request line plus headers), in bytes. */
   maxHeadSize: number;
   /** The most header fields a request may carry. */
   maxHeaders: number;
@@ -92,15 +101,19 @@ export interface HttpConfig {
 
 /** A named group of servers. */
 export interface BackendConfig {
+  /** The backend's name: its key under `backends`. */
   name: string;
+  /** The servers connections are balanced over, in config order. */
   servers: ServerConfig[];
+  /** How long one TCP connect to a server may take, in ms. */
   connectTimeout: number;
   /** A PROXY protocol header sent to each server before any client byte. */
   proxyProtocol: "off" | "v1" | "v2";
-  /** HTTP routes: how long to wait for the response head once the request is sent. */
+  /** HTTP routes: how long to wait for the response head once the request is sent, in ms. */
   responseTimeout: number;
   /** Speak TLS to the servers (reencrypt routes); null for plain TCP. */
   tls: BackendTlsConfig | null;
+  /** How a server is picked for each new connection or request. */
   balance: BalanceAlgorithm;
   /** After a connect failure, how many other servers to try. */
   retries: number;
@@ -109,8 +122,11 @@ export interface BackendConfig {
    * this backend at once; null for no cap. A client is an IPv4 address or an IPv6 /64.
    */
   maxConnectionsPerClient: number | null;
+  /** Active health checks; null when the servers are not probed. */
   healthCheck: HealthCheckConfig | null;
+  /** How failures seen in real traffic take servers down. */
   passive: PassiveHealthConfig;
+  /** Where the backend is defined, for messages about it. */
   position: SourcePosition;
 }
 
@@ -122,11 +138,13 @@ export interface BackendTlsConfig {
   serverName: string | null;
   /** A client certificate (chain) and key for servers that ask for one. */
   certFile: string | null;
+  /** The private key of `certFile`; null exactly when `certFile` is. */
   keyFile: string | null;
 }
 
 /** One server of a backend. */
 export interface ServerConfig {
+  /** Where the server listens. */
   address: HostPort;
   /** `host:port`, as shown in logs. */
   label: string;
@@ -143,8 +161,11 @@ export type BalanceAlgorithm = "round_robin" | "least_conn" | "random" | "first"
 
 /** Active health checks of a backend's servers. */
 export interface HealthCheckConfig {
+  /** `tcp`: connect; `tls`: connect and handshake; `http`: send a request, check the status. */
   kind: "tcp" | "tls" | "http";
+  /** Time between two checks of one server, in ms. */
   interval: number;
+  /** How long one check may take before it counts as failed, in ms. */
   timeout: number;
   /** Consecutive successes that bring a down server back. */
   rise: number;
@@ -160,7 +181,10 @@ export interface HealthCheckConfig {
 export interface PassiveHealthConfig {
   /** Consecutive connect failures (or 5xx responses) that take a server down; 0 turns it off. */
   failures: number;
-  /** How long a server stays down before it is tried again (active checks may bring it back sooner). */
+  /**
+   * How long a server stays down before it is tried again, in ms (active checks may bring it
+   * back sooner).
+   */
   backoff: number;
   /** Count 5xx responses from the server as failures. */
   on5xx: boolean;
@@ -168,18 +192,23 @@ export interface PassiveHealthConfig {
 
 /** One listener: the addresses it binds and what it does with what arrives there. */
 export interface ListenerConfig {
+  /** The listener's name: its key under `listeners`, used in logs and metrics. */
   name: string;
+  /** The addresses this listener binds (port 0 picks a free port). */
   binds: HostPort[];
   /** Where each bind is written, for messages about it. */
   bindPositions: SourcePosition[];
+  /** How long and how far a connection is read to tell its protocol. */
   sniff: SniffConfig;
-  /** A relayed connection with no bytes either way for this long is closed. */
+  /** A relayed connection with no bytes either way for this long (ms) is closed. */
   idleTimeout: number;
   /** Connections open at once on this listener; null for only the global cap. */
   maxConnections: number | null;
   /** Read a PROXY protocol header (v1 or v2) from every connection first; null when off. */
   proxyProtocol: ProxyProtocolAccept | null;
+  /** The routes, tried in order; the first that matches takes the connection. */
   routes: RouteConfig[];
+  /** Where the listener is defined, for messages about it. */
   position: SourcePosition;
 }
 
@@ -194,20 +223,20 @@ export interface ProxyProtocolAccept {
    * other address is refused; one from these without a valid header is refused too.
    */
   acceptFrom: string[];
-  /** How long a connection may take to send its whole header. */
+  /** How long a connection may take to send its whole header, in ms. */
   timeout: number;
 }
 
 /** How long and how much a listener reads to tell what a connection speaks. */
 export interface SniffConfig {
-  /** The whole sniff, from accept to a decision. */
+  /** The most time the whole sniff may take, from accept to a decision, in ms. */
   timeout: number;
   /**
    * After this long without a first byte, the client counts as `silent` (it waits for the
-   * server to speak first, as SSH clients may). `null` when no route matches `silent`.
+   * server to speak first, as SSH clients may); in ms. `null` when no route matches `silent`.
    */
   silentAfter: number | null;
-  /** The most bytes a ClientHello may take. */
+  /** The largest ClientHello accepted, in bytes. */
   maxHelloSize: number;
 }
 
@@ -254,7 +283,7 @@ export interface CertificatesConfig {
   defaultName: string | null;
   /** Self-signed certificates for names no real certificate covers; null when off. */
   development: { directory: string } | null;
-  /** How often certificate files are checked for changes; 0 turns watching off. */
+  /** How often certificate files are checked for changes, in ms; 0 turns watching off. */
   watchInterval: number;
   /** Certificates ordered from an ACME CA (RFC 8555) for terminated names; null when off. */
   acme: AcmeConfig | null;
@@ -279,11 +308,13 @@ export interface AcmeConfig {
   caFile: string | null;
   /** The challenge types to use, most preferred first. */
   challenges: AcmeChallengeType[];
+  /** The key type of the certificates ordered. */
   keyType: AcmeKeyType;
   /** Where the account key, certificates, challenges and locks are kept. */
   stateDirectory: string;
-  /** The wait after a first failure; it doubles with every further failure, up to a day. */
+  /** The wait after a first failure, in ms; it doubles with every further failure, up to a day. */
   retryInterval: number;
+  /** Where the `acme` block stands, for messages about it. */
   position: SourcePosition;
 }
 
@@ -315,6 +346,7 @@ export interface HttpRouteConfig {
   hosts: HostPattern[] | null;
   /** null matches any path. */
   path: PathMatch | null;
+  /** Forward matching requests to a backend, or answer them with a redirect to `location`. */
   action:
     | { kind: "backend"; backend: string }
     | { kind: "redirect"; location: string; status: 301 | 302 | 303 | 307 | 308 };
@@ -322,14 +354,19 @@ export interface HttpRouteConfig {
   stripPrefix: boolean;
   /** Replace the matched path prefix with this before forwarding (prefix routes only). */
   rewritePrefix: string | null;
+  /** Changes to the request's header fields before it is forwarded. */
   requestHeaders: HeaderOps;
+  /** Changes to the response's header fields before it is sent to the client. */
   responseHeaders: HeaderOps;
+  /** Where the HTTP route is defined, for messages about it. */
   position: SourcePosition;
 }
 
 /** The `308` redirect of plain HTTP to https. */
 export interface RedirectAction {
+  /** Marks a plain-HTTP redirect route. */
   kind: "redirect";
+  /** The status code of the redirect response. */
   status: 301 | 302 | 307 | 308;
   /** The https port written into `Location`; `null` with no listener leaves it out (443). */
   httpsPort: number | null;
@@ -352,7 +389,9 @@ export type RouteAction =
  * to them again, with each backend's own CA and name.
  */
 export interface TerminateAction {
+  /** `edge`: plain connections to the backends; `reencrypt`: TLS to them again. */
   kind: "edge" | "reencrypt";
+  /** HTTP routing by host and path, or one backend that gets the decrypted byte stream. */
   upstream:
     | { kind: "http"; routes: HttpRouteConfig[] }
     | { kind: "tcp"; backend: string };
@@ -362,7 +401,10 @@ export interface TerminateAction {
 export interface RouteConfig {
   /** The route's name in logs: its `name` key, or `listener#index`. */
   name: string;
+  /** What a connection must show for this route to take it. */
   match: RouteMatch;
+  /** What happens to a connection this route takes. */
   action: RouteAction;
+  /** Where the route is defined, for messages about it. */
   position: SourcePosition;
 }

@@ -183,9 +183,13 @@ export function isJournalStream(): boolean {
 
 /** A warning or error, as the status page lists it. */
 export interface Problem {
+  /** When it was logged, ISO 8601 in UTC. */
   time: string;
+  /** The log level: `warning`, `error` or `fatal`. */
   level: string;
+  /** The log message with its values filled in. */
   message: string;
+  /** The structured values the log record carried (listener, backend, error, …). */
   details: Record<string, unknown>;
 }
 

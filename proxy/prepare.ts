@@ -23,10 +23,20 @@ import { CertStore } from "./certs/store.ts";
 
 /** A config with everything it refers to loaded and checked. */
 export interface PreparedConfig {
+  /** The config it was prepared from. */
   config: Config;
-  /** Real certificates (null when the config has no `certificates`). */
+  /**
+   * Real certificates (null when the config has no `certificates`); for the runtime only.
+   *
+   * @ignore
+   */
   certs: CertStore | null;
-  /** The development certificate, when names needed one; it only answers names `certs` lacks. */
+  /**
+   * The development certificate, when names needed one; it only answers names `certs` lacks.
+   * For the runtime only.
+   *
+   * @ignore
+   */
   devCert: InspectedCert | null;
   /** Names served with the development certificate. */
   devNames: string[];
@@ -35,11 +45,20 @@ export interface PreparedConfig {
    * exact name a terminating route serves that no configured certificate covers.
    */
   acmeNames: string[];
-  /** TLS options per backend that has `tls`. */
+  /**
+   * TLS options per backend that has `tls`; for the runtime only.
+   *
+   * @ignore
+   */
   backendTls: Map<string, TlsDialOptions>;
   /** Every file and directory whose change means "reload the certificates". */
   watched: string[];
-  /** TLS options for backends' `tls` and `http` health checks (null: plain TCP). */
+  /**
+   * TLS options for backends' `tls` and `http` health checks (null: plain TCP); for the runtime
+   * only.
+   *
+   * @ignore
+   */
   healthTls: Map<string, TlsDialOptions | null>;
   /** The admin listener's bearer token (`admin.token`, or read from `admin.token_file`). */
   adminToken: string | null;
@@ -53,6 +72,7 @@ export interface PrepareOptions {
   warnings?: ConfigIssue[];
   /** Create or renew the development certificate (off for `check`, which only reports). */
   writeDevCert?: boolean;
+  /** The time certificates are checked against (expiry, renewal); the current time by default. */
   now?: Date;
 }
 

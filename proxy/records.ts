@@ -12,14 +12,19 @@ import type { Protocol } from "../config/types.ts";
 export interface AccessRecord {
   /** A number unique within this process, to tie log lines together. */
   conn: number;
+  /** The name of the listener that accepted the connection. */
   listener: string;
   /** The client's address, `ip:port`. */
   client: string;
   /** What the connection was found to speak; null if it ended before that was known. */
   protocol: Protocol | null;
+  /** The server name the TLS ClientHello asked for; null without TLS or without SNI. */
   sni: string | null;
+  /** The ALPN protocols the ClientHello offered, in its order; empty when none. */
   alpn: string[];
+  /** The name of the route that took the connection; null when none matched. */
   route: string | null;
+  /** The backend the connection was relayed or proxied to; null when it reached none. */
   backend: string | null;
   /** The server that took the connection, `host:port`. */
   server: string | null;
@@ -44,17 +49,25 @@ export type AccessObserver = (record: AccessRecord) => void;
 export interface RequestRecord {
   /** The connection it arrived on (ties it to the connection's access line). */
   conn: number;
+  /** The name of the listener the connection arrived on. */
   listener: string;
+  /** The client's address, `ip:port` (from the PROXY header when the listener reads one). */
   client: string;
   /** `h1` or `h2`. */
   http: "h1" | "h2";
+  /** The request method, as sent. */
   method: string;
+  /** The request's host, from `:authority` or `Host`; null when it carried none. */
   host: string | null;
+  /** The request target's path, with any query. */
   path: string;
+  /** The response status code sent to the client; 0 when no response was sent. */
   status: number;
   /** The HTTP route's name. */
   route: string | null;
+  /** The backend the request was sent to; null when edgemux answered it itself. */
   backend: string | null;
+  /** The server that answered, `host:port`; null when the request was not forwarded. */
   server: string | null;
   /** Request body bytes received from the client. */
   bytes_in: number;
@@ -66,6 +79,7 @@ export interface RequestRecord {
   upstream_ms: number | null;
   /** `ok`, `client-closed`, `upstream-timeout`, `not-found`, … */
   end: string;
+  /** A short explanation for abnormal ends (a parse error, a connect error); null otherwise. */
   detail: string | null;
 }
 

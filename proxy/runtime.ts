@@ -43,6 +43,14 @@ import type { AcmeManager } from "./certs/acme.ts";
 
 /** Raised when a listener cannot bind its address. */
 export class BindError extends Error {
+  /**
+   * Makes the error for one address that could not be bound.
+   *
+   * @param listener The name of the listener whose address failed.
+   * @param address The address that could not be bound, `host:port`.
+   * @param message What went wrong, naming the address.
+   * @param options The underlying error as `cause`.
+   */
   constructor(
     readonly listener: string,
     readonly address: string,
@@ -72,7 +80,12 @@ export interface ProxyHandle {
   readonly activeConnections: number;
   /** The config in force. */
   readonly config: Config;
-  /** The process's metrics (counters survive reloads). */
+  /**
+   * The process's metrics (counters survive reloads), read by edgemux's own admin listener.
+   * Hidden from the library docs: its shape follows the admin listener's needs and may change.
+   *
+   * @ignore
+   */
   readonly metrics: ProxyMetrics;
   /**
    * Replaces the config: listeners are added, removed or re-pointed, and new connections use

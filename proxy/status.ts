@@ -13,10 +13,15 @@ import type { AcmeNameStatus } from "./certs/acme.ts";
 
 /** Everything the status page shows. */
 export interface StatusReport {
+  /** edgemux's version, from deno.json. */
   version: string;
+  /** The process id of the process that answered. */
   pid: number;
+  /** When the process started, ISO 8601 in UTC. */
   startedAt: string;
+  /** Whole seconds since the process started. */
   uptimeSeconds: number;
+  /** The config files in force, in merge order. */
   configFiles: string[];
   /**
    * Reloads since start: how many succeeded and failed, when the last of each happened (Unix
@@ -30,13 +35,23 @@ export interface StatusReport {
     lastFailure: number | null;
     lastError: string | null;
   };
+  /** Client connections open right now, over all listeners. */
   activeConnections: number;
+  /**
+   * Every listener: its bound addresses (`host:port`), its open connections, and each route's
+   * name with its match and action described as `edgemux routes` prints them.
+   */
   listeners: {
     name: string;
     addresses: string[];
     active: number;
     routes: { name: string; match: string; action: string }[];
   }[];
+  /**
+   * Every backend: its balance algorithm, its health check kind (null without one) and each
+   * server's address, health (`up`, with the `reason` it is down), open connections, weight and
+   * backup flag.
+   */
   backends: {
     name: string;
     balance: string;
@@ -50,6 +65,10 @@ export interface StatusReport {
       reason: string | null;
     }[];
   }[];
+  /**
+   * Every certificate loaded: the names it serves, its expiry (ISO 8601) and the file it was
+   * read from.
+   */
   certificates: {
     names: string[];
     notAfter: string;
@@ -60,6 +79,7 @@ export interface StatusReport {
   }[];
   /** Names whose certificates edgemux orders from an ACME CA, when `certificates.acme` is set. */
   acme?: AcmeNameStatus[];
+  /** The last logged warnings and errors (up to 50), newest first. */
   recentProblems: Problem[];
   /** Worker processes' pids, when more than one serves (`pid` is then the supervisor's). */
   workers?: number[];

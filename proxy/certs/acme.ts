@@ -31,6 +31,7 @@ import type { InspectedCert } from "./certificate.ts";
 
 /** What the status page and metrics show for one name. */
 export interface AcmeNameStatus {
+  /** The DNS name the certificate is ordered for. */
   name: string;
   /**
    * `valid`: a current certificate is in hand; `ordering`: an order is under way here;

@@ -59,8 +59,11 @@ export function readKey(name: CertName): string {
  *
  * @example
  * ```ts
- * const flag = `--ignore-certificate-errors-spki-list=${spkiPinBase64("edge-wildcard")}`;
- * console.assert(flag.endsWith("="));
+ * import assert from "node:assert/strict";
+ *
+ * const pin = spkiPinBase64("edge-wildcard");
+ * assert.match(pin, /^[A-Za-z0-9+/]{43}=$/); // a SHA-256 digest in base64
+ * const flag = `--ignore-certificate-errors-spki-list=${pin}`;
  * ```
  */
 export function spkiPinBase64(name: CertName): string {

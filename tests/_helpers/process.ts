@@ -177,8 +177,11 @@ async function reap(child: Deno.ChildProcess): Promise<ExitStatus> {
  * message includes the command line and the stderr captured so far
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ *
  * const { code, stdout } = await run("openssl", ["version"]);
- * console.assert(code === 0 && stdout.startsWith("OpenSSL"));
+ * assert.equal(code, 0);
+ * assert.match(stdout, /^OpenSSL /);
  * ```
  */
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
