@@ -35,14 +35,14 @@ import {
   starterProblem,
   SYSTEM_STARTER,
 } from "./config/starter.ts";
-import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
-import { FileWatcher } from "./proxy/certs/watch.ts";
-import { closeLogging, configureLogging, isJournalStream, log } from "./proxy/log.ts";
+import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./server/admin.ts";
+import { FileWatcher } from "./proxy/tls/certs/watch.ts";
+import { closeLogging, configureLogging, isJournalStream, log } from "./proxy/observe/log.ts";
 import { BindError } from "./proxy/runtime.ts";
 import { LIBC_PATHS } from "./proxy/_deno_internals.ts";
-import { Notifier } from "./proxy/sd_notify.ts";
-import { describeAction, describeMatch } from "./proxy/status.ts";
-import { Supervisor, WORKER_ENV, WorkerChannel, type WorkerCommand } from "./proxy/workers.ts";
+import { Notifier } from "./server/sd_notify.ts";
+import { describeAction, describeMatch } from "./proxy/observe/status.ts";
+import { Supervisor, WORKER_ENV, WorkerChannel, type WorkerCommand } from "./server/workers.ts";
 import { explainConnection, inferProtocol } from "./routing/explain.ts";
 
 const VERSION: string = denoJson.version;
