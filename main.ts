@@ -1,6 +1,7 @@
 /**
  * The `edgemux` command: `run`, `check`, `routes`, `explain`, `init`, `version`. The only module that
- * reads `Deno.args`, installs signal handlers or exits.
+ * reads `Deno.args` or exits: serving, supervising workers, reloads and signals are the process
+ * layer's (server/), which returns exit codes.
  *
  * Exit codes: 0 success, 1 invalid config, 2 usage error, 3 cannot bind or start, 4 not stopped
  * a second after a second stop signal.
@@ -8,22 +9,12 @@
  * @module
  */
 
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { BUILD_INFO } from "./build_info.ts";
-import { ConfigError, formatIssue, loadConfig, prepareConfig, start } from "./mod.ts";
-import type {
-  Config,
-  ConfigIssue,
-  LogLevel,
-  PreparedConfig,
-  Protocol,
-  ProxyHandle,
-} from "./mod.ts";
+import { ConfigError, formatIssue } from "./mod.ts";
+import type { ConfigIssue, LogLevel, PreparedConfig, Protocol } from "./mod.ts";
 import { formatHostPort } from "./config/address.ts";
-import { formatPosition } from "./config/errors.ts";
 import { missingPermission } from "./config/permission.ts";
 import { PROTOCOLS } from "./config/types.ts";
 import {
@@ -35,18 +26,13 @@ import {
   starterProblem,
   SYSTEM_STARTER,
 } from "./config/starter.ts";
-import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./proxy/admin.ts";
-import { FileWatcher } from "./proxy/certs/watch.ts";
-import { closeLogging, configureLogging, isJournalStream, log } from "./proxy/log.ts";
-import { BindError } from "./proxy/runtime.ts";
-import { LIBC_PATHS } from "./proxy/_deno_internals.ts";
-import { Notifier } from "./proxy/sd_notify.ts";
-import { describeAction, describeMatch } from "./proxy/status.ts";
-import { Supervisor, WORKER_ENV, WorkerChannel, type WorkerCommand } from "./proxy/workers.ts";
+import { isJournalStream } from "./proxy/observe/log.ts";
+import { describeAction, describeMatch } from "./proxy/observe/status.ts";
+import { loadPrepared, type RunFlags } from "./server/process.ts";
+import { isWorker, runServer } from "./server/run.ts";
 import { explainConnection, inferProtocol } from "./routing/explain.ts";
 
 const VERSION: string = denoJson.version;
-const PINNED_DENO = "2.9.6";
 const DEFAULT_CONFIG = "/etc/edgemux/edgemux.yaml";
 
 const CONFIG_HELP = `  -c, --config PATH     config file or directory (default ${DEFAULT_CONFIG})`;
@@ -240,12 +226,6 @@ function report(text: string, priority: 3 | 4 | 6): void {
 
 function printIssues(issues: ConfigIssue[]): void {
   for (const issue of issues) report(formatIssue(issue), issue.severity === "error" ? 3 : 4);
-}
-
-/** The one way configs are read: parse, then load and check what they refer to. */
-async function loadPrepared(path: string, writeDevCert = true): Promise<PreparedConfig> {
-  const parsed = await loadConfig(path);
-  return await prepareConfig(parsed.config, { warnings: parsed.warnings, writeDevCert });
 }
 
 /** Loads a config for a command, printing its problems; null when it is invalid. */
@@ -476,123 +456,6 @@ function help(command: string): number {
 // ---------------------------------------------------------------------------------------------
 // run
 
-interface RunFlags {
-  path: string;
-  level?: LogLevel;
-  format?: "text" | "json";
-}
-
-async function setupLogging(config: Config, flags: RunFlags): Promise<void> {
-  await configureLogging({
-    level: flags.level ?? config.log.level,
-    format: flags.format ?? config.log.format,
-    access: config.log.access,
-    journal: isJournalStream(),
-  });
-}
-
-function containCrashes(): void {
-  // Containment (docs/deno-runtime.md §8): a stray rejection must never take the proxy down.
-  globalThis.addEventListener("unhandledrejection", (e) => {
-    e.preventDefault();
-    log.error("unhandled rejection", { error: String(e.reason) });
-  });
-  globalThis.addEventListener("error", (e) => {
-    e.preventDefault();
-    log.error("uncaught error", { error: String(e.error ?? e.message) });
-  });
-}
-
-/**
- * How long a second stop signal waits for the stop it hurries before the process exits anyway.
- * The stop closes every connection at once, but some step of it may wait on something stuck
- * (e.g. after running out of file descriptors); the operator asked twice, so this is the bound.
- */
-const SECOND_SIGNAL_GRACE = 1_000;
-/** The exit status when the second stop signal's grace ran out (docs/install.md). */
-const EXIT_FORCED = 4;
-
-/**
- * Resolves with the first stop signal; a later one calls `again` (which should stop at once)
- * and, if the process is still there {@link SECOND_SIGNAL_GRACE} ms later, exits with
- * {@link EXIT_FORCED}.
- */
-function stopSignal(again: () => void): Promise<Deno.Signal> {
-  const first = Promise.withResolvers<Deno.Signal>();
-  let seen = false;
-  let forcing = false;
-  for (const s of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(s, () => {
-      if (!seen) {
-        seen = true;
-        first.resolve(s);
-        return;
-      }
-      log.warn("second stop signal: closing every connection now", { signal: s });
-      again();
-      if (forcing) return;
-      forcing = true;
-      const timer = setTimeout(() => {
-        log.error("not stopped within the grace of the second signal; exiting now", {
-          grace_ms: SECOND_SIGNAL_GRACE,
-        });
-        // The log is written in batches: give it a moment, never more.
-        const flushed = Promise.race([
-          closeLogging(),
-          new Promise((r) => setTimeout(r, 200)),
-        ]);
-        flushed.finally(() => Deno.exit(EXIT_FORCED));
-      }, SECOND_SIGNAL_GRACE);
-      // The timer must not keep a process that finished stopping alive.
-      Deno.unrefTimer(timer);
-    });
-  }
-  return first.promise;
-}
-
-/**
- * Runs `reload` on SIGHUP and, with `watch_config`, when a config file changes. Reloads never
- * overlap: a request during one runs once after it.
- */
-function onReloadRequest(
-  config: () => Config,
-  path: string,
-  reload: () => Promise<void>,
-): () => void {
-  let running: Promise<void> | null = null;
-  let again = false;
-  const trigger = () => {
-    if (running !== null) {
-      again = true;
-      return;
-    }
-    running = reload().finally(() => {
-      running = null;
-      if (again) {
-        again = false;
-        trigger();
-      }
-    });
-  };
-  Deno.addSignalListener("SIGHUP", trigger);
-  let watcher: FileWatcher | null = null;
-  if (config().watchConfig) {
-    // The files of the config now running: a reload may have added or dropped some.
-    const paths = () => [path, ...config().files];
-    watcher = new FileWatcher(paths, 1000, () => {
-      log.info("config changed on disk; reloading", { config: path });
-      trigger();
-    });
-    watcher.start();
-  }
-  return () => void watcher?.stop();
-}
-
-function issuesText(e: unknown): string {
-  if (e instanceof ConfigError) return e.issues.map(formatIssue).join("\n");
-  return e instanceof Error ? e.message : String(e);
-}
-
 async function run(args: string[]): Promise<number> {
   const opts = parse(args, "run");
   if (opts.help) return help("run");
@@ -608,7 +471,7 @@ async function run(args: string[]): Promise<number> {
     level: opts["log-level"] as LogLevel | undefined,
     format: opts["log-format"] as "text" | "json" | undefined,
   };
-  const worker = Deno.env.get(WORKER_ENV) !== undefined;
+  const worker = isWorker();
   let prepared: PreparedConfig;
   try {
     prepared = await loadPrepared(flags.path);
@@ -621,284 +484,7 @@ async function run(args: string[]): Promise<number> {
     );
     return 1;
   }
-  await setupLogging(prepared.config, flags);
-  if (Deno.version.deno !== PINNED_DENO && !worker) {
-    log.warn("edgemux is tested on one Deno version only", {
-      expected: PINNED_DENO,
-      running: Deno.version.deno,
-    });
-  }
-  if (!worker) {
-    for (const w of prepared.warnings) {
-      log.warn(w.message, {
-        at: w.position ? formatPosition(w.position) : null,
-        path: w.path,
-        fix: w.fix,
-      });
-    }
-  }
-  containCrashes();
-  const notifier = new Notifier(worker ? undefined : Deno.env.get("NOTIFY_SOCKET"));
-  try {
-    if (!worker && prepared.config.workers > 1) return await supervise(prepared, flags, notifier);
-    return await serve(prepared, flags, notifier, worker);
-  } finally {
-    notifier.close();
-    await closeLogging();
-  }
-}
-
-/** One process serving every listener (the default, and each worker). */
-async function serve(
-  prepared: PreparedConfig,
-  flags: RunFlags,
-  notifier: Notifier,
-  worker: boolean,
-): Promise<number> {
-  let proxy: ProxyHandle;
-  try {
-    proxy = await start(prepared, { reusePort: worker || prepared.config.workers > 1 });
-  } catch (e) {
-    if (!(e instanceof BindError)) throw e;
-    log.error(e.message, { listener: e.listener, address: e.address });
-    return 3;
-  }
-  let stopping = false;
-  const source: AdminSource = {
-    metrics: () => proxy.metrics.registry.snapshot(),
-    status: () => proxy.status(),
-    ready: () => !stopping,
-  };
-  let admin: AdminServer | null = null;
-  if (!worker && prepared.config.admin !== null) {
-    try {
-      admin = startAdmin(
-        prepared.config.admin.bind,
-        source,
-        adminAccess(prepared.config.admin, prepared.adminToken),
-      );
-    } catch (e) {
-      log.error(e instanceof Error ? e.message : String(e), {});
-      await proxy.shutdown(0);
-      return 3;
-    }
-  }
-  const channel = worker ? new WorkerChannel() : null;
-  channel?.serve((req) => req.type === "metrics" ? source.metrics() : source.status());
-
-  let current = prepared.config;
-  const stopWatching = onReloadRequest(() => current, flags.path, async () => {
-    await notifier.reloading();
-    const started = performance.now();
-    try {
-      let next: PreparedConfig | null = null;
-      await proxy.reload(async () => next = await loadPrepared(flags.path));
-      const config = next!.config;
-      if (JSON.stringify(config.log) !== JSON.stringify(current.log)) {
-        await setupLogging(config, flags);
-      }
-      if (!worker) admin = await moveAdmin(admin, current, next!, source);
-      if (config.workers !== current.workers && !worker) {
-        log.warn("a change of workers takes effect at the next restart", {
-          workers: config.workers,
-        });
-      }
-      current = config;
-      log.info("config reloaded", { ms: Math.round(performance.now() - started) });
-      await channel?.send({ type: "reloaded", ok: true });
-    } catch (e) {
-      log.error("reload failed; the running config stays", { error: issuesText(e) });
-      await channel?.send({ type: "reloaded", ok: false, error: issuesText(e) });
-    }
-    await notifier.ready("serving");
-  });
-
-  log.info("edgemux started", {
-    version: VERSION,
-    config: flags.path,
-    pid: Deno.pid,
-    admin: admin ? formatHostPort({ host: admin.addr.hostname, port: admin.addr.port }) : null,
-    worker: worker ? Deno.env.get(WORKER_ENV) : null,
-  });
-  await channel?.send({ type: "ready", pid: Deno.pid });
-  await notifier.ready("serving");
-
-  const signal = await stopSignal(() => void proxy.shutdown(0));
-  stopping = true;
-  stopWatching();
-  await notifier.stopping();
-  log.info("stopping", { signal, timeout_ms: current.shutdownTimeout });
-  await proxy.shutdown();
-  await admin?.close();
-  log.info("stopped", {});
-  return 0;
-}
-
-/**
- * Replaces the admin listener when its address changed in a reload, and applies its new access
- * rules (names, token) either way.
- */
-async function moveAdmin(
-  admin: AdminServer | null,
-  before: Config,
-  prepared: PreparedConfig,
-  source: AdminSource,
-): Promise<AdminServer | null> {
-  const after = prepared.config;
-  const was = before.admin ? formatHostPort(before.admin.bind) : null;
-  const now = after.admin ? formatHostPort(after.admin.bind) : null;
-  const access = after.admin ? adminAccess(after.admin, prepared.adminToken) : null;
-  if (was === now) {
-    if (access !== null) admin?.update(access);
-    return admin;
-  }
-  await admin?.close();
-  if (after.admin === null || access === null) return null;
-  try {
-    return startAdmin(after.admin.bind, source, access);
-  } catch (e) {
-    log.error("the admin listener could not move to its new address", {
-      error: e instanceof Error ? e.message : String(e),
-    });
-    return null;
-  }
-}
-
-/** `workers: N`: start N worker processes and look after them. */
-async function supervise(
-  prepared: PreparedConfig,
-  flags: RunFlags,
-  notifier: Notifier,
-): Promise<number> {
-  const sup = new Supervisor(prepared.config.workers, workerCommand(flags, prepared));
-  try {
-    await sup.start();
-  } catch (e) {
-    log.error("edgemux could not start its workers", { error: issuesText(e) });
-    await sup.stop("SIGKILL");
-    return 3;
-  }
-  let stopping = false;
-  const source: AdminSource = {
-    metrics: () => sup.metrics(),
-    status: async () => (await sup.status()) ?? Promise.reject(new Error("no worker answered")),
-    ready: () => !stopping && sup.ready,
-  };
-  let admin: AdminServer | null = null;
-  if (prepared.config.admin !== null) {
-    try {
-      admin = startAdmin(
-        prepared.config.admin.bind,
-        source,
-        adminAccess(prepared.config.admin, prepared.adminToken),
-      );
-    } catch (e) {
-      log.error(e instanceof Error ? e.message : String(e), {});
-      await sup.stop();
-      return 3;
-    }
-  }
-  let current = prepared.config;
-  const stopWatching = onReloadRequest(() => current, flags.path, async () => {
-    await notifier.reloading();
-    const started = performance.now();
-    try {
-      // Check the config here first, so a bad one is reported once rather than by each worker.
-      const next = await loadPrepared(flags.path);
-      const failure = await sup.reload();
-      // One reload of the service, counted once (the supervisor's, not each worker's).
-      sup.service.reload(failure, performance.now() - started);
-      if (failure !== null) {
-        log.error("a worker could not reload; it keeps its config", { error: failure });
-      } else log.info("config reloaded", { workers: sup.count });
-      admin = await moveAdmin(admin, current, next, source);
-      current = next.config;
-    } catch (e) {
-      sup.service.reload(issuesText(e), performance.now() - started);
-      log.error("reload failed; the running config stays", { error: issuesText(e) });
-    }
-    await notifier.ready("serving");
-  });
-  await notifier.ready(`serving with ${sup.count} workers`);
-  log.info("edgemux started", {
-    version: VERSION,
-    config: flags.path,
-    pid: Deno.pid,
-    workers: sup.pids,
-    admin: admin ? formatHostPort({ host: admin.addr.hostname, port: admin.addr.port }) : null,
-  });
-  const signal = await stopSignal(() => sup.signal("SIGTERM"));
-  stopping = true;
-  stopWatching();
-  await notifier.stopping();
-  log.info("stopping", { signal, workers: sup.pids });
-  await sup.stop("SIGTERM");
-  await admin?.close();
-  log.info("stopped", {});
-  return 0;
-}
-
-/**
- * How to start a worker: the same program with the same config. A compiled edgemux is its own
- * runtime with its permissions baked in. Under `deno run`, Deno does not say which flags it was
- * started with, so each permission is asked about: granted in full, it is passed in full;
- * otherwise it is passed for exactly the things edgemux uses that were granted.
- */
-function workerCommand(flags: RunFlags, prepared: PreparedConfig): WorkerCommand {
-  const cli = ["run", "-c", flags.path];
-  if (flags.level) cli.push("--log-level", flags.level);
-  if (flags.format) cli.push("--log-format", flags.format);
-  const exec = Deno.execPath();
-  if (!/(^|\/)deno$/.test(exec)) return { command: exec, args: cli };
-  const granted = (d: Deno.PermissionDescriptor) =>
-    Deno.permissions.querySync(d).state === "granted";
-  const scoped = (
-    name: "read" | "write" | "env" | "run" | "ffi",
-    items: string[],
-    descriptor: (item: string) => Deno.PermissionDescriptor,
-  ): string[] => {
-    if (granted({ name } as Deno.PermissionDescriptor)) return [`--allow-${name}`];
-    const allowed = [...new Set(items)].filter((item) => granted(descriptor(item)));
-    return allowed.length ? [`--allow-${name}=${allowed.join(",")}`] : [];
-  };
-  const config = prepared.config;
-  const readPaths = [
-    flags.path,
-    ...config.files,
-    ...prepared.watched,
-    ...[...config.backends.values()].flatMap((b) =>
-      [b.tls?.caFile, b.tls?.certFile, b.tls?.keyFile].filter((p): p is string => !!p)
-    ),
-    config.certificates?.development?.directory ?? "",
-    config.certificates?.acme?.stateDirectory ?? "",
-    config.certificates?.acme?.caFile ?? "",
-    "/proc/uptime",
-  ].filter(Boolean);
-  const writePaths = [
-    config.certificates?.development?.directory ?? "",
-    // ACME: certificates, challenges and the locks the workers share.
-    config.certificates?.acme?.stateDirectory ?? "",
-    Deno.env.get("NOTIFY_SOCKET") ?? "",
-  ]
-    .filter(Boolean);
-  const perms = [
-    ...(granted({ name: "net" }) ? ["--allow-net"] : []),
-    ...scoped("read", readPaths, (path) => ({ name: "read", path })),
-    ...scoped("write", writePaths, (path) => ({ name: "write", path })),
-    ...scoped("env", [WORKER_ENV, "NOTIFY_SOCKET", "JOURNAL_STREAM"], (variable) => ({
-      name: "env",
-      variable,
-    })),
-    ...scoped("run", [exec], (command) => ({ name: "run", command })),
-    ...scoped("ffi", LIBC_PATHS, (path) => ({ name: "ffi", path })),
-    ...(granted({ name: "sys" }) ? ["--allow-sys"] : []),
-  ];
-  const configFile = fileURLToPath(new URL("./deno.json", import.meta.url));
-  const denoConfig = existsSync(configFile) ? ["--config", configFile] : [];
-  return {
-    command: exec,
-    args: ["run", ...perms, "--unstable-net", ...denoConfig, Deno.mainModule, ...cli],
-  };
+  return await runServer(prepared, flags, worker, Deno.exit);
 }
 
 /** `edgemux version`: the version, then the build's values, one `key value` line each. */

@@ -886,9 +886,9 @@ export const memory: Scenario = {
 
 /** The `_bench.ts` files beside edgemux's hot code. */
 export const MICRO_FILES = [
-  "proxy/client_hello_bench.ts",
+  "proxy/sniff/client_hello_bench.ts",
   "routing/http_router_bench.ts",
-  "proxy/http1/head_bench.ts",
+  "proxy/http/wire/head_bench.ts",
 ];
 
 /** `deno bench` on the microbenchmarks beside the hot code. */

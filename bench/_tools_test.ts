@@ -162,14 +162,14 @@ Deno.test("parseCurl() reads status, size and time", () => {
 Deno.test("parseDenoBench() reads averages and strips the repository root", () => {
   const json = JSON.stringify({
     benches: [{
-      origin: "file:///repo/proxy/client_hello_bench.ts",
+      origin: "file:///repo/proxy/sniff/client_hello_bench.ts",
       group: "hello",
       name: "parseClientHello() curl-like hello, 517 B",
       results: [{ ok: { n: 275, avg: 189.2, p75: 180 } }],
     }],
   });
   assert.deepEqual(parseDenoBench(`Check file\n${json}`, "/repo"), [{
-    file: "proxy/client_hello_bench.ts",
+    file: "proxy/sniff/client_hello_bench.ts",
     group: "hello",
     name: "parseClientHello() curl-like hello, 517 B",
     avgNs: 189.2,

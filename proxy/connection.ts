@@ -10,18 +10,18 @@
 import { formatHostPort } from "../config/address.ts";
 import type { Protocol, RouteConfig } from "../config/types.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
-import { ALERT_DECODE_ERROR, ALERT_UNRECOGNIZED_NAME } from "./classify.ts";
-import { log } from "./log.ts";
-import { localCause, noteLocalError } from "./local_errors.ts";
+import { ALERT_DECODE_ERROR, ALERT_UNRECOGNIZED_NAME } from "./sniff/classify.ts";
+import { log } from "./observe/log.ts";
+import { localCause, noteLocalError } from "./backends/local_errors.ts";
 import { closeQuietly, noDelay, type PeerAddress, peerAddress, writeAll } from "./net.ts";
-import { encodeProxyHeader } from "./proxy_protocol.ts";
+import { encodeProxyHeader } from "./sniff/proxy_protocol.ts";
 import { serveRedirect } from "./redirect.ts";
-import { answerTlsAlpnChallenge } from "./acme_challenges.ts";
-import { terminate } from "./terminate.ts";
+import { answerTlsAlpnChallenge } from "./tls/acme_challenges.ts";
+import { terminate } from "./tls/terminate.ts";
 import { type PendingRead, relay } from "./relay.ts";
-import { sniff, type SniffResult } from "./sniff.ts";
-import { connectUpstream, warnUpstreamFailure } from "./upstream.ts";
-import type { Backend } from "./backend.ts";
+import { sniff, type SniffResult } from "./sniff/sniff.ts";
+import { connectUpstream, warnUpstreamFailure } from "./backends/upstream.ts";
+import type { Backend } from "./backends/backend.ts";
 import { admitToBackend } from "./limits.ts";
 
 let connectionCounter = 0;

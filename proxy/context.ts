@@ -10,13 +10,13 @@ import type { HttpConfig, ListenerConfig, RouteConfig, TerminateAction } from ".
 import type { RouteTable } from "../routing/route_table.ts";
 import type { CidrSet } from "../routing/cidr.ts";
 import type { HttpRouter } from "../routing/http_router.ts";
-import type { Backend } from "./backend.ts";
+import type { Backend } from "./backends/backend.ts";
 import type { BackendPool } from "./http/pool.ts";
-import type { AccessObserver, AccessRecord, RequestObserver } from "./records.ts";
-import type { Terminator, TerminatorClient } from "./terminator.ts";
+import type { AccessObserver, AccessRecord, RequestObserver } from "./observe/records.ts";
+import type { Terminator, TerminatorClient } from "./tls/terminator.ts";
 import type { PeerAddress } from "./net.ts";
 import type { DeadlineSet } from "./deadlines.ts";
-import type { AcmeChallenges } from "./acme_challenges.ts";
+import type { AcmeChallenges } from "./tls/acme_challenges.ts";
 
 export type { AccessObserver, AccessRecord };
 

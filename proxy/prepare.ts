@@ -14,12 +14,12 @@ import { missingPermission } from "../config/permission.ts";
 import { entryPath } from "../config/_reader.ts";
 import { adminTokenProblem } from "../config/parse.ts";
 import type { TlsDialOptions } from "./_deno_internals.ts";
-import type { InspectedCert } from "./certs/certificate.ts";
-import { inspectCertificate } from "./certs/certificate.ts";
-import { ensureDevelopmentCertificate } from "./certs/dev_cert.ts";
-import { loadCertificates } from "./certs/load.ts";
-import { AcmeState, isStateName } from "./certs/acme_state.ts";
-import { CertStore } from "./certs/store.ts";
+import type { InspectedCert } from "./tls/certs/certificate.ts";
+import { inspectCertificate } from "./tls/certs/certificate.ts";
+import { ensureDevelopmentCertificate } from "./tls/certs/dev_cert.ts";
+import { loadCertificates } from "./tls/certs/load.ts";
+import { AcmeState, isStateName } from "./tls/certs/acme_state.ts";
+import { CertStore } from "./tls/certs/store.ts";
 
 /** A config with everything it refers to loaded and checked. */
 export interface PreparedConfig {

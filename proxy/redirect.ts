@@ -12,15 +12,15 @@
 import type { RedirectAction } from "../config/types.ts";
 import { normalizePath } from "../routing/path.ts";
 import type { AccessRecord, ListenerContext } from "./context.ts";
-import type { RequestHead } from "./http1/head.ts";
-import { simpleResponse, simpleResponseInto } from "./http1/respond.ts";
-import { NO_HEADER_OPS } from "./http1/upstream_head.ts";
+import type { RequestHead } from "./http/wire/head.ts";
+import { simpleResponse, simpleResponseInto } from "./http/wire/respond.ts";
+import { NO_HEADER_OPS } from "./http/wire/upstream_head.ts";
 import { forwardRequest } from "./http/h1.ts";
-import { blankRequestRecord, type RequestRecord } from "./records.ts";
+import { blankRequestRecord, type RequestRecord } from "./observe/records.ts";
 import { UpstreamSet } from "./http/pool.ts";
 import { readRequestHead, REQUEST_TIMEOUT } from "./http/read_head.ts";
 import { BufferedReader } from "./http/reader.ts";
-import { returnScratch, takeScratch } from "./http1/scratch.ts";
+import { returnScratch, takeScratch } from "./http/wire/scratch.ts";
 import { type PeerAddress, writeAll } from "./net.ts";
 
 const ACME_PREFIX = "/.well-known/acme-challenge/";

@@ -17,29 +17,29 @@ import { CidrSet } from "../routing/cidr.ts";
 import { HttpRouter } from "../routing/http_router.ts";
 import { RouteTable } from "../routing/route_table.ts";
 import type { CertifiedKey } from "./_deno_internals.ts";
-import type { InspectedCert } from "./certs/certificate.ts";
-import { FileWatcher } from "./certs/watch.ts";
+import type { InspectedCert } from "./tls/certs/certificate.ts";
+import { FileWatcher } from "./tls/certs/watch.ts";
 import { handleConnection, refuseConnection } from "./connection.ts";
 import type { AccessObserver, AccessRecord, ListenerContext, TerminatedInfo } from "./context.ts";
-import { HealthChecker } from "./health.ts";
+import { HealthChecker } from "./backends/health.ts";
 import { BackendPool } from "./http/pool.ts";
 import { ConnectionLimiter } from "./limits.ts";
 import type { RequestObserver, RequestRecord } from "./http/session.ts";
-import { accessLog, log, recentProblems } from "./log.ts";
-import { localCause, noteLocalError } from "./local_errors.ts";
-import { ProxyMetrics } from "./proxy_metrics.ts";
+import { accessLog, log, recentProblems } from "./observe/log.ts";
+import { localCause, noteLocalError } from "./backends/local_errors.ts";
+import { ProxyMetrics } from "./observe/proxy_metrics.ts";
 import { DeadlineSet } from "./deadlines.ts";
-import { describeAction, describeMatch, type StatusReport } from "./status.ts";
+import { describeAction, describeMatch, type StatusReport } from "./observe/status.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { closeQuietly, type PeerAddress, peerAddress } from "./net.ts";
-import { readProxyHeader } from "./proxy_protocol.ts";
+import { readProxyHeader } from "./sniff/proxy_protocol.ts";
 import { prepareConfig, type PreparedConfig } from "./prepare.ts";
-import { serveTerminated } from "./terminate.ts";
-import { HANDSHAKE_BACKSTOP, Terminator } from "./terminator.ts";
-import { Backend } from "./backend.ts";
-import { AcmeChallenges } from "./acme_challenges.ts";
-import { AcmeState } from "./certs/acme_state.ts";
-import type { AcmeManager } from "./certs/acme.ts";
+import { serveTerminated } from "./tls/terminate.ts";
+import { HANDSHAKE_BACKSTOP, Terminator } from "./tls/terminator.ts";
+import { Backend } from "./backends/backend.ts";
+import { AcmeChallenges } from "./tls/acme_challenges.ts";
+import { AcmeState } from "./tls/certs/acme_state.ts";
+import type { AcmeManager } from "./tls/certs/acme.ts";
 
 /** Raised when a listener cannot bind its address. */
 export class BindError extends Error {
@@ -585,7 +585,7 @@ class RunningProxy implements ProxyHandle {
     if (this.#acme === null || this.#acme.state !== this.#challenges.state) {
       await this.#acme?.stop();
       // Loaded only when ACME is configured: the client library is large.
-      const { AcmeManager } = await import("./certs/acme.ts");
+      const { AcmeManager } = await import("./tls/certs/acme.ts");
       this.#acme = new AcmeManager(cfg, this.#challenges, {
         onCertificate: () => void this.#reloadCertificates(),
         serving: (fingerprint) =>

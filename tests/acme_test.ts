@@ -18,8 +18,8 @@ import {
   type WebSocketClient,
   type WebSocketMessage,
 } from "./_helpers/websocket.ts";
-import { renderPrometheus } from "../proxy/metrics.ts";
-import { renderStatusPage } from "../proxy/status.ts";
+import { renderPrometheus } from "../proxy/observe/metrics.ts";
+import { renderStatusPage } from "../proxy/observe/status.ts";
 import { type Pebble, startPebble } from "./_helpers/pebble.ts";
 import { pickFreePort } from "./_helpers/ports.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";

@@ -7,7 +7,7 @@
 
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { Registry, renderPrometheus } from "../proxy/metrics.ts";
+import { Registry, renderPrometheus } from "../proxy/observe/metrics.ts";
 import { serveHttp, startTcpBackend } from "./_helpers/backends.ts";
 import { certPath, keyPath } from "./_helpers/certs.ts";
 import { HEADLESS_CHROMIUM_FLAGS } from "./_helpers/chromium.ts";

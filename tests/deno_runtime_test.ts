@@ -158,7 +158,7 @@ Deno.test("closing a TLS connection whose handshake is stalled leaves its socket
 });
 
 Deno.test("running out of descriptors is a plain Error with code EMFILE", async () => {
-  // Why proxy/local_errors.ts looks at `code`, not at a Deno.errors class.
+  // Why proxy/backends/local_errors.ts looks at `code`, not at a Deno.errors class.
   const script = `
     const held = [];
     try {

@@ -1,8 +1,9 @@
 /**
  * The import rules of docs/architecture.md, checked on the real module graph (`deno info`):
  * no module imports itself through others, the pure layers (config/, routing/) never reach into
- * the data plane, routing/ takes only config/types.ts from config/, only main.ts ends the process, and
- * main.ts goes through the library's public face rather than private modules.
+ * the data plane, routing/ takes only config/types.ts from config/, the data plane (proxy/) never
+ * reaches up into the process layer (server/) or the library face, only main.ts ends the process,
+ * and main.ts goes through the library's public face rather than private modules.
  */
 
 import { deepEqual, ok } from "node:assert/strict";
@@ -110,6 +111,29 @@ Deno.test("routing/ takes from config/ only the shared vocabulary, config/types.
     for (const e of edges) {
       if (e.to.startsWith("config/") && e.to !== "config/types.ts") bad.push(`${from} -> ${e.to}`);
     }
+  }
+  deepEqual(bad, []);
+});
+
+Deno.test("proxy/ imports nothing from server/, mod.ts or main.ts", () => {
+  const bad: string[] = [];
+  for (const [from, edges] of graph) {
+    if (!from.startsWith("proxy/")) continue;
+    for (const { to } of edges) {
+      if (to.startsWith("server/") || to === "mod.ts" || to === "main.ts") {
+        bad.push(`${from} -> ${to}`);
+      }
+    }
+  }
+  deepEqual(bad, []);
+});
+
+Deno.test("server/ is the process layer: it may use the library, never the command line", () => {
+  ok([...graph.keys()].some((m) => m.startsWith("server/")), "no server/ module in the graph");
+  const bad: string[] = [];
+  for (const [from, edges] of graph) {
+    if (!from.startsWith("server/")) continue;
+    for (const { to } of edges) if (to === "main.ts") bad.push(`${from} -> ${to}`);
   }
   deepEqual(bad, []);
 });

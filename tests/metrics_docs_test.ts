@@ -4,7 +4,7 @@
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";
-import type { Across } from "../proxy/metrics.ts";
+import type { Across } from "../proxy/observe/metrics.ts";
 import { startTcpBackend } from "./_helpers/backends.ts";
 import { certPath, keyPath } from "./_helpers/certs.ts";
 import { startEdgemux } from "./_helpers/edgemux.ts";

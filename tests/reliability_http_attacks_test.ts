@@ -5,7 +5,7 @@
  * hidden in bodies. The backend records the exact bytes it receives, and for each input they are
  * either nothing or exactly the unambiguous request edgemux should write. CL.TE, TE.CL and
  * CL.CL with a Deno.serve backend are also in edge_timeouts_test.ts; the parser's own cases in
- * proxy/http1/head_test.ts.
+ * proxy/http/wire/head_test.ts.
  */
 
 import { deepEqual } from "node:assert/strict";

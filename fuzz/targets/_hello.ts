@@ -1,7 +1,7 @@
 /**
  * ClientHello inputs for the `client_hello` and `classify` targets: captured hellos and
  * builder-made ones, re-fragmented and mutated, with the length fields of each found by a walk
- * of our own (independent of proxy/client_hello.ts) so mutations can aim at them.
+ * of our own (independent of proxy/sniff/client_hello.ts) so mutations can aim at them.
  *
  * @module
  */
@@ -14,7 +14,7 @@ import {
   replaceExtension,
   splitRecords,
 } from "../../proxy/_testing/hello_builder.ts";
-import { MAX_HELLO_SIZE } from "../../proxy/client_hello.ts";
+import { MAX_HELLO_SIZE } from "../../proxy/sniff/client_hello.ts";
 import { type LengthField, mutateBytes, mutationCount } from "../mutate.ts";
 import type { Rng } from "../rng.ts";
 

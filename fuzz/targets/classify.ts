@@ -1,5 +1,5 @@
 /**
- * Target `classify`: `classify(buf, maxHelloSize)` from proxy/classify.ts, fed a buffer that
+ * Target `classify`: `classify(buf, maxHelloSize)` from proxy/sniff/classify.ts, fed a buffer that
  * grows byte by byte, as a sniffer sees it.
  *
  * Checked for every input: each prefix gives a known verdict without throwing; `incomplete`
@@ -11,9 +11,9 @@
  * @module
  */
 
-import { type Classification, classify } from "../../proxy/classify.ts";
+import { type Classification, classify } from "../../proxy/sniff/classify.ts";
 import { buildClientHello, concat } from "../../proxy/_testing/hello_builder.ts";
-import { maxHelloWireBytes } from "../../proxy/client_hello.ts";
+import { maxHelloWireBytes } from "../../proxy/sniff/client_hello.ts";
 import { check, type FuzzCase, type FuzzTarget, type ScalingFamily } from "../harness.ts";
 import { mutateBytes } from "../mutate.ts";
 import type { Rng } from "../rng.ts";

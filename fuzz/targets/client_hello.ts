@@ -1,5 +1,5 @@
 /**
- * Target `client_hello`: `parseClientHello(buf, maxSize)` from proxy/client_hello.ts.
+ * Target `client_hello`: `parseClientHello(buf, maxSize)` from proxy/sniff/client_hello.ts.
  *
  * Checked for every input: one of the four kinds comes back and nothing is thrown; `incomplete`
  * only below the documented byte cap; a `hello` has a normalised name, non-empty ALPN names and
@@ -14,7 +14,7 @@ import {
   type ClientHelloResult,
   maxHelloWireBytes,
   parseClientHello,
-} from "../../proxy/client_hello.ts";
+} from "../../proxy/sniff/client_hello.ts";
 import {
   alpnData,
   buildClientHello,

@@ -1,6 +1,6 @@
 /**
- * Targets `http1_head` (`parseRequestHead` / `parseResponseHead` from proxy/http1/head.ts) and
- * `chunked` (`ChunkedScanner.scan` from proxy/http1/chunked.ts), on real heads and bodies
+ * Targets `http1_head` (`parseRequestHead` / `parseResponseHead` from proxy/http/wire/head.ts) and
+ * `chunked` (`ChunkedScanner.scan` from proxy/http/wire/chunked.ts), on real heads and bodies
  * mutated line by line and byte by byte.
  *
  * Checked for heads: no throw; a parsed head ends in CRLFCRLF inside the buffer and the caps,
@@ -23,8 +23,8 @@ import {
   parseResponseHead,
   type RequestHeadResult,
   type ResponseHeadResult,
-} from "../../proxy/http1/head.ts";
-import { type ChunkedLimits, ChunkedScanner } from "../../proxy/http1/chunked.ts";
+} from "../../proxy/http/wire/head.ts";
+import { type ChunkedLimits, ChunkedScanner } from "../../proxy/http/wire/chunked.ts";
 import { check, type FuzzCase, type FuzzTarget, type ScalingFamily } from "../harness.ts";
 import { concat } from "../../proxy/_testing/hello_builder.ts";
 import { mutateBytes, mutationCount } from "../mutate.ts";

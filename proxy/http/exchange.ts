@@ -7,11 +7,11 @@
  * @module
  */
 
-import { ChunkedScanner } from "../http1/chunked.ts";
-import { parseResponseHead, type ResponseHead } from "../http1/head.ts";
-import { encodeLatin1Into } from "../http1/latin1.ts";
+import { ChunkedScanner } from "./wire/chunked.ts";
+import { parseResponseHead, type ResponseHead } from "./wire/head.ts";
+import { encodeLatin1Into } from "./wire/latin1.ts";
 import { closeQuietly, writeAll } from "../net.ts";
-import type { ServerState } from "../backend.ts";
+import type { ServerState } from "../backends/backend.ts";
 import type { BackendPool, DialFailure, UpstreamConn, UpstreamSet } from "./pool.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 

@@ -9,17 +9,17 @@
  */
 
 import type { HeaderOps } from "../../config/types.ts";
-import { ChunkedScanner } from "../http1/chunked.ts";
-import type { RequestHead, ResponseHead } from "../http1/head.ts";
-import { simpleResponse, STATUS_TEXT } from "../http1/respond.ts";
+import { ChunkedScanner } from "./wire/chunked.ts";
+import type { RequestHead, ResponseHead } from "./wire/head.ts";
+import { simpleResponse, STATUS_TEXT } from "./wire/respond.ts";
 import {
   applyHeaderOps,
   encodeHead,
   endToEndFields,
   type ForwardingFacts,
   upstreamRequestHead,
-} from "../http1/upstream_head.ts";
-import { returnScratch, takeScratch } from "../http1/scratch.ts";
+} from "./wire/upstream_head.ts";
+import { returnScratch, takeScratch } from "./wire/scratch.ts";
 import { writeAll } from "../net.ts";
 import { relay } from "../relay.ts";
 import {

@@ -10,13 +10,13 @@
 
 import { serveHttpOnConnection } from "../_deno_internals.ts";
 import { closeQuietly } from "../net.ts";
-import { ChunkedScanner } from "../http1/chunked.ts";
-import { type BodyFraming, checkAuthority } from "../http1/head.ts";
+import { ChunkedScanner } from "./wire/chunked.ts";
+import { type BodyFraming, checkAuthority } from "./wire/head.ts";
 import { pathRefusal } from "../../routing/path.ts";
-import { log } from "../log.ts";
-import { STATUS_TEXT } from "../http1/respond.ts";
-import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "../http1/upstream_head.ts";
-import { returnScratch, takeScratch } from "../http1/scratch.ts";
+import { log } from "../observe/log.ts";
+import { STATUS_TEXT } from "./wire/respond.ts";
+import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "./wire/upstream_head.ts";
+import { returnScratch, takeScratch } from "./wire/scratch.ts";
 import { type Answer, bodySettled, exchange, type RequestBody } from "./exchange.ts";
 import { BODY_GRACE } from "./h1.ts";
 import type { UpstreamConn, UpstreamSet } from "./pool.ts";

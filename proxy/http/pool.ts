@@ -12,7 +12,7 @@
 
 import type { BackendConfig } from "../../config/types.ts";
 import { connectTlsTo, type TlsDialOptions } from "../_deno_internals.ts";
-import type { Backend, ServerState } from "../backend.ts";
+import type { Backend, ServerState } from "../backends/backend.ts";
 import { closeQuietly } from "../net.ts";
 import {
   type ConnectFailure,
@@ -20,7 +20,7 @@ import {
   dialTcp,
   localDialFailure,
   noServerFailure,
-} from "../upstream.ts";
+} from "../backends/upstream.ts";
 import type { DeadlineSet } from "../deadlines.ts";
 import { BufferedReader } from "./reader.ts";
 

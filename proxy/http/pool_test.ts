@@ -1,6 +1,6 @@
 import { equal, ok } from "node:assert/strict";
 import { parseBackendConfig } from "../_testing/backend_config.ts";
-import { Backend } from "../backend.ts";
+import { Backend } from "../backends/backend.ts";
 import { DeadlineSet } from "../deadlines.ts";
 import { BackendPool, type UpstreamConn, UpstreamSet } from "./pool.ts";
 

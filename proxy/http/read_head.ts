@@ -11,8 +11,8 @@
  */
 
 import type { HttpConfig } from "../../config/types.ts";
-import { parseRequestHead, type RequestHead } from "../http1/head.ts";
-import { simpleResponse } from "../http1/respond.ts";
+import { parseRequestHead, type RequestHead } from "./wire/head.ts";
+import { simpleResponse } from "./wire/respond.ts";
 import { writeAll } from "../net.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 

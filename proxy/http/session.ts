@@ -11,8 +11,12 @@ import { normalizeHost } from "../../routing/http_router.ts";
 import { normalizePath, pathRefusal } from "../../routing/path.ts";
 import { covers } from "../../routing/route_table.ts";
 import type { ListenerContext } from "../context.ts";
-import { blankRequestRecord, type RequestObserver, type RequestRecord } from "../records.ts";
-import type { ForwardingFacts } from "../http1/upstream_head.ts";
+import {
+  blankRequestRecord,
+  type RequestObserver,
+  type RequestRecord,
+} from "../observe/records.ts";
+import type { ForwardingFacts } from "./wire/upstream_head.ts";
 import type { PeerAddress } from "../net.ts";
 import type { BackendPool, UpstreamConn, UpstreamSet } from "./pool.ts";
 

@@ -27,7 +27,7 @@ import {
   type RequestRecord,
   start,
 } from "../../mod.ts";
-import { configureLogging, formatText } from "../../proxy/log.ts";
+import { configureLogging, formatText } from "../../proxy/observe/log.ts";
 import { TEST_CONFIG_FILE } from "./edgemux.ts";
 import type { HostStats } from "./edgemux_process.ts";
 

@@ -1,0 +1,165 @@
+/**
+ * `edge` and `reencrypt` routes: the outer half relays the client's bytes into the internal TLS
+ * listener (see terminator.ts); the inner half, once the handshake is done, serves HTTP/2 or
+ * HTTP/1.1 (by ALPN) or relays the decrypted stream to a TCP backend.
+ *
+ * @module
+ */
+
+import type { ListenerContext, TerminatedInfo } from "../context.ts";
+import { serveHttp1 } from "../http/h1.ts";
+import { serveHttp2 } from "../http/h2.ts";
+import { UPSTREAMS_PER_CONNECTION, UpstreamSet } from "../http/pool.ts";
+import { BufferedReader } from "../http/reader.ts";
+import type { HttpSession } from "../http/session.ts";
+import { closeQuietly, writeAll } from "../net.ts";
+import { admitToBackend } from "../limits.ts";
+import { warnUpstreamFailure } from "../backends/upstream.ts";
+import { Deadline } from "../deadlines.ts";
+import { type PendingRead, relay, RelayControl } from "../relay.ts";
+
+/**
+ * After the inner half has ended, how long the outer relay may go without a byte before it is
+ * closed: long enough for the last bytes still in the loopback socket to reach a slow client,
+ * short enough that a client cannot keep a connection edgemux has finished with.
+ */
+export const AFTER_INNER_ENDED = 5_000;
+
+/** The outer half: hand the client's TLS bytes to the internal listener and relay. */
+export async function terminate(
+  conn: Deno.TcpConn,
+  ctx: ListenerContext,
+  info: TerminatedInfo,
+  first: Uint8Array,
+  pending: PendingRead | undefined,
+): Promise<void> {
+  const record = info.record;
+  const terminator = ctx.terminator();
+  if (terminator === null) {
+    record.end = "no-certificate";
+    return;
+  }
+  let inner: Deno.TcpConn;
+  try {
+    inner = await terminator.connect(info);
+  } catch (e) {
+    record.end = "internal-error";
+    record.detail = `internal TLS listener: ${e instanceof Error ? e.message : String(e)}`;
+    return;
+  }
+  try {
+    if (first.length > 0) await writeAll(inner, first);
+  } catch {
+    closeQuietly(inner);
+    terminator.forget(inner, info);
+    record.end = "internal-error";
+    record.detail = "internal TLS listener closed before the hello was written";
+    return;
+  }
+  // The handshake deadline is kept here, on the client's own socket: the internal listener
+  // cannot close a connection whose handshake has stalled (see terminator.ts), so without this
+  // a client that sends its ClientHello and nothing more would hold its connection for the
+  // relay's idle timeout.
+  const stop = new AbortController();
+  const handshake = new Deadline(() => stop.abort());
+  ctx.deadlines.arm(handshake, ctx.listener.sniff.timeout);
+  info.handshaken = () => ctx.deadlines.disarm(handshake);
+  // The relay must not outlive the inner connection: once that has ended, whatever bytes it
+  // wrote last are given a short idle bound to reach the client, and then the client is closed.
+  const control = new RelayControl();
+  info.ended = () => {
+    control.tighten(AFTER_INNER_ENDED);
+  };
+  const result = await relay(conn, inner, {
+    // The internal server enforces the HTTP timeouts; this relay must not cut a request that
+    // waits on a slow backend (no bytes move meanwhile), so it allows the longest of them.
+    idleTimeout: outerIdleTimeout(ctx),
+    pending,
+    deadlines: ctx.deadlines,
+    signal: stop.signal,
+    stopped: ctx.hardStop,
+    closeWhenServerEnds: true,
+    control,
+  });
+  ctx.deadlines.disarm(handshake);
+  terminator.forget(inner, info);
+  record.up += result.up;
+  record.down += result.down;
+  if (handshake.expired) {
+    record.end = "handshake-timeout";
+    record.detail = "TLS handshake not finished within sniff.timeout";
+  } else {
+    // From the client's side the inner half is "the server" (unless it said why it ended).
+    record.end ||= result.end;
+  }
+  info.onClientGone?.();
+}
+
+/** The idle bound of the client ↔ internal-listener relay of a terminated connection. */
+function outerIdleTimeout(ctx: ListenerContext): number {
+  let longest = ctx.http.keepaliveTimeout;
+  for (const b of ctx.backends.values()) longest = Math.max(longest, b.config.responseTimeout);
+  return ctx.listener.idleTimeout + longest;
+}
+
+/** The inner half: runs once the internal listener has finished the TLS handshake. */
+export async function serveTerminated(
+  conn: Deno.TlsConn,
+  alpn: string | null,
+  info: TerminatedInfo,
+): Promise<void> {
+  const { ctx, action, record } = info;
+  if (action.upstream.kind === "tcp") {
+    const pool = ctx.pools.get(action.upstream.backend)!;
+    record.backend = action.upstream.backend;
+    const leave = admitToBackend(ctx.backends.get(action.upstream.backend)!, info.client, record);
+    // Over the cap: the record says so, and closing the TLS connection closes the client.
+    if (leave === null) return;
+    try {
+      const got = await pool.acquire(null, ctx.hardStop);
+      if ("failure" in got) {
+        record.server = got.server?.config.label ?? null;
+        record.detail = `${got.failure}: ${got.detail}`;
+        warnUpstreamFailure(record, got.failure);
+        return;
+      }
+      record.server = got.up.server.config.label;
+      await relay(conn, got.up.conn, {
+        idleTimeout: ctx.listener.idleTimeout,
+        deadlines: ctx.deadlines,
+      });
+      pool.release(got.up);
+      closeQuietly(got.up.conn);
+    } finally {
+      leave();
+    }
+    return;
+  }
+  const session: HttpSession = {
+    upstream: null,
+    upstreams: new UpstreamSet(UPSTREAMS_PER_CONNECTION),
+    ctx,
+    tlsRoute: info.route,
+    router: ctx.routers.get(info.route)!,
+    pools: ctx.pools,
+    client: info.client,
+    sni: record.sni,
+    connId: record.conn,
+    forwarding: {
+      clientIp: info.client.ip,
+      proto: "https",
+      trusted: ctx.trustedProxies.contains(info.client.ip),
+    },
+    onRequest: ctx.onRequest,
+  };
+  info.onClientGone = () => {
+    closeQuietly(conn);
+    if (session.upstream !== null) closeQuietly(session.upstream.conn);
+  };
+  try {
+    if (alpn === "h2") await serveHttp2(conn, session);
+    else await serveHttp1(conn, new BufferedReader(conn, ctx.deadlines, 4096), session);
+  } finally {
+    session.upstreams.close();
+  }
+}
