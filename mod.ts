@@ -49,9 +49,9 @@ export {
 } from "./config/parse.ts";
 export { loadConfig, readConfigSources } from "./config/load.ts";
 export { BindError, type ProxyHandle, type StartOptions } from "./proxy/runtime.ts";
-export type { StatusReport } from "./proxy/status.ts";
-export type { Problem } from "./proxy/log.ts";
-export type { AcmeNameStatus } from "./proxy/certs/acme.ts";
+export type { StatusReport } from "./proxy/observe/status.ts";
+export type { Problem } from "./proxy/observe/log.ts";
+export type { AcmeNameStatus } from "./proxy/tls/certs/acme.ts";
 export type { AccessObserver, AccessRecord } from "./proxy/context.ts";
 export type { RequestObserver, RequestRecord } from "./proxy/http/session.ts";
 export { prepareConfig, type PreparedConfig, type PrepareOptions } from "./proxy/prepare.ts";

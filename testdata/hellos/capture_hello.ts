@@ -5,7 +5,7 @@
 // saving, or after 15 s.
 //
 // It decides "the whole hello is in" with its own small record walk, independent of
-// proxy/client_hello.ts, so a parser bug cannot shape the captures.
+// proxy/sniff/client_hello.ts, so a parser bug cannot shape the captures.
 const [out, portFile] = Deno.args;
 const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 await Deno.writeTextFile(portFile, String((listener.addr as Deno.NetAddr).port));
