@@ -52,8 +52,12 @@ export { BindError, type ProxyHandle, type StartOptions } from "./proxy/runtime.
 export type { StatusReport } from "./proxy/observe/status.ts";
 export type { Problem } from "./proxy/observe/log.ts";
 export type { AcmeNameStatus } from "./proxy/tls/certs/acme.ts";
-export type { AccessObserver, AccessRecord } from "./proxy/context.ts";
-export type { RequestObserver, RequestRecord } from "./proxy/http/session.ts";
+export type {
+  AccessObserver,
+  AccessRecord,
+  RequestObserver,
+  RequestRecord,
+} from "./proxy/observe/records.ts";
 export { prepareConfig, type PreparedConfig, type PrepareOptions } from "./proxy/prepare.ts";
 
 /**

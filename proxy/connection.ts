@@ -9,7 +9,8 @@
 
 import { formatHostPort } from "../config/address.ts";
 import type { Protocol, RouteConfig } from "../config/types.ts";
-import type { AccessRecord, ListenerContext } from "./context.ts";
+import type { ListenerContext } from "./context.ts";
+import type { AccessRecord } from "./observe/records.ts";
 import { ALERT_DECODE_ERROR, ALERT_UNRECOGNIZED_NAME } from "./sniff/classify.ts";
 import { log } from "./observe/log.ts";
 import { localCause, noteLocalError } from "./backends/local_errors.ts";

@@ -18,8 +18,6 @@ import type { PeerAddress } from "./net.ts";
 import type { DeadlineSet } from "./deadlines.ts";
 import type { AcmeChallenges } from "./tls/acme_challenges.ts";
 
-export type { AccessObserver, AccessRecord };
-
 /** Everything a connection on one listener needs, fixed for its lifetime. */
 export interface ListenerContext {
   readonly listener: ListenerConfig;

@@ -16,7 +16,7 @@
 import type { LimitsConfig } from "../config/types.ts";
 import { parseIp } from "../routing/cidr.ts";
 import type { Backend } from "./backends/backend.ts";
-import type { AccessRecord } from "./context.ts";
+import type { AccessRecord } from "./observe/records.ts";
 import type { PeerAddress } from "./net.ts";
 
 /**

@@ -11,12 +11,17 @@
 
 import type { RedirectAction } from "../config/types.ts";
 import { normalizePath } from "../routing/path.ts";
-import type { AccessRecord, ListenerContext } from "./context.ts";
+import type { ListenerContext } from "./context.ts";
 import type { RequestHead } from "./http/wire/head.ts";
 import { simpleResponse, simpleResponseInto } from "./http/wire/respond.ts";
 import { NO_HEADER_OPS } from "./http/wire/upstream_head.ts";
 import { forwardRequest } from "./http/h1.ts";
-import { blankRequestRecord, type RequestRecord } from "./observe/records.ts";
+import {
+  type AccessRecord,
+  blankRequestRecord,
+  type RequestOrigin,
+  type RequestRecord,
+} from "./observe/records.ts";
 import { UpstreamSet } from "./http/pool.ts";
 import { readRequestHead, REQUEST_TIMEOUT } from "./http/read_head.ts";
 import { BufferedReader } from "./http/reader.ts";
@@ -62,6 +67,7 @@ async function serve(
     record.down += response.length;
   };
   record.requests = 0;
+  const origin: RequestOrigin = { conn: record.conn, listener: record.listener, client: client.ip };
   for (;;) {
     const got = await readRequestHead(reader, ctx.http, ctx.softStop);
     const started = Date.now();
@@ -70,7 +76,7 @@ async function serve(
         if (got.partial) {
           // readRequestHead has answered 408 and closed the connection.
           record.down += REQUEST_TIMEOUT.length;
-          const r = requestRecord(record, client, null);
+          const r = requestRecord(origin, record, null);
           finish(ctx, r, started, 408, "request-timeout", "request head not finished");
           return end(record, "request-timeout", null);
         }
@@ -80,7 +86,7 @@ async function serve(
       case "stopping":
         return end(record, "shutdown", null);
       case "error": {
-        const r = requestRecord(record, client, null);
+        const r = requestRecord(origin, record, null);
         await send(simpleResponse(got.status, { close: true })).finally(() =>
           finish(ctx, r, started, got.status, "bad-request", got.reason)
         );
@@ -89,7 +95,7 @@ async function serve(
     }
     const head = got.head;
     record.requests++;
-    const request = requestRecord(record, client, head);
+    const request = requestRecord(origin, record, head);
     // The ACME prefix is matched on the normalised path, which is also what is forwarded, so
     // `/.well-known/acme-challenge/../../admin` or `..%2F` cannot reach anything else on the
     // ACME backend (routing/path.ts). A path that is refused is redirected like any other.
@@ -162,11 +168,10 @@ async function serve(
  * terminated connections log it.
  */
 function requestRecord(
+  origin: RequestOrigin,
   record: AccessRecord,
-  client: PeerAddress,
   head: RequestHead | null,
 ): RequestRecord {
-  const origin = { conn: record.conn, listener: record.listener, client: client.ip };
   const r = blankRequestRecord(
     origin,
     "h1",

@@ -20,11 +20,16 @@ import type { CertifiedKey } from "./_deno_internals.ts";
 import type { InspectedCert } from "./tls/certs/certificate.ts";
 import { FileWatcher } from "./tls/certs/watch.ts";
 import { handleConnection, refuseConnection } from "./connection.ts";
-import type { AccessObserver, AccessRecord, ListenerContext, TerminatedInfo } from "./context.ts";
+import type { ListenerContext, TerminatedInfo } from "./context.ts";
+import type {
+  AccessObserver,
+  AccessRecord,
+  RequestObserver,
+  RequestRecord,
+} from "./observe/records.ts";
 import { HealthChecker } from "./backends/health.ts";
 import { BackendPool } from "./http/pool.ts";
 import { ConnectionLimiter } from "./limits.ts";
-import type { RequestObserver, RequestRecord } from "./http/session.ts";
 import { accessLog, log, recentProblems } from "./observe/log.ts";
 import { localCause, noteLocalError } from "./backends/local_errors.ts";
 import { ProxyMetrics } from "./observe/proxy_metrics.ts";

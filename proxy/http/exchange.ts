@@ -225,11 +225,17 @@ function noAnswer(status: 502 | 504, end: string, detail: string, up: UpstreamCo
 }
 
 /**
+ * How long a finished response waits for the rest of its request body (a backend may answer
+ * early) before the body counts as cut short and the connections close.
+ */
+export const BODY_GRACE = 5_000;
+
+/**
  * How the request body ended, once the response is complete: a backend may answer before it has
  * read the whole body, and the client may then never finish sending it. After `graceMs` the body
  * counts as cut short, so the connection is closed rather than kept with half a request in it.
  */
-export async function bodySettled(answer: Answer, graceMs: number): Promise<BodyOutcome> {
+export async function bodySettled(answer: Answer, graceMs = BODY_GRACE): Promise<BodyOutcome> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([
     answer.bodySent,

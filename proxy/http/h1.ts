@@ -32,13 +32,8 @@ import {
 import type { BackendPool, UpstreamConn, UpstreamSet } from "./pool.ts";
 import { readRequestHead } from "./read_head.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
-import {
-  decide,
-  type HttpSession,
-  isIdempotent,
-  newRequestRecord,
-  type RequestRecord,
-} from "./session.ts";
+import { decide, type HttpSession, isIdempotent, newRequestRecord } from "./session.ts";
+import type { RequestRecord } from "../observe/records.ts";
 
 /** What the caller needs to forward one request. */
 export interface ForwardTarget {
@@ -324,7 +319,7 @@ async function sendResponse(
     returnScratch(scratch);
   }
   // Without a request body, bodySent is "done" already: no timer to race it against.
-  const sent = req.body.kind === "none" ? "done" : await bodySettled(answer, BODY_GRACE);
+  const sent = req.body.kind === "none" ? "done" : await bodySettled(answer);
   outcome.bytesIn = answer.bodyBytes();
   if (sent !== "done") {
     upstreamReusable = false;
@@ -339,12 +334,6 @@ async function sendResponse(
   outcome.keepAlive = keepAlive;
   return outcome;
 }
-
-/**
- * How long a finished response waits for the rest of its request body (a backend may answer
- * early) before the body counts as cut short and both connections close.
- */
-export const BODY_GRACE = 5_000;
 
 /**
  * Writes the head (with the first body bytes, when they are at hand, in the same write: two

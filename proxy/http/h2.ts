@@ -18,16 +18,10 @@ import { STATUS_TEXT } from "./wire/respond.ts";
 import { applyHeaderOps, endToEndFields, upstreamRequestHead } from "./wire/upstream_head.ts";
 import { returnScratch, takeScratch } from "./wire/scratch.ts";
 import { type Answer, bodySettled, exchange, type RequestBody } from "./exchange.ts";
-import { BODY_GRACE } from "./h1.ts";
 import type { UpstreamConn, UpstreamSet } from "./pool.ts";
 import { TIMED_OUT } from "./reader.ts";
-import {
-  decide,
-  type HttpSession,
-  isIdempotent,
-  newRequestRecord,
-  type RequestRecord,
-} from "./session.ts";
+import { decide, type HttpSession, isIdempotent, newRequestRecord } from "./session.ts";
+import type { RequestRecord } from "../observe/records.ts";
 
 /** Serves HTTP/2 on a terminated connection until the client or a timeout closes it. */
 export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise<void> {
@@ -84,7 +78,7 @@ export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise
     requests++;
     clearTimeout(idleTimer);
     info.completed.then(done, done);
-    return handleRequest(req, session, info).catch((e) => internalError(req, e));
+    return handleRequest(req, session, info);
   };
   const served = serveHttpOnConnection(
     conn,
@@ -106,9 +100,6 @@ export async function serveHttp2(conn: Deno.Conn, session: HttpSession): Promise
   }
 }
 
-/** The record of each request being handled, for {@link internalError}. */
-const recordOf = new WeakMap<Request, RequestRecord>();
-
 /** Answers a request edgemux will not forward, saying why in its record. */
 function refuse(record: RequestRecord, status: number, detail: string): Response {
   record.status = status;
@@ -121,19 +112,16 @@ function refuse(record: RequestRecord, status: number, detail: string): Response
  * A request whose handling threw (a bug, or a socket error nobody expected): a 500 and a record
  * that says so, never a record that claims success.
  */
-function internalError(req: Request, e: unknown): Response {
+function internalError(record: RequestRecord, e: unknown): Response {
   const detail = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  const record = recordOf.get(req);
-  if (record !== undefined) {
-    record.status = 500;
-    record.end = "internal-error";
-    record.detail = detail;
-  }
+  record.status = 500;
+  record.end = "internal-error";
+  record.detail = detail;
   log.error("HTTP/2 request failed", {
-    conn: record?.conn ?? null,
-    listener: record?.listener ?? null,
-    host: record?.host ?? null,
-    path: record?.path ?? null,
+    conn: record.conn,
+    listener: record.listener,
+    host: record.host,
+    path: record.path,
     error: detail,
   });
   return plain(500);
@@ -169,7 +157,22 @@ async function handleRequest(
     if (record.end === "ok") record.end = "client-closed";
     finish();
   });
-  recordOf.set(req, record);
+  try {
+    return await respond(req, session, record, authority, path, pathStart);
+  } catch (e) {
+    return internalError(record, e);
+  }
+}
+
+/** Checks, routes and forwards one request whose record is made; the response to give. */
+async function respond(
+  req: Request,
+  session: HttpSession,
+  record: RequestRecord,
+  authority: string,
+  path: string,
+  pathStart: number,
+): Promise<Response> {
   // RFC 9113 §8.3.1: `:path` is a request-target and may hold what an HTTP/1.1 one may and
   // nothing else (a character above U+00FF could not even be written upstream); decide() refuses
   // the rest with the path rules' reason. `:authority` follows the rules of a Host field: a port
@@ -319,7 +322,7 @@ async function release(
     upstreams.release(answer.up, reusable);
     return;
   }
-  const sent = await bodySettled(answer, BODY_GRACE);
+  const sent = await bodySettled(answer);
   upstreams.release(answer.up, sent === "done");
 }
 

@@ -14,13 +14,12 @@ import type { ListenerContext } from "../context.ts";
 import {
   blankRequestRecord,
   type RequestObserver,
+  type RequestOrigin,
   type RequestRecord,
 } from "../observe/records.ts";
 import type { ForwardingFacts } from "./wire/upstream_head.ts";
 import type { PeerAddress } from "../net.ts";
 import type { BackendPool, UpstreamConn, UpstreamSet } from "./pool.ts";
-
-export type { RequestObserver, RequestRecord };
 
 /** A fresh record for a request on `session`, to be filled in as the request goes. */
 export function newRequestRecord(
@@ -30,12 +29,7 @@ export function newRequestRecord(
   host: string | null,
   path: string,
 ): RequestRecord {
-  const origin = {
-    conn: session.connId,
-    listener: session.ctx.listener.name,
-    client: session.client.ip,
-  };
-  return blankRequestRecord(origin, http, method, host, path);
+  return blankRequestRecord(session.origin, http, method, host, path);
 }
 
 /** A terminated connection, as both HTTP engines see it. */
@@ -47,8 +41,8 @@ export interface HttpSession {
   readonly pools: ReadonlyMap<string, BackendPool>;
   readonly client: PeerAddress;
   readonly sni: string | null;
-  /** The connection's number in the access log. */
-  readonly connId: number;
+  /** The connection's number in the access log, listener and client, for its request records. */
+  readonly origin: RequestOrigin;
   /**
    * The client as the forwarding fields tell it, the same for every request on the connection
    * (`trusted`: it is a configured proxy, whose `X-Forwarded-For` is kept).

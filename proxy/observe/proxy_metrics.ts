@@ -8,8 +8,7 @@
 
 import type { Config } from "../../config/types.ts";
 import { PROTOCOLS } from "../../config/types.ts";
-import type { AccessRecord } from "../context.ts";
-import type { RequestRecord } from "../http/session.ts";
+import type { AccessRecord, RequestRecord } from "./records.ts";
 import { type LocalCause, localErrorCounts } from "../backends/local_errors.ts";
 import { durationBuckets, type Histogram, Registry, type Series } from "./metrics.ts";
 import { ServiceMetrics } from "./service_metrics.ts";

@@ -86,7 +86,10 @@ export interface RequestRecord {
 /** Receives every request record. */
 export type RequestObserver = (record: RequestRecord) => void;
 
-/** Where a request arrived: its connection's number, listener and client address. */
+/**
+ * Where a request arrived: its connection's number, listener and client address. The same for
+ * every request on a connection, so made once per connection.
+ */
 export interface RequestOrigin {
   conn: number;
   listener: string;
@@ -102,7 +105,9 @@ export function blankRequestRecord(
   path: string,
 ): RequestRecord {
   return {
-    ...origin,
+    conn: origin.conn,
+    listener: origin.listener,
+    client: origin.client,
     http,
     method,
     host,

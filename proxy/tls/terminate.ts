@@ -144,7 +144,7 @@ export async function serveTerminated(
     pools: ctx.pools,
     client: info.client,
     sni: record.sni,
-    connId: record.conn,
+    origin: { conn: record.conn, listener: record.listener, client: info.client.ip },
     forwarding: {
       clientIp: info.client.ip,
       proto: "https",
