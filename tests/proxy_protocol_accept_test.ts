@@ -16,6 +16,7 @@ import { curl } from "./_helpers/curl.ts";
 import { startEdgemux, type TestProxy } from "./_helpers/edgemux.ts";
 import { startHaproxyTcp } from "./_helpers/haproxy.ts";
 import { startNginxProxyProtocolSender } from "./_helpers/nginx.ts";
+import { V2_SIGNATURE } from "./_helpers/proxy_protocol.ts";
 import { startEdgemuxCli, waitForLogLines } from "./_helpers/edgemux_cli.ts";
 import { connectFrom } from "./_helpers/source_address.ts";
 import { makeTempDir } from "./_helpers/tmp.ts";
@@ -195,24 +196,8 @@ Deno.test("PROXY headers are taken only from accept_from, and only whole and in 
     }
     // A v2 PROXY header for TCP over IPv4 whose length (4) leaves no room for the addresses.
     const v2 = new Uint8Array(20);
-    v2.set([
-      0x0d,
-      0x0a,
-      0x0d,
-      0x0a,
-      0x00,
-      0x0d,
-      0x0a,
-      0x51,
-      0x55,
-      0x49,
-      0x54,
-      0x0a,
-      0x21,
-      0x11,
-      0,
-      4,
-    ]);
+    v2.set(V2_SIGNATURE);
+    v2.set([0x21, 0x11, 0, 4], V2_SIGNATURE.length);
     await sendRaw("127.0.0.1", tcp, v2);
     await edgemux.waitForRecord((x) => /too short for its IPv4 addresses/.test(x.detail ?? ""));
   });
@@ -228,24 +213,8 @@ Deno.test("PROXY headers are taken only from accept_from, and only whole and in 
 
   await t.step("a v2 LOCAL header (a health check) is served as the proxy itself", async () => {
     const local = new Uint8Array(16);
-    local.set([
-      0x0d,
-      0x0a,
-      0x0d,
-      0x0a,
-      0x00,
-      0x0d,
-      0x0a,
-      0x51,
-      0x55,
-      0x49,
-      0x54,
-      0x0a,
-      0x20,
-      0x00,
-      0,
-      0,
-    ]);
+    local.set(V2_SIGNATURE);
+    local.set([0x20, 0x00, 0, 0], V2_SIGNATURE.length);
     const conn = await connectFrom("127.0.0.1", tcp);
     await conn.write(local);
     await conn.write("ping");

@@ -58,7 +58,8 @@ export type ProxyParseResult =
 
 const V1_PREFIX = new TextEncoder().encode("PROXY ");
 const V1_MAX_LENGTH = 107;
-const V2_SIGNATURE = new Uint8Array([
+/** The twelve bytes every PROXY protocol v2 header starts with. */
+export const V2_SIGNATURE: Uint8Array = new Uint8Array([
   0x0d,
   0x0a,
   0x0d,
