@@ -4,11 +4,9 @@
  * @module
  */
 
-import denoJson from "../deno.json" with { type: "json" };
 import { STARTER_DEFAULTS, SYSTEM_STARTER } from "../config/starter.ts";
+import { VERSION } from "../server/process.ts";
 
-/** edgemux's version, from deno.json. */
-export const VERSION: string = denoJson.version;
 /** The config read when no `-c` is given. */
 export const DEFAULT_CONFIG = "/etc/edgemux/edgemux.yaml";
 

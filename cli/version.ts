@@ -5,7 +5,8 @@
  */
 
 import { BUILD_INFO } from "../build_info.ts";
-import { help, VERSION } from "./usage.ts";
+import { VERSION } from "../server/process.ts";
+import { help } from "./usage.ts";
 
 /** `edgemux version`: the version, then the build's values, one `key value` line each. */
 function versionText(): string {
