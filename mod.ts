@@ -48,7 +48,8 @@ export {
   type ParsedConfig,
 } from "./config/parse.ts";
 export { loadConfig, readConfigSources } from "./config/load.ts";
-export { BindError, type ProxyHandle, type StartOptions } from "./proxy/runtime.ts";
+export { BindError } from "./proxy/bind.ts";
+export type { ProxyHandle, StartOptions } from "./proxy/runtime.ts";
 export type { StatusReport } from "./proxy/observe/status.ts";
 export type { Problem } from "./proxy/observe/log.ts";
 export type { AcmeNameStatus } from "./proxy/tls/certs/acme.ts";

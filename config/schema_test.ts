@@ -1,3 +1,12 @@
+/**
+ * docs/config.schema.json (for editors) and docs/config.md against the parser, the authority:
+ * the same keys at every level, the same defaults, the same value shapes.
+ * Long because it holds, as data, one entry per key: the table of documented defaults and a
+ * config that sets every key, plus the values the schema must refuse.
+ *
+ * @module
+ */
+
 import assert from "node:assert/strict";
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import { parse as parseYaml } from "yaml";

@@ -1,71 +1,44 @@
 /**
- * The running proxy: binds every listener of a prepared config, accepts connections, hands
- * each to {@link handleConnection}, reloads by building a whole new generation and swapping one
- * reference, and stops gracefully.
+ * The running proxy: binds every listener of a prepared config (./bind.ts), accepts connections,
+ * hands each to {@link handleConnection}, reloads by building a whole new generation
+ * (./generation.ts) and swapping one reference, and stops gracefully. What it reports about
+ * itself (gauges, the status report) is ./report.ts.
  *
  * A generation is everything derived from one config: route tables, backend pools, the
  * internal TLS listener, the listener contexts. An accepted connection takes the context of the
  * generation current at accept time and keeps it to the end, so a reload never changes the rules
- * under an open connection.
+ * under an open connection. The swap is one assignment, in `install()`.
  *
  * @module
  */
 
-import type { Config, ListenerConfig, RouteConfig } from "../config/types.ts";
+import type { Config } from "../config/types.ts";
 import { formatHostPort, type HostPort } from "../config/address.ts";
-import { CidrSet } from "../routing/cidr.ts";
-import { HttpRouter } from "../routing/http_router.ts";
-import { RouteTable } from "../routing/route_table.ts";
-import type { CertifiedKey } from "./_deno_internals.ts";
-import type { InspectedCert } from "./tls/certs/certificate.ts";
+import type { CidrSet } from "../routing/cidr.ts";
 import { FileWatcher } from "./tls/certs/watch.ts";
 import { handleConnection, refuseConnection } from "./connection.ts";
-import type { ListenerContext, TerminatedInfo } from "./context.ts";
+import type { ListenerContext } from "./context.ts";
 import type {
   AccessObserver,
   AccessRecord,
   RequestObserver,
   RequestRecord,
 } from "./observe/records.ts";
-import { HealthChecker } from "./backends/health.ts";
-import { BackendPool } from "./http/pool.ts";
 import { ConnectionLimiter } from "./limits.ts";
-import { accessLog, log, recentProblems } from "./observe/log.ts";
+import { accessLog, log } from "./observe/log.ts";
 import { localCause, noteLocalError } from "./backends/local_errors.ts";
 import { ProxyMetrics } from "./observe/proxy_metrics.ts";
 import { DeadlineSet } from "./deadlines.ts";
-import { describeAction, describeMatch, type StatusReport } from "./observe/status.ts";
-import denoJson from "../deno.json" with { type: "json" };
+import type { StatusReport } from "./observe/status.ts";
 import { closeQuietly, type PeerAddress, peerAddress } from "./net.ts";
 import { readProxyHeader } from "./sniff/proxy_protocol.ts";
 import { prepareConfig, type PreparedConfig } from "./prepare.ts";
-import { serveTerminated } from "./tls/terminate.ts";
-import { HANDSHAKE_BACKSTOP, Terminator } from "./tls/terminator.ts";
-import { Backend } from "./backends/backend.ts";
 import { AcmeChallenges } from "./tls/acme_challenges.ts";
 import { AcmeState } from "./tls/certs/acme_state.ts";
 import type { AcmeManager } from "./tls/certs/acme.ts";
-
-/** Raised when a listener cannot bind its address. */
-export class BindError extends Error {
-  /**
-   * Makes the error for one address that could not be bound.
-   *
-   * @param listener The name of the listener whose address failed.
-   * @param address The address that could not be bound, `host:port`.
-   * @param message What went wrong, naming the address.
-   * @param options The underlying error as `cause`.
-   */
-  constructor(
-    readonly listener: string,
-    readonly address: string,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = "BindError";
-  }
-}
+import { bindOne } from "./bind.ts";
+import { buildGeneration, type Generation, type Shared, TERMINATOR_GRACE } from "./generation.ts";
+import { collectGauges, type RuntimeView, statusReport } from "./report.ts";
 
 /** Options for {@link startProxy}. */
 export interface StartOptions {
@@ -118,15 +91,6 @@ interface Socket {
   loop: Promise<void>;
 }
 
-interface Generation {
-  prepared: PreparedConfig;
-  contexts: Map<string, ListenerContext>;
-  backends: Map<string, Backend>;
-  pools: Map<string, BackendPool>;
-  checkers: HealthChecker[];
-  terminator: Terminator<TerminatedInfo> | null;
-}
-
 /**
  * Binds every listener and starts serving.
  *
@@ -141,35 +105,6 @@ export async function startProxy(
   return proxy;
 }
 
-function bindOne(listener: string, bind: HostPort, reusePort: boolean): Deno.TcpListener {
-  const address = formatHostPort(bind);
-  try {
-    return Deno.listen({ hostname: bind.host, port: bind.port, transport: "tcp", reusePort });
-  } catch (e) {
-    let message: string;
-    if (e instanceof Deno.errors.AddrInUse) {
-      message =
-        `cannot bind ${address} for listener "${listener}": the address is already in use ` +
-        `(another process, or another edgemux, is listening there)`;
-    } else if (e instanceof Deno.errors.PermissionDenied) {
-      message = `cannot bind ${address} for listener "${listener}": permission denied. ` +
-        `Ports below 1024 need root or the CAP_NET_BIND_SERVICE capability ` +
-        `(systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE; or setcap cap_net_bind_service=+ep on the binary)`;
-    } else if (e instanceof Deno.errors.AddrNotAvailable) {
-      message =
-        `cannot bind ${address} for listener "${listener}": that address is not on this host`;
-    } else if (e instanceof Deno.errors.NotCapable) {
-      message = `cannot bind ${address} for listener "${listener}": ` +
-        `Deno's --allow-net permission does not include it`;
-    } else {
-      message = `cannot bind ${address} for listener "${listener}": ${
-        e instanceof Error ? e.message : String(e)
-      }`;
-    }
-    throw new BindError(listener, address, message, { cause: e });
-  }
-}
-
 function logAccess(record: AccessRecord): void {
   accessLog.info("connection", { ...record });
 }
@@ -178,10 +113,6 @@ function logRequest(record: RequestRecord): void {
   accessLog.info("request", { ...record });
 }
 
-const VERSION: string = denoJson.version;
-
-/** How long a replaced internal TLS listener keeps accepting, for connects already under way. */
-const TERMINATOR_GRACE = 5_000;
 /** The pause after a failed accept (out of descriptors): short, so service resumes quickly. */
 const ACCEPT_BACKOFF = 100;
 
@@ -195,6 +126,10 @@ class RunningProxy implements ProxyHandle {
   readonly #onAccess: AccessObserver;
   readonly #onRequest: RequestObserver;
   readonly #retired: Generation[] = [];
+  /** What every generation shares with this proxy. */
+  readonly #shared: Shared;
+  /** This proxy as its report (gauges, status page) reads it. */
+  readonly #view: RuntimeView;
   #gen: Generation | null = null;
   #limiter: ConnectionLimiter | null = null;
   #watcher: FileWatcher | null = null;
@@ -220,150 +155,28 @@ class RunningProxy implements ProxyHandle {
       this.metrics.request(r);
       request?.(r);
     };
-    this.#collectGauges();
-  }
-
-  /** Gauges that describe the present are refreshed at each scrape. */
-  #collectGauges(): void {
-    const r = this.metrics.registry;
-    const active = r.gauge(
-      "edgemux_connections_active",
-      "Connections open now, by listener.",
-      ["listener"],
-      { across: "sum" },
-    );
-    const up = r.gauge(
-      "edgemux_backend_server_up",
-      "1 when a backend server is in rotation (healthy), 0 when it is down; with workers, 1 " +
-        "only when every worker has it in rotation.",
-      ["backend", "server"],
-      { across: "min" },
-    );
-    const busy = r.gauge(
-      "edgemux_backend_server_active",
-      "Connections or in-flight requests on each backend server.",
-      ["backend", "server"],
-      { across: "sum" },
-    );
-    const expiry = r.gauge(
-      "edgemux_certificate_not_after_timestamp_seconds",
-      "When each loaded certificate expires, in Unix seconds; with workers, the earliest any " +
-        "worker serves.",
-      ["file", "name"],
-      { across: "min" },
-    );
-    const source = r.gauge(
-      "edgemux_certificate_source",
-      "1 for each name a served certificate covers, labelled with where it came from: " +
-        "file, acme or development.",
-      ["name", "source"],
-      { across: "max" },
-    );
-    const acmeExpiry = r.gauge(
-      "edgemux_acme_not_after_timestamp_seconds",
-      "When the ACME certificate of each name expires, in Unix seconds (absent before the first).",
-      ["name"],
-      { across: "min" },
-    );
-    const acmeNext = r.gauge(
-      "edgemux_acme_next_attempt_timestamp_seconds",
-      "When each ACME name is next renewed or retried, in Unix seconds.",
-      ["name"],
-      { across: "max" },
-    );
-    const acmeFailures = r.gauge(
-      "edgemux_acme_failures",
-      "Consecutive failed attempts to get each ACME name's certificate; 0 after a success.",
-      ["name"],
-      { across: "max" },
-    );
-    r.collect(() => {
-      active.clear();
-      up.clear();
-      busy.clear();
-      expiry.clear();
-      source.clear();
-      acmeExpiry.clear();
-      acmeNext.clear();
-      acmeFailures.clear();
-      for (const a of this.#acme?.status() ?? []) {
-        if (a.notAfter !== null) {
-          acmeExpiry.set([a.name], Math.floor(Date.parse(a.notAfter) / 1000));
-        }
-        if (a.nextAttempt !== null) {
-          acmeNext.set([a.name], Math.floor(Date.parse(a.nextAttempt) / 1000));
-        }
-        acmeFailures.set([a.name], a.failures);
-      }
-      const gen = this.#gen;
-      if (gen === null) return;
-      for (const l of gen.prepared.config.listeners) {
-        active.set([l.name], this.#limiter?.inListener(l.name) ?? 0);
-      }
-      const now = Date.now();
-      for (const b of gen.backends.values()) {
-        for (const s of b.servers) {
-          up.set([b.name, s.config.label], s.up(now) ? 1 : 0);
-          busy.set([b.name, s.config.label], s.active);
-        }
-      }
-      for (const c of loadedCertificates(gen.prepared)) {
-        expiry.set([c.origin.cert, c.names[0] ?? ""], Math.floor(c.notAfter.getTime() / 1000));
-        const from = certificateSource(gen.prepared, c);
-        const names = c === gen.prepared.devCert ? gen.prepared.devNames : c.names;
-        for (const name of names) source.set([name, from], 1);
-      }
-    });
+    this.#shared = {
+      deadlines: this.#deadlines,
+      onAccess: this.#onAccess,
+      onRequest: this.#onRequest,
+      softStop: this.#softStop.signal,
+      hardStop: this.#hardStop.signal,
+      boundPort: (name) => this.addrs.get(name)?.[0]?.port ?? null,
+    };
+    this.#view = {
+      metrics: this.metrics,
+      generation: () => this.#gen,
+      acme: () => this.#acme,
+      inListener: (name) => this.#limiter?.inListener(name) ?? 0,
+      addrs: () => this.addrs,
+      activeConnections: () => this.#active.size,
+    };
+    collectGauges(this.#view);
   }
 
   /** What the status page shows. */
   status(): StatusReport {
-    const gen = this.#gen!;
-    const config = gen.prepared.config;
-    const now = Date.now();
-    return {
-      version: VERSION,
-      pid: Deno.pid,
-      startedAt: new Date(this.metrics.service.started).toISOString(),
-      uptimeSeconds: Math.floor((now - this.metrics.service.started) / 1000),
-      configFiles: config.files,
-      reloads: this.metrics.service.reloads,
-      activeConnections: this.#active.size,
-      listeners: config.listeners.map((l) => ({
-        name: l.name,
-        addresses: (this.addrs.get(l.name) ?? []).map((a) =>
-          formatHostPort({ host: a.hostname, port: a.port })
-        ),
-        active: this.#limiter?.inListener(l.name) ?? 0,
-        routes: l.routes.map((r) => ({
-          name: r.name,
-          match: describeMatch(r),
-          action: describeAction(r),
-        })),
-      })),
-      backends: [...gen.backends.values()].map((b) => ({
-        name: b.name,
-        balance: b.config.balance,
-        healthCheck: b.config.healthCheck?.kind ?? null,
-        servers: b.servers.map((s) => ({
-          address: s.config.label,
-          up: s.up(now),
-          active: s.active,
-          weight: s.config.weight,
-          backup: s.config.backup,
-          reason: s.up(now) ? null : s.reason,
-        })),
-      })),
-      certificates: loadedCertificates(gen.prepared).map((c) => ({
-        names: c.names,
-        notAfter: c.notAfter.toISOString(),
-        file: c.origin.cert,
-        development: c === gen.prepared.devCert,
-        source: certificateSource(gen.prepared, c),
-      })),
-      ...(this.#acme !== null ? { acme: this.#acme.status() } : {}),
-      recentProblems: recentProblems(),
-    };
+    return statusReport(this.#view);
   }
 
   get config(): Config {
@@ -415,11 +228,13 @@ class RunningProxy implements ProxyHandle {
     else if (this.#challenges?.state.dir !== acmeConfig.stateDirectory) {
       this.#challenges = new AcmeChallenges(new AcmeState(acmeConfig.stateDirectory));
     }
-    const gen = this.#buildGeneration(prepared);
+    const gen = buildGeneration(prepared, this.#gen, this.#shared, this.#challenges);
     // A listener closed while an accept is pending keeps listening until that accept settles;
     // waiting for its loop means a removed address refuses connections once reload() returns.
     const closing: Promise<void>[] = [];
     const old = this.#gen;
+    // The swap: the one place the current generation changes. An accept after this line takes
+    // the new generation's context; a connection already accepted keeps the old one's.
     this.#gen = gen;
     this.metrics.configure(config);
     if (this.#limiter === null) this.#limiter = new ConnectionLimiter(config.limits);
@@ -464,93 +279,6 @@ class RunningProxy implements ProxyHandle {
       this.metrics.reload(e instanceof Error ? e.message : String(e), Date.now() - started);
       throw e;
     }
-  }
-
-  #buildGeneration(prepared: PreparedConfig): Generation {
-    const config = prepared.config;
-    const backends = new Map<string, Backend>();
-    const pools = new Map<string, BackendPool>();
-    for (const b of config.backends.values()) {
-      // Server health carries over a reload for servers that stay.
-      const state = new Backend(b, this.#gen?.backends.get(b.name));
-      backends.set(b.name, state);
-      pools.set(
-        b.name,
-        new BackendPool(state, prepared.backendTls.get(b.name) ?? null, this.#deadlines),
-      );
-    }
-    const checkers: HealthChecker[] = [];
-    for (const b of config.backends.values()) {
-      if (b.healthCheck === null) continue;
-      checkers.push(
-        new HealthChecker(
-          backends.get(b.name)!,
-          b.healthCheck,
-          prepared.healthTls.get(b.name) ?? null,
-        ),
-      );
-    }
-    const gen: Generation = {
-      prepared,
-      contexts: new Map(),
-      backends,
-      pools,
-      checkers,
-      terminator: null,
-    };
-    const terminates = config.listeners.some((l) =>
-      l.routes.some((r) => r.action.kind === "edge" || r.action.kind === "reencrypt")
-    );
-    if (terminates) gen.terminator = this.#newTerminator(prepared, gen);
-    const trustedProxies = new CidrSet(config.http.trustedProxies);
-    const boundPort = (name: string) => this.addrs.get(name)?.[0]?.port ?? null;
-    for (const l of config.listeners) {
-      gen.contexts.set(l.name, {
-        listener: l,
-        table: new RouteTable(l),
-        backends,
-        pools,
-        http: config.http,
-        boundPort,
-        onAccess: this.#onAccess,
-        onRequest: this.#onRequest,
-        terminator: () => gen.terminator,
-        routers: routersOf(l),
-        trustedProxies,
-        proxySources: l.proxyProtocol === null ? null : new CidrSet(l.proxyProtocol.acceptFrom),
-        deadlines: this.#deadlines,
-        softStop: this.#softStop.signal,
-        hardStop: this.#hardStop.signal,
-        acme: this.#challenges,
-      });
-    }
-    return gen;
-  }
-
-  #newTerminator(prepared: PreparedConfig, gen: Generation): Terminator<TerminatedInfo> {
-    const pem = (c: { certPem: string; keyPem: string } | null): CertifiedKey | null =>
-      c === null ? null : { cert: c.certPem, key: c.keyPem };
-    const dev = prepared.devCert;
-    const choose = (sni: string | null) => {
-      const real = prepared.certs?.select(sni) ?? null;
-      if (real !== null) return pem(real);
-      // The development certificate answers only names no real certificate covers.
-      if (dev !== null && (sni === null || prepared.devNames.some((n) => coversName(n, sni)))) {
-        return pem(dev);
-      }
-      return null;
-    };
-    // Only a backstop: each connection's own handshake deadline is kept at the edge, on the
-    // client's socket (terminate.ts), and must be the one that fires and is logged.
-    const handshakeTimeout = Math.max(...prepared.config.listeners.map((l) => l.sniff.timeout)) +
-      HANDSHAKE_BACKSTOP;
-    return new Terminator<TerminatedInfo>(choose, handshakeTimeout, serveTerminated, () => {
-      // Too many distinct names have been cached by the TLS listener: start a fresh one.
-      log.warn("internal TLS listener saw too many distinct server names; replacing it", {});
-      const old = gen.terminator;
-      gen.terminator = this.#newTerminator(prepared, gen);
-      if (old) setTimeout(() => void old.close(), TERMINATOR_GRACE);
-    });
   }
 
   #retire(old: Generation): void {
@@ -788,42 +516,4 @@ class RunningProxy implements ProxyHandle {
       for (const p of g.pools.values()) p.close();
     }
   }
-}
-
-/** The certificates a generation serves: the loaded ones, then the development one. */
-function loadedCertificates(prepared: PreparedConfig): readonly InspectedCert[] {
-  const loaded = prepared.certs?.certs ?? [];
-  return prepared.devCert ? [...loaded, prepared.devCert] : loaded;
-}
-
-/** Where a served certificate came from, for the status page and metrics. */
-function certificateSource(
-  prepared: PreparedConfig,
-  cert: InspectedCert,
-): "file" | "acme" | "development" {
-  if (cert === prepared.devCert) return "development";
-  const acme = prepared.config.certificates?.acme ?? null;
-  if (acme !== null && cert.origin.cert.startsWith(`${acme.stateDirectory}/certs/`)) return "acme";
-  return "file";
-}
-
-/** Compiled HTTP routes for each terminating route of a listener. */
-function routersOf(listener: ListenerConfig): Map<RouteConfig, HttpRouter> {
-  const out = new Map<RouteConfig, HttpRouter>();
-  for (const r of listener.routes) {
-    if (
-      (r.action.kind === "edge" || r.action.kind === "reencrypt") &&
-      r.action.upstream.kind === "http"
-    ) {
-      out.set(r, new HttpRouter(r.action.upstream.routes));
-    }
-  }
-  return out;
-}
-
-/** Whether a certificate name (`a.b` or `*.b`) covers `sni`. */
-function coversName(name: string, sni: string): boolean {
-  if (!name.startsWith("*.")) return name === sni;
-  const dot = sni.indexOf(".");
-  return dot > 0 && sni.slice(dot + 1) === name.slice(2);
 }

@@ -16,7 +16,7 @@ import {
 } from "../config/address.ts";
 import type { AdminConfig } from "../config/types.ts";
 import { type MetricsSnapshot, renderPrometheus } from "../proxy/observe/metrics.ts";
-import { BindError } from "../proxy/runtime.ts";
+import { BindError } from "../proxy/bind.ts";
 import { renderStatusPage, type StatusReport } from "../proxy/observe/status.ts";
 
 /** Where the admin listener gets what it shows (one process, or the sum of workers). */

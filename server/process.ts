@@ -1,7 +1,7 @@
 /**
  * What serving one process and supervising workers share: the run flags, how a config is read
  * (at start and at each reload), logging set up from config and flags, and how a failed reload
- * is described, and the admin listener following a reload.
+ * is described. What they share once started is ./lifecycle.ts.
  *
  * @module
  */
@@ -9,9 +9,7 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { ConfigError, formatIssue, loadConfig, prepareConfig } from "../mod.ts";
 import type { Config, LogLevel, PreparedConfig } from "../mod.ts";
-import { formatHostPort } from "../config/address.ts";
-import { configureLogging, isJournalStream, log } from "../proxy/observe/log.ts";
-import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./admin.ts";
+import { configureLogging, isJournalStream } from "../proxy/observe/log.ts";
 
 /** edgemux's version, as logged at start. */
 export const VERSION: string = denoJson.version;
@@ -46,34 +44,4 @@ export async function setupLogging(config: Config, flags: RunFlags): Promise<voi
 export function issuesText(e: unknown): string {
   if (e instanceof ConfigError) return e.issues.map(formatIssue).join("\n");
   return e instanceof Error ? e.message : String(e);
-}
-
-/**
- * Replaces the admin listener when its address changed in a reload, and applies its new access
- * rules (names, token) either way.
- */
-export async function moveAdmin(
-  admin: AdminServer | null,
-  before: Config,
-  prepared: PreparedConfig,
-  source: AdminSource,
-): Promise<AdminServer | null> {
-  const after = prepared.config;
-  const was = before.admin ? formatHostPort(before.admin.bind) : null;
-  const now = after.admin ? formatHostPort(after.admin.bind) : null;
-  const access = after.admin ? adminAccess(after.admin, prepared.adminToken) : null;
-  if (was === now) {
-    if (access !== null) admin?.update(access);
-    return admin;
-  }
-  await admin?.close();
-  if (after.admin === null || access === null) return null;
-  try {
-    return startAdmin(after.admin.bind, source, access);
-  } catch (e) {
-    log.error("the admin listener could not move to its new address", {
-      error: e instanceof Error ? e.message : String(e),
-    });
-    return null;
-  }
 }

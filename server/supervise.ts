@@ -1,7 +1,8 @@
 /**
  * `workers: N`: a supervisor process that starts N workers (each one ./serve.ts in a process of
  * its own, with the permissions it needs), serves the admin listener over them, passes reloads
- * and stops on, and restarts a worker that dies (./workers.ts).
+ * and stops on, and restarts a worker that dies (./workers.ts). Once the workers are up it lives
+ * as ./lifecycle.ts says; what is its own is how a reload and a stop reach the workers.
  *
  * @module
  */
@@ -9,13 +10,12 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { PreparedConfig } from "../mod.ts";
-import { formatHostPort } from "../config/address.ts";
 import { LIBC_PATHS } from "../proxy/_deno_internals.ts";
 import { log } from "../proxy/observe/log.ts";
-import { adminAccess, type AdminServer, type AdminSource, startAdmin } from "./admin.ts";
-import { issuesText, loadPrepared, moveAdmin, type RunFlags, VERSION } from "./process.ts";
+import { serveUntilStopped } from "./lifecycle.ts";
+import { issuesText, loadPrepared, type RunFlags } from "./process.ts";
 import type { Notifier } from "./sd_notify.ts";
-import { type Exit, onReloadRequest, stopSignal } from "./signals.ts";
+import type { Exit } from "./signals.ts";
 import { Supervisor, WORKER_ENV, type WorkerCommand } from "./workers.ts";
 
 /**
@@ -37,31 +37,12 @@ export async function supervise(
     await sup.stop("SIGKILL");
     return 3;
   }
-  let stopping = false;
-  const source: AdminSource = {
+  return await serveUntilStopped(prepared, flags, notifier, exit, {
+    admin: true,
     metrics: () => sup.metrics(),
     status: async () => (await sup.status()) ?? Promise.reject(new Error("no worker answered")),
-    ready: () => !stopping && sup.ready,
-  };
-  let admin: AdminServer | null = null;
-  if (prepared.config.admin !== null) {
-    try {
-      admin = startAdmin(
-        prepared.config.admin.bind,
-        source,
-        adminAccess(prepared.config.admin, prepared.adminToken),
-      );
-    } catch (e) {
-      log.error(e instanceof Error ? e.message : String(e), {});
-      await sup.stop();
-      return 3;
-    }
-  }
-  let current = prepared.config;
-  const stopWatching = onReloadRequest(() => current, flags.path, async () => {
-    await notifier.reloading();
-    const started = performance.now();
-    try {
+    ready: () => sup.ready,
+    async reload(_current, started) {
       // Check the config here first, so a bad one is reported once rather than by each worker.
       const next = await loadPrepared(flags.path);
       const failure = await sup.reload();
@@ -70,31 +51,21 @@ export async function supervise(
       if (failure !== null) {
         log.error("a worker could not reload; it keeps its config", { error: failure });
       } else log.info("config reloaded", { workers: sup.count });
-      admin = await moveAdmin(admin, current, next, source);
-      current = next.config;
-    } catch (e) {
-      sup.service.reload(issuesText(e), performance.now() - started);
-      log.error("reload failed; the running config stays", { error: issuesText(e) });
-    }
-    await notifier.ready("serving");
+      return next;
+    },
+    reloaded: () => Promise.resolve(),
+    reloadFailed(error, started) {
+      sup.service.reload(error, performance.now() - started);
+      return Promise.resolve();
+    },
+    startedFields: (admin) => ({ workers: sup.pids, admin }),
+    announce: () => Promise.resolve(),
+    readyStatus: `serving with ${sup.count} workers`,
+    stoppingFields: () => ({ workers: sup.pids }),
+    hurry: () => sup.signal("SIGTERM"),
+    stop: () => sup.stop("SIGTERM"),
+    abort: () => sup.stop(),
   });
-  await notifier.ready(`serving with ${sup.count} workers`);
-  log.info("edgemux started", {
-    version: VERSION,
-    config: flags.path,
-    pid: Deno.pid,
-    workers: sup.pids,
-    admin: admin ? formatHostPort({ host: admin.addr.hostname, port: admin.addr.port }) : null,
-  });
-  const signal = await stopSignal(() => sup.signal("SIGTERM"), exit);
-  stopping = true;
-  stopWatching();
-  await notifier.stopping();
-  log.info("stopping", { signal, workers: sup.pids });
-  await sup.stop("SIGTERM");
-  await admin?.close();
-  log.info("stopped", {});
-  return 0;
 }
 
 /**

@@ -3,6 +3,10 @@
  * through edgemux's own listeners (pebble's httpPort and tlsPort are their ports, and its DNS,
  * pebble-challtestsrv, answers 127.0.0.1 for every name). Clients check the issued
  * certificate against pebble's issuing root.
+ *
+ * Long because each of its eleven cases runs a whole ACME exchange with a fresh pebble (both
+ * challenges, stored state, renewal, an unreachable or refusing CA, workers), on the setup and
+ * config builder they share at its top.
  */
 
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";

@@ -3,6 +3,8 @@
  * front. Servers are killed and restarted on the same port while traffic flows; the tests check
  * what clients saw (statuses, replies tagged with the server's name), what the servers saw, and
  * what edgemux wrote in its access and request records.
+ * Long because its cases (balancing, health, retries, connection limits) share the clients and
+ * servers defined at its top, and each runs real servers under changing conditions.
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";

@@ -1,6 +1,8 @@
 /**
  * The `edgemux` command, tested by spawning it: `deno run -A main.ts …` from the repository
  * root, as an operator would run it, reading exit codes, standard error and the log.
+ * Long because it covers every command and its errors through the real program, and each case
+ * brings the config text it runs on.
  */
 
 import { deepEqual, equal, match, ok } from "node:assert/strict";

@@ -2,6 +2,8 @@
  * `edge` routes end to end: edgemux terminates TLS with the certificate chosen by SNI and proxies
  * HTTP/1.1 and HTTP/2 from real clients (openssl s_client, curl) to plain HTTP backends. The
  * backends record what reached them, so each test checks both sides of the proxy.
+ * Long because most cases run over HTTP/1.1 and HTTP/2 against backends written for these tests
+ * (special, raw, streaming), which the cases share.
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";

@@ -2,8 +2,9 @@
  * The import rules of docs/architecture.md, checked on the real module graph (`deno info`):
  * no module imports itself through others, the pure layers (config/, routing/) never reach into
  * the data plane, routing/ takes only config/types.ts from config/, the data plane (proxy/) never
- * reaches up into the process layer (server/) or the library face, only main.ts ends the process,
- * and main.ts goes through the library's public face rather than private modules.
+ * reaches up into the process layer (server/), the command line (cli/) or the library face, the
+ * command line keeps out of the data plane, only main.ts ends the process, and neither main.ts,
+ * cli/ nor mod.ts reaches into private modules.
  */
 
 import { deepEqual, ok } from "node:assert/strict";
@@ -115,12 +116,14 @@ Deno.test("routing/ takes from config/ only the shared vocabulary, config/types.
   deepEqual(bad, []);
 });
 
-Deno.test("proxy/ imports nothing from server/, mod.ts or main.ts", () => {
+Deno.test("proxy/ imports nothing from server/, cli/, mod.ts or main.ts", () => {
   const bad: string[] = [];
   for (const [from, edges] of graph) {
     if (!from.startsWith("proxy/")) continue;
     for (const { to } of edges) {
-      if (to.startsWith("server/") || to === "mod.ts" || to === "main.ts") {
+      if (
+        to.startsWith("server/") || to.startsWith("cli/") || to === "mod.ts" || to === "main.ts"
+      ) {
         bad.push(`${from} -> ${to}`);
       }
     }
@@ -133,7 +136,24 @@ Deno.test("server/ is the process layer: it may use the library, never the comma
   const bad: string[] = [];
   for (const [from, edges] of graph) {
     if (!from.startsWith("server/")) continue;
-    for (const { to } of edges) if (to === "main.ts") bad.push(`${from} -> ${to}`);
+    for (const { to } of edges) {
+      if (to === "main.ts" || to.startsWith("cli/")) bad.push(`${from} -> ${to}`);
+    }
+  }
+  deepEqual(bad, []);
+});
+
+Deno.test("cli/ uses the library, the process layer and the pure layers, not the data plane", () => {
+  // The one way into proxy/ is how things read: route descriptions (as the status page shows
+  // them) and whether standard error is the journal (proxy/observe/).
+  ok([...graph.keys()].some((m) => m.startsWith("cli/")), "no cli/ module in the graph");
+  const allowed = (to: string) =>
+    to === "mod.ts" || to === "build_info.ts" ||
+    ["cli/", "server/", "config/", "routing/", "proxy/observe/"].some((d) => to.startsWith(d));
+  const bad: string[] = [];
+  for (const [from, edges] of graph) {
+    if (!from.startsWith("cli/")) continue;
+    for (const { to } of edges) if (!allowed(to)) bad.push(`${from} -> ${to}`);
   }
   deepEqual(bad, []);
 });
@@ -144,6 +164,17 @@ Deno.test("only main.ts ends the process", async () => {
     if (from === "main.ts") continue;
     const text = await Deno.readTextFile(`${REPO_ROOT}/${from}`);
     if (/\bDeno\.exit\s*\(/.test(text)) bad.push(from);
+  }
+  deepEqual(bad, []);
+});
+
+Deno.test("the command line (main.ts, cli/) reaches no private module directly", () => {
+  const bad: string[] = [];
+  for (const [from, edges] of graph) {
+    if (from !== "main.ts" && !from.startsWith("cli/")) continue;
+    for (const { to } of edges) {
+      if (to.split("/").some((part) => part.startsWith("_"))) bad.push(`${from} -> ${to}`);
+    }
   }
   deepEqual(bad, []);
 });

@@ -36,7 +36,7 @@ const CA = certPath("ca");
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** How long a replaced generation's internal TLS listener and pools live on (runtime.ts). */
+/** How long a replaced generation's TLS listener and pools live on (proxy/generation.ts). */
 const RETIRE_GRACE_MS = 5_000;
 
 /** A WebSocket backend that echoes every message. */

@@ -2,6 +2,7 @@
  * Unit tests of Backend.pick() and the per-server state that feeds it: the four balancing
  * algorithms, backup servers, max_connections, passive health, health-check verdicts and
  * reloads. No sockets: servers are only addresses here, and time is faked where it matters.
+ * Long because it covers every rule of one module, backends/backend.ts, one small test each.
  */
 
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";

@@ -10,6 +10,9 @@
  * connection. A passthrough client sends a ClientHello (for the SNI route) and then plain bytes:
  * edgemux relays them without looking, so a TLS stack on either end adds nothing to the test.
  *
+ * Long because it is one scenario: five fault backends written as raw TCP servers, three route
+ * kinds, and the checks of every pairing, which read only together.
+ *
  * @module
  */
 
