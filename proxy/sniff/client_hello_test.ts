@@ -1,3 +1,10 @@
+/**
+ * Unit and property tests of the ClientHello parser: recorded hellos from real clients, hellos
+ * built field by field, every truncation and every malformed length.
+ * Long because the parser is a security boundary and each field of its grammar gets its own
+ * cases here, beside the code they pin.
+ */
+
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
