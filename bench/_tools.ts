@@ -263,3 +263,29 @@ export function parseDenoBench(text: string, root: string): MicroResult[] {
   }
   return out;
 }
+
+/** What bench/holder.ts printed after reaching a step. */
+export interface HolderLine {
+  held: number;
+  errors: number;
+  /** The first error's message, if any. */
+  firstError?: string;
+}
+
+/** Reads bench/holder.ts's `held N errors E[ first MESSAGE]` line. */
+export function parseHolderLine(line: string): HolderLine {
+  const m = line.match(/^held (\d+) errors (\d+)(?: first (.*))?$/);
+  if (!m) throw new BenchError(`Cannot read the holder's line "${line}"`);
+  return {
+    held: Number(m[1]),
+    errors: Number(m[2]),
+    ...(m[3] !== undefined ? { firstError: m[3] } : {}),
+  };
+}
+
+/** Reads `caddy version` output: `2.6.2` from Debian's build, `v2.6.2 h1:…` from upstream's. */
+export function parseCaddyVersion(text: string): string {
+  const m = text.trim().match(/^v?(\d+\.\d+\.\d+\S*)/);
+  if (!m) throw new BenchError(`Cannot read caddy's version from "${text.trim()}"`);
+  return m[1];
+}
