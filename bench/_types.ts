@@ -27,6 +27,8 @@ export interface Durations {
   memorySteps: number[];
   /** How long the held connections settle before RSS is read. */
   memorySettleMs: number;
+  /** Measure only issue 12's three kinds of held connection, not the older variants. */
+  memoryIssueKindsOnly: boolean;
 }
 
 export const FULL: Durations = {
@@ -37,6 +39,7 @@ export const FULL: Durations = {
   download: "big",
   memorySteps: [1000, 5000],
   memorySettleMs: 2000,
+  memoryIssueKindsOnly: false,
 };
 
 export const QUICK: Durations = {
@@ -47,6 +50,7 @@ export const QUICK: Durations = {
   download: "small",
   memorySteps: [500, 1000],
   memorySettleMs: 1000,
+  memoryIssueKindsOnly: true,
 };
 
 /** One measured run. */

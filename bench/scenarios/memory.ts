@@ -227,6 +227,8 @@ export const memory: Scenario = {
   async run(ctx) {
     for (const [i, kind] of MEMORY_KINDS.entries()) {
       if (ctx.caseFilter !== undefined && !kind.kind.includes(ctx.caseFilter)) continue;
+      // --quick keeps to issue 12's three kinds, to stay short.
+      if (ctx.durations.memoryIssueKindsOnly && !kind.issue) continue;
       for (const proxyKind of kind.proxies) {
         const proxy = await startProxy(proxyKind, {
           dir: ctx.dir,
