@@ -48,7 +48,7 @@ export const QUICK: Durations = {
   h2loadSeconds: 1,
   abSeconds: 1,
   download: "small",
-  memorySteps: [500, 1000],
+  memorySteps: [1000],
   memorySettleMs: 1000,
   memoryIssueKindsOnly: true,
 };

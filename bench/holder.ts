@@ -3,7 +3,7 @@
  * own process (started by bench/run.ts) so that its sockets and memory are not the harness's.
  *
  *   deno run -A bench/holder.ts --port P --kind tcp|hello|hello-read1|tls --steps 1000,5000
- *     [--hello FILE] [--sni NAME] [--ca FILE]
+ *     [--hello FILE] [--sni NAME] [--ca FILE] [--concurrency N]
  *
  * Kinds: `tcp` connects and sends nothing; `hello` sends the ClientHello in FILE and then
  * nothing (never reads the answer); `hello-read1` sends the ClientHello in FILE, reads exactly
@@ -17,8 +17,11 @@
 import { parseArgs } from "node:util";
 
 const SERVER_NAME: unique symbol = Symbol.for("unstableServerName") as never;
-/** Connections opened at once: enough to be quick, few enough not to overrun the backlog. */
-const CONCURRENCY = 50;
+/**
+ * Connections opened at once by default: enough to be quick, few enough not to overrun the
+ * backlog.
+ */
+const DEFAULT_CONCURRENCY = 50;
 
 const KINDS = ["tcp", "hello", "hello-read1", "tls"] as const;
 type Kind = typeof KINDS[number];
@@ -32,6 +35,7 @@ const { values } = parseArgs({
     hello: { type: "string" },
     sni: { type: "string" },
     ca: { type: "string" },
+    concurrency: { type: "string" },
   },
   strict: true,
 });
@@ -39,7 +43,11 @@ const { values } = parseArgs({
 const port = Number(values.port);
 const kind = values.kind as Kind;
 const steps = (values.steps ?? "").split(",").map(Number);
-if (!(port > 0) || !KINDS.includes(kind) || steps.some((s) => !(s > 0))) {
+const concurrency = Number(values.concurrency ?? DEFAULT_CONCURRENCY);
+if (
+  !(port > 0) || !KINDS.includes(kind) || steps.some((s) => !(s > 0)) ||
+  !Number.isInteger(concurrency) || concurrency < 1
+) {
   console.error(`usage: holder.ts --port P --kind ${KINDS.join("|")} --steps N[,N…] [options]`);
   Deno.exit(2);
 }
@@ -100,7 +108,7 @@ async function openUpTo(target: number): Promise<void> {
       await openOne();
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
