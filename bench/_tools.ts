@@ -147,6 +147,8 @@ export interface H2loadResult {
   status2xx: number;
   /** Responses with a 3xx, 4xx or 5xx status. */
   statusOther: number;
+  /** h2load's `status codes:` line, for error messages. */
+  statusLine: string;
 }
 
 /** Reads h2load (nghttp2 1.5x) output. */
@@ -170,6 +172,7 @@ export function parseH2load(text: string): H2loadResult {
     statusOther: optionalNum(text, /^status codes: .* (\d+) 3xx/m) +
       optionalNum(text, /^status codes: .* (\d+) 4xx/m) +
       optionalNum(text, /^status codes: .* (\d+) 5xx/m),
+    statusLine: text.match(/^status codes: .*$/m)?.[0] ?? "",
   };
 }
 
@@ -188,7 +191,8 @@ export function checkH2load(r: H2loadResult, protocol: string, label: string): v
     throw new BenchError(
       `${label}: h2load negotiated "${r.protocol}" (expected ${protocol}), ${r.succeeded} ` +
         `succeeded (${r.status2xx} 2xx, ${r.statusOther} other statuses, ${r.inFlight} in ` +
-        `flight at the end), ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out`,
+        `flight at the end), ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed ` +
+        `out; ${r.statusLine || "no status codes line"}`,
     );
   }
 }

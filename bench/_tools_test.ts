@@ -162,6 +162,8 @@ Deno.test("checkH2load() accepts 2xx heads of requests still in flight when -D e
     H2LOAD_IN_FLIGHT.replace("0 3xx, 0 4xx, 0 5xx", "1 3xx, 20 4xx, 300 5xx"),
   );
   assert.equal(statuses.statusOther, 321);
+  assert.equal(statuses.statusLine, "status codes: 2045 2xx, 1 3xx, 20 4xx, 300 5xx");
+  assert.throws(() => checkH2load(statuses, "h2", "statuses"), /20 4xx, 300 5xx/);
 });
 
 Deno.test("parseHolderLine() reads the holder's count, errors and first error", () => {

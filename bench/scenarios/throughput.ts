@@ -60,14 +60,18 @@ async function withProxies<T>(
     }
     return await fn(proxies);
   } catch (e) {
-    // A proxy that died explains the failure better than the load tool's complaint.
-    const died = proxies.filter((p) => p.server.exited());
-    if (died.length === 0) throw e;
+    // A proxy that died explains the failure better than the load tool's complaint; one that
+    // is still up may have logged why it answered with errors.
     const message = e instanceof Error ? e.message : String(e);
+    const died = proxies.filter((p) => p.server.exited());
+    const said = (died.length > 0 ? died : proxies).filter((p) => p.server.output().trim());
+    if (said.length === 0) throw e;
     throw new BenchError(
       `${message}\n` +
-        died.map((p) => `${p.kind} exited; its last output:\n${p.server.output().slice(-2000)}`)
-          .join("\n"),
+        said.map((p) =>
+          `${p.kind}${p.server.exited() ? " exited" : ""}; its last output:\n` +
+          p.server.output().slice(-2000)
+        ).join("\n"),
     );
   } finally {
     for (const p of proxies) await p.stop();
