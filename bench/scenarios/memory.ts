@@ -225,10 +225,16 @@ export const memory: Scenario = {
   name: "memory",
   title: "Memory per held connection",
   async run(ctx) {
-    for (const [i, kind] of MEMORY_KINDS.entries()) {
-      if (ctx.caseFilter !== undefined && !kind.kind.includes(ctx.caseFilter)) continue;
+    const kinds = MEMORY_KINDS.filter((k) =>
+      (ctx.caseFilter === undefined || k.kind.includes(ctx.caseFilter)) &&
       // --quick keeps to issue 12's three kinds, to stay short.
-      if (ctx.durations.memoryIssueKindsOnly && !kind.issue) continue;
+      (k.issue || !ctx.durations.memoryIssueKindsOnly)
+    );
+    if (kinds.length === 0) {
+      throw new BenchError(`no held-connection kind matches "${ctx.caseFilter}"`);
+    }
+    for (const kind of kinds) {
+      const i = MEMORY_KINDS.indexOf(kind);
       for (const proxyKind of kind.proxies) {
         const proxy = await startProxy(proxyKind, {
           dir: ctx.dir,
