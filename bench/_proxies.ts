@@ -241,10 +241,11 @@ listeners:
 export function caddyConfig(ports: ProxyPorts, backends: BackendPorts, dataDir: string): string {
   const p = cert("prometheus");
   const w = cert("edge-wildcard");
-  // X-Forwarded-For, -Proto and -Host are Caddy's defaults; Forwarded is added like HAProxy's.
+  // X-Forwarded-For, -Proto and -Host are Caddy's defaults; Forwarded is added like the others'
+  // (RFC 7239: a host with a port is not a token, so it is quoted, as edgemux does).
   const upstream = (target: string, tls: string) =>
     `reverse_proxy ${target} {
-    header_up Forwarded "for={remote_host};proto=https;host={host}"
+    header_up Forwarded "for={remote_host};proto=https;host=\\"{hostport}\\""
     transport http {
       keepalive 5m
       keepalive_idle_conns 1024
