@@ -131,7 +131,7 @@ frontend https_inner
   option forwardfor
   http-request set-header X-Forwarded-Proto https
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
-  http-request set-header Forwarded "for=%[src];proto=https;host=%[req.hdr(host)]"
+  http-request set-header Forwarded "for=%[src];proto=https;host=\\"%[req.hdr(host)]\\""
   use_backend reencrypt_internal if { ssl_fc_sni -i ${NAMES.reencrypt} }
   default_backend edge_plain
 
