@@ -5,9 +5,11 @@ import {
   checkH2load,
   checkWrk,
   parseAb,
+  parseCaddyVersion,
   parseCurl,
   parseDenoBench,
   parseH2load,
+  parseHolderLine,
   parseIperf,
   parseWrk,
 } from "./_tools.ts";
@@ -81,6 +83,14 @@ requests: 158892 total, 159212 started, 158892 done, 158892 succeeded, 0 failed,
 status codes: 158892 2xx, 0 3xx, 0 4xx, 0 5xx
 `;
 
+// A -D run against Caddy: 88 responses had their head but not their end when time ran out.
+const H2LOAD_IN_FLIGHT = `Application protocol: h2
+
+finished in 1.00s, 1957.00 req/s, 150.00KB/s
+requests: 1957 total, 2277 started, 1957 done, 1957 succeeded, 0 failed, 0 errored, 0 timeout
+status codes: 2045 2xx, 0 3xx, 0 4xx, 0 5xx
+`;
+
 Deno.test("parseWrk() reads the request count, rate and latency percentiles", () => {
   const r = parseWrk(WRK_OK);
   assert.equal(r.requests, 79279);
@@ -136,6 +146,43 @@ Deno.test("parseH2load() reads the protocol and counts; checkH2load() wants h2 a
   assert.throws(() => checkH2load({ ...r, protocol: "http/1.1" }, "h2", "h1"), BenchError);
   assert.throws(() => checkH2load({ ...r, errored: 1 }, "h2", "errored"), BenchError);
   assert.throws(() => checkH2load({ ...r, status2xx: 5 }, "h2", "5xx"), BenchError);
+  assert.throws(() => checkH2load({ ...r, statusOther: 1 }, "h2", "4xx"), BenchError);
+});
+
+Deno.test("checkH2load() accepts 2xx heads of requests still in flight when -D ended", () => {
+  const r = parseH2load(H2LOAD_IN_FLIGHT);
+  assert.equal(r.inFlight, 320);
+  assert.equal(r.status2xx, 2045);
+  assert.equal(r.statusOther, 0);
+  checkH2load(r, "h2", "in flight");
+  // More 2xx than could have been in flight, or fewer than succeeded, is an error.
+  assert.throws(() => checkH2load({ ...r, status2xx: 1957 + 321 }, "h2", "too many"), BenchError);
+  assert.throws(() => checkH2load({ ...r, status2xx: 1956 }, "h2", "too few"), BenchError);
+  const statuses = parseH2load(
+    H2LOAD_IN_FLIGHT.replace("0 3xx, 0 4xx, 0 5xx", "1 3xx, 20 4xx, 300 5xx"),
+  );
+  assert.equal(statuses.statusOther, 321);
+  assert.equal(statuses.statusLine, "status codes: 2045 2xx, 1 3xx, 20 4xx, 300 5xx");
+  assert.throws(() => checkH2load(statuses, "h2", "statuses"), /20 4xx, 300 5xx/);
+});
+
+Deno.test("parseHolderLine() reads the holder's count, errors and first error", () => {
+  assert.deepEqual(parseHolderLine("held 5000 errors 0"), { held: 5000, errors: 0 });
+  assert.deepEqual(
+    parseHolderLine("held 990 errors 10 first ConnectionRefused: Connection refused"),
+    { held: 990, errors: 10, firstError: "ConnectionRefused: Connection refused" },
+  );
+  assert.throws(() => parseHolderLine("closed"), BenchError);
+  assert.throws(() => parseHolderLine("held 5 errors"), BenchError);
+});
+
+Deno.test("parseCaddyVersion() reads Debian's and upstream's version lines", () => {
+  assert.equal(parseCaddyVersion("2.6.2\n"), "2.6.2");
+  assert.equal(
+    parseCaddyVersion("v2.7.6 h1:w0NymbG2m9PcvKWsrXO6EEkY9Ru4FJK8uQbYcev1p3A=\n"),
+    "2.7.6",
+  );
+  assert.throws(() => parseCaddyVersion("caddy: command not found"), BenchError);
 });
 
 Deno.test("parseIperf() reads the received sum and reports iperf3's own error", () => {

@@ -2,12 +2,13 @@
  * Opens many connections to a proxy and holds them open, for the memory scenario. Runs as its
  * own process (started by bench/run.ts) so that its sockets and memory are not the harness's.
  *
- *   deno run -A bench/holder.ts --port P --kind tcp|hello|tls --steps 1000,5000
- *     [--hello FILE] [--sni NAME] [--ca FILE]
+ *   deno run -A bench/holder.ts --port P --kind tcp|hello|hello-read1|tls --steps 1000,5000
+ *     [--hello FILE] [--sni NAME] [--ca FILE] [--concurrency N]
  *
  * Kinds: `tcp` connects and sends nothing; `hello` sends the ClientHello in FILE and then
- * nothing (never reads the answer); `tls` completes a TLS handshake for NAME, then sends
- * nothing. After reaching each step it prints `held N errors E` and waits for a line on stdin
+ * nothing (never reads the answer); `hello-read1` sends the ClientHello in FILE, reads exactly
+ * one byte of the answer (the first byte of the ServerHello's record), and then holds; `tls`
+ * completes a TLS handshake for NAME, then sends nothing. After reaching each step it prints `held N errors E` and waits for a line on stdin
  * before the next; after the last it waits for stdin to close, then closes everything.
  *
  * @module
@@ -16,10 +17,14 @@
 import { parseArgs } from "node:util";
 
 const SERVER_NAME: unique symbol = Symbol.for("unstableServerName") as never;
-/** Connections opened at once: enough to be quick, few enough not to overrun the backlog. */
-const CONCURRENCY = 50;
+/**
+ * Connections opened at once by default: enough to be quick, few enough not to overrun the
+ * backlog.
+ */
+const DEFAULT_CONCURRENCY = 50;
 
-type Kind = "tcp" | "hello" | "tls";
+const KINDS = ["tcp", "hello", "hello-read1", "tls"] as const;
+type Kind = typeof KINDS[number];
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -30,6 +35,7 @@ const { values } = parseArgs({
     hello: { type: "string" },
     sni: { type: "string" },
     ca: { type: "string" },
+    concurrency: { type: "string" },
   },
   strict: true,
 });
@@ -37,13 +43,19 @@ const { values } = parseArgs({
 const port = Number(values.port);
 const kind = values.kind as Kind;
 const steps = (values.steps ?? "").split(",").map(Number);
-if (!(port > 0) || !["tcp", "hello", "tls"].includes(kind) || steps.some((s) => !(s > 0))) {
-  console.error("usage: holder.ts --port P --kind tcp|hello|tls --steps N[,N…] [options]");
+const concurrency = Number(values.concurrency ?? DEFAULT_CONCURRENCY);
+if (
+  !(port > 0) || !KINDS.includes(kind) || steps.some((s) => !(s > 0)) ||
+  !Number.isInteger(concurrency) || concurrency < 1
+) {
+  console.error(`usage: holder.ts --port P --kind ${KINDS.join("|")} --steps N[,N…] [options]`);
   Deno.exit(2);
 }
 const hello = values.hello ? await Deno.readFile(values.hello) : undefined;
 const ca = values.ca ? await Deno.readTextFile(values.ca) : undefined;
-if (kind === "hello" && !hello) throw new Error("--kind hello needs --hello FILE");
+if ((kind === "hello" || kind === "hello-read1") && !hello) {
+  throw new Error(`--kind ${kind} needs --hello FILE`);
+}
 if (kind === "tls" && (!values.sni || !ca)) throw new Error("--kind tls needs --sni and --ca");
 
 const held: Deno.Conn[] = [];
@@ -70,7 +82,17 @@ async function openOne(): Promise<void> {
       return;
     }
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    if (hello) await writeAll(conn, hello);
+    try {
+      if (hello) await writeAll(conn, hello);
+      if (kind === "hello-read1") {
+        // One byte and no more: the rest of the answer stays in this socket's receive buffer.
+        const n = await conn.read(new Uint8Array(1));
+        if (n !== 1) throw new Error("the proxy closed the connection before answering");
+      }
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
     held.push(conn);
   } catch (e) {
     errors++;
@@ -86,7 +108,7 @@ async function openUpTo(target: number): Promise<void> {
       await openOne();
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();

@@ -1,7 +1,7 @@
 /**
- * `deno task bench`: edgemux side by side with HAProxy 2.6 (and with no proxy at all), on
- * loopback, with real backends (nginx, iperf3) and real load tools (wrk, ab, h2load, iperf3,
- * curl). Writes a Markdown report to stdout and to bench/results/latest.md, and the raw
+ * `deno task bench`: edgemux side by side with HAProxy 2.6 and Caddy 2.6 (and with no proxy at
+ * all), on loopback, with real backends (nginx, iperf3) and real load tools (wrk, ab, h2load,
+ * iperf3, curl). Writes a Markdown report to stdout and to bench/results/latest.md, and the raw
  * numbers to bench/results/latest.json. See BENCHMARKS.md.
  *
  *   deno task bench [--quick] [--rounds N] [--only NAME[,NAME…]] [--case TEXT] [--cpu-prof]
@@ -13,25 +13,21 @@
 import { parseArgs } from "node:util";
 import { killAllStarted, runCommand } from "./_proc.ts";
 import { captureClientHello, NameResolver, NAMES, REPO_ROOT, startBackends } from "./_setup.ts";
-import {
-  type Context,
-  type Durations,
-  FULL,
-  QUICK,
-  type Results,
-  SCENARIOS,
-} from "./_scenarios.ts";
+import { type Context, type Durations, FULL, QUICK, type Results } from "./_types.ts";
+import { SCENARIOS } from "./_scenarios.ts";
+import { parseCaddyVersion } from "./_tools.ts";
 import { type Environment, renderReport } from "./_report.ts";
 import { summarizeProfile } from "./_profile.ts";
 
 const USAGE = `Usage: deno task bench [options]
 
-  --quick            1 round, short runs (about 2 minutes)
+  --quick            1 round, short runs (about 3 minutes)
   --rounds N         rounds per scenario (default 3; 1 with --quick)
   --only NAMES       run only these scenarios, comma-separated: ${
   SCENARIOS.map((s) => s.name).join(", ")
 }
-  --case TEXT        run only the cases whose name contains TEXT (e.g. h2load)
+  --case TEXT        run only the cases (or memory kinds) whose name contains TEXT
+                     (e.g. h2load, or "edge:" with --only memory)
   --cpu-prof         profile edgemux (V8 sampling profiler) and summarise the hottest functions
   --keep             keep the temp directory (configs, nginx files, profiles)
   -h, --help         this text
@@ -83,7 +79,18 @@ for (const name of only ?? []) {
 const scenarios = SCENARIOS.filter((s) => !only || only.includes(s.name));
 const durations: Durations = flags.quick ? QUICK : FULL;
 
-const TOOLS = ["haproxy", "nginx", "wrk", "ab", "h2load", "iperf3", "curl", "openssl", "unshare"];
+const TOOLS = [
+  "haproxy",
+  "caddy",
+  "nginx",
+  "wrk",
+  "ab",
+  "h2load",
+  "iperf3",
+  "curl",
+  "openssl",
+  "unshare",
+];
 
 async function versionOf(argv: string[], re: RegExp): Promise<string> {
   try {
@@ -109,6 +116,7 @@ async function environment(): Promise<Omit<Environment, "seconds" | "loadAfter">
     versions: {
       deno: Deno.version.deno,
       haproxy: await versionOf(["haproxy", "-v"], /version (\S+)/),
+      caddy: await caddyVersion(),
       nginx: await versionOf(["nginx", "-v"], /nginx\/(\S+)/),
       wrk: await versionOf(["wrk", "-v"], /wrk (\S+)/),
       h2load: await versionOf(["h2load", "--version"], /nghttp2\/(\S+)/),
@@ -120,6 +128,16 @@ async function environment(): Promise<Omit<Environment, "seconds" | "loadAfter">
     loadBefore: loadAverage(),
     command: ["deno task bench", ...Deno.args].join(" "),
   };
+}
+
+async function caddyVersion(): Promise<string> {
+  try {
+    return parseCaddyVersion(
+      (await runCommand(["caddy", "version"], { timeoutMs: 10_000 })).stdout,
+    );
+  } catch {
+    return "missing";
+  }
 }
 
 function loadAverage(): string {
@@ -134,7 +152,9 @@ async function checkTools(): Promise<void> {
   }
   if (missing.length > 0) {
     fail(
-      `missing tools: ${missing.join(", ")}\n  fix: apt-get install haproxy nginx-light wrk ` +
+      `missing tools: ${
+        missing.join(", ")
+      }\n  fix: apt-get install haproxy caddy nginx-light wrk ` +
         "apache2-utils nghttp2-client iperf3 curl openssl util-linux",
     );
   }
@@ -170,6 +190,8 @@ async function runIn(dir: string): Promise<number> {
   await names.init();
   const helloFile = `${dir}/hello-passthrough.bin`;
   await Deno.writeFile(helloFile, await captureClientHello(NAMES.passthrough));
+  const edgeHelloFile = `${dir}/hello-edge.bin`;
+  await Deno.writeFile(edgeHelloFile, await captureClientHello(NAMES.edge));
   const backends = await startBackends(dir);
   const ctx: Context = {
     dir,
@@ -180,6 +202,7 @@ async function runIn(dir: string): Promise<number> {
     backends,
     names,
     helloFile,
+    edgeHelloFile,
     results,
     log,
   };
