@@ -397,6 +397,23 @@ export interface TerminateAction {
     | { kind: "tcp"; backend: string };
 }
 
+/**
+ * Whether a route action ends TLS at edgemux (`edge`, `reencrypt`) rather than relaying the
+ * client's bytes or answering them itself. The one place this rule is written.
+ */
+export function isTerminating(action: RouteAction): action is TerminateAction {
+  return action.kind === "edge" || action.kind === "reencrypt";
+}
+
+/**
+ * Ends an exhaustive `switch` over a union: once every member has its case, `x` is `never`, so a
+ * new member (a route action, a protocol, a sniff verdict) is a compile error at every such switch
+ * until it is handled there. Throws if a value the types rule out arrives anyway.
+ */
+export function assertNever(x: never, what: string): never {
+  throw new Error(`unhandled ${what}: ${JSON.stringify(x)}`);
+}
+
 /** One route of a listener. */
 export interface RouteConfig {
   /** The route's name in logs: its `name` key, or `listener#index`. */

@@ -13,6 +13,7 @@ import { covers } from "../../routing/route_table.ts";
 import type { ListenerContext } from "../context.ts";
 import {
   blankRequestRecord,
+  type RequestEnd,
   type RequestObserver,
   type RequestOrigin,
   type RequestRecord,
@@ -60,7 +61,13 @@ export interface HttpSession {
 
 /** The outcome of routing one request. */
 export type RequestDecision =
-  | { kind: "respond"; status: number; end: string; detail: string | null; host: string | null }
+  | {
+    kind: "respond";
+    status: number;
+    end: RequestEnd;
+    detail: string | null;
+    host: string | null;
+  }
   | {
     kind: "redirect";
     route: HttpRouteConfig;
