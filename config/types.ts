@@ -240,11 +240,15 @@ export interface SniffConfig {
   maxHelloSize: number;
 }
 
-/** What a connection was found to speak. */
-export type Protocol = "tls" | "http" | "ssh" | "silent" | "unknown";
+/**
+ * All protocols, in the order they are documented: what the probes of proxy/sniff/classify.ts
+ * recognise, `silent` (the client sent nothing within `sniff.silent_after`) and `unknown` (no
+ * probe matched). A new protocol is a name here and a probe there.
+ */
+export const PROTOCOLS = ["tls", "http", "ssh", "silent", "unknown"] as const;
 
-/** All protocols, in the order they are documented. */
-export const PROTOCOLS: readonly Protocol[] = ["tls", "http", "ssh", "silent", "unknown"];
+/** What a connection was found to speak. */
+export type Protocol = typeof PROTOCOLS[number];
 
 /**
  * A host name pattern: an exact name, `*.suffix` standing for exactly one extra label, or
