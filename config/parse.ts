@@ -30,7 +30,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { domainToASCII } from "node:url";
 import { CidrSet } from "../routing/cidr.ts";
 import { normalizePath, PATH_NORMALIZATIONS, pathRefusal } from "../routing/path.ts";
-import { formatHostPattern } from "../routing/route_table.ts";
+import { formatHostPattern } from "../routing/hosts.ts";
 import type {
   AcmeChallengeType,
   AcmeConfig,
@@ -59,7 +59,7 @@ import type {
   ServerConfig,
   TerminateAction,
 } from "./types.ts";
-import { PROTOCOLS } from "./types.ts";
+import { isTerminating, PROTOCOLS } from "./types.ts";
 import { checkListenerRoutes } from "./_route_checks.ts";
 
 /** One config file's name and text. */
@@ -355,9 +355,7 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   checkTerminationBackends(listeners, backends, issues);
   applyPerClientDefaults(listeners, backends);
   if (certificates === null) {
-    const terminating = listeners.flatMap((l) =>
-      l.routes.filter((r) => r.action.kind === "edge" || r.action.kind === "reencrypt")
-    );
+    const terminating = listeners.flatMap((l) => l.routes.filter((r) => isTerminating(r.action)));
     if (terminating.length > 0) {
       issues.add(
         "error",

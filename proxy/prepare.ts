@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Config, RouteConfig } from "../config/types.ts";
+import { type Config, isTerminating, type RouteConfig } from "../config/types.ts";
 import type { ConfigIssue } from "../config/errors.ts";
 import { ConfigError } from "../config/errors.ts";
 import { missingPermission } from "../config/permission.ts";
@@ -221,7 +221,7 @@ function terminatingRoutes(config: Config): { route: RouteConfig; path: string }
   const out: { route: RouteConfig; path: string }[] = [];
   for (const l of config.listeners) {
     l.routes.forEach((route, i) => {
-      if (route.action.kind === "edge" || route.action.kind === "reencrypt") {
+      if (isTerminating(route.action)) {
         out.push({ route, path: `${entryPath("listeners", l.name)}.routes[${i}].sni` });
       }
     });
@@ -301,7 +301,7 @@ function acmeCandidates(config: Config, files: CertStore, issues: ConfigIssue[])
   for (const l of config.listeners) {
     const on443 = l.binds.some((b) => b.port === 443);
     l.routes.forEach((route, i) => {
-      if (route.action.kind !== "edge" && route.action.kind !== "reencrypt") return;
+      if (!isTerminating(route.action)) return;
       const path = `${entryPath("listeners", l.name)}.routes[${i}].sni`;
       const wanted: string[] = [];
       const defaultName = config.certificates!.defaultName;

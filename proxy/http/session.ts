@@ -9,7 +9,7 @@ import type { HttpRouteConfig, RouteConfig } from "../../config/types.ts";
 import type { HttpRouter } from "../../routing/http_router.ts";
 import { normalizeHost } from "../../routing/http_router.ts";
 import { normalizePath, pathRefusal } from "../../routing/path.ts";
-import { covers } from "../../routing/route_table.ts";
+import { covers } from "../../routing/hosts.ts";
 import type { ListenerContext } from "../context.ts";
 import {
   blankRequestRecord,

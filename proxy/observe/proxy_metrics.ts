@@ -7,7 +7,7 @@
  */
 
 import type { Config } from "../../config/types.ts";
-import { PROTOCOLS } from "../../config/types.ts";
+import { isTerminating, PROTOCOLS } from "../../config/types.ts";
 import type { AccessRecord, EndReason, RequestRecord } from "./records.ts";
 import { type LocalCause, localErrorCounts } from "../backends/local_errors.ts";
 import { durationBuckets, type Histogram, Registry, type Series } from "./metrics.ts";
@@ -104,7 +104,7 @@ export class ProxyMetrics {
       for (const route of l.routes) {
         const a = route.action;
         const relays = a.kind === "passthrough" || a.kind === "forward" ||
-          ((a.kind === "edge" || a.kind === "reencrypt") && a.upstream.kind === "tcp");
+          (isTerminating(a) && a.upstream.kind === "tcp");
         if (relays) {
           for (const protocol of route.match.protocols ?? PROTOCOLS) {
             for (const end of RELAY_ENDS) {
@@ -112,7 +112,7 @@ export class ProxyMetrics {
             }
           }
         }
-        if ((a.kind === "edge" || a.kind === "reencrypt") && a.upstream.kind === "http") {
+        if (isTerminating(a) && a.upstream.kind === "http") {
           for (const hr of a.upstream.routes) {
             h.requestSeconds.init([l.name, hr.name]);
             if (hr.action.kind !== "backend") continue;

@@ -8,7 +8,7 @@
 
 import type { HostPattern, RouteConfig } from "../../config/types.ts";
 import type { Problem } from "./log.ts";
-import { formatHostPattern } from "../../routing/route_table.ts";
+import { formatHostPattern } from "../../routing/hosts.ts";
 import type { AcmeNameStatus } from "../tls/certs/acme.ts";
 
 /** Everything the status page shows. */
