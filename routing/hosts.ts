@@ -52,7 +52,7 @@ export function anyDepthCovers(suffix: string, name: string): boolean {
 }
 
 /** True when a TLS route's server names cover `host` (a route without `sni` covers any). */
-export function covers(patterns: HostPattern[] | null, host: string): boolean {
+export function covers(patterns: readonly HostPattern[] | null, host: string): boolean {
   if (patterns === null) return true;
   for (const p of patterns) if (patternMatches(p, host)) return true;
   return false;

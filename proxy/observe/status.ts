@@ -22,7 +22,7 @@ export interface StatusReport {
   /** Whole seconds since the process started. */
   uptimeSeconds: number;
   /** The config files in force, in merge order. */
-  configFiles: string[];
+  configFiles: readonly string[];
   /**
    * Reloads since start: how many succeeded and failed, when the last of each happened (Unix
    * milliseconds), and the last failure's message (kept after a later success, which
