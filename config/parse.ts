@@ -59,7 +59,7 @@ import type {
   ServerConfig,
   TerminateAction,
 } from "./types.ts";
-import { isTerminating, PROTOCOLS } from "./types.ts";
+import { assertNever, isTerminating, PROTOCOLS } from "./types.ts";
 import { checkListenerRoutes } from "./_route_checks.ts";
 
 /**
@@ -2034,6 +2034,8 @@ function routeBackends(action: RouteAction): string[] {
         : action.upstream.routes.flatMap((r) =>
           r.action.kind === "backend" ? [r.action.backend] : []
         );
+    default:
+      return assertNever(action, "route action");
   }
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { isTerminating, type ListenerConfig, type Protocol } from "../config/types.ts";
+import { assertNever, isTerminating, type ListenerConfig, type Protocol } from "../config/types.ts";
 import { HttpRouter, normalizeHost } from "./http_router.ts";
 import { normalizePath, type PathNormalization, pathRefusal } from "./path.ts";
 import { covers } from "./hosts.ts";
@@ -81,6 +81,9 @@ export function explainConnection(listener: ListenerConfig, q: ExplainQuery): st
         out.push(`  TLS ends here (${a.kind}); the stream goes to backend "${a.upstream.backend}"`);
         return out;
       }
+      break;
+    default:
+      return assertNever(a, "route action");
   }
   out.push(`  TLS ends here (${a.kind}); requests are routed by host and path`);
   const host = q.host ?? sni;

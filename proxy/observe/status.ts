@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { HostPattern, RouteConfig } from "../../config/types.ts";
+import { assertNever, type HostPattern, type RouteConfig } from "../../config/types.ts";
 import type { Problem } from "./log.ts";
 import { formatHostPattern } from "../../routing/hosts.ts";
 import type { AcmeNameStatus } from "../tls/certs/acme.ts";
@@ -141,6 +141,8 @@ export function describeAction(r: RouteConfig): string {
           h.action.kind === "backend" ? h.action.backend : `redirect ${h.action.location}`
         }`;
       }).join("; ");
+    default:
+      return assertNever(a, "route action");
   }
 }
 
