@@ -3,8 +3,8 @@
  * accept → sniff → route → act (connect → relay, or terminate, redirect, reject) → log.
  *
  * Each phase is a function that takes the connection as accepted ({@link Accepted}) and what the
- * phase before it found, and returns what it found in turn: {@link sniffPhase} a `Sniffed`,
- * {@link routePhase} a route, and the last phases how the connection ended ({@link Ended}).
+ * phase before it found, and returns what it found in turn: {@link fromSniff} a `Sniffed`,
+ * {@link routeOf} a route, and the last phases how the connection ended ({@link Ended}).
  * {@link handleConnection} runs them in order, owns the cleanup and writes the one access record.
  * Nothing thrown here reaches the accept loop.
  *
@@ -24,7 +24,7 @@ import { serveRedirect } from "./redirect.ts";
 import { answerTlsAlpnChallenge } from "./tls/acme_challenges.ts";
 import { terminate } from "./tls/terminate.ts";
 import { relay } from "./relay.ts";
-import { sniff, type Verdict } from "./sniff/sniff.ts";
+import { sniff, type SniffResult, type Verdict } from "./sniff/sniff.ts";
 import { connectUpstream, warnUpstreamFailure } from "./backends/upstream.ts";
 import type { Backend } from "./backends/backend.ts";
 import { admitToBackend } from "./limits.ts";
@@ -143,10 +143,21 @@ export async function handleConnection(
   }
 }
 
-/** The phases in order; each stops the connection by returning how it ended. */
+/**
+ * The phases in order; each stops the connection by returning how it ended. The deciding phases
+ * are plain functions; the alerts a refusal sends are written here, so the number of async steps
+ * per connection stays what it was.
+ */
 async function run(a: Accepted): Promise<Ended | null> {
-  const sniffed = a.ctx.table.sniff ? await sniffPhase(a) : UNSNIFFED;
-  if ("end" in sniffed) return sniffed;
+  let sniffed: Sniffed | Ended = UNSNIFFED;
+  // Without it, only a catch-all route: forward at once, so server-speaks-first protocols work.
+  if (a.ctx.table.sniff) {
+    sniffed = fromSniff(a.record, await sniff(a.conn, a.ctx.listener.sniff, a.ctx.deadlines));
+    if ("end" in sniffed) {
+      if (sniffed.end === "malformed-hello") await sendQuietly(a.conn, ALERT_DECODE_ERROR);
+      return sniffed;
+    }
+  }
   a.record.protocol = sniffed.protocol;
   // TLS-ALPN-01 validation of a name edgemux orders for, whatever that name's route is.
   if (
@@ -155,19 +166,20 @@ async function run(a: Accepted): Promise<Ended | null> {
   ) {
     return null;
   }
-  const route = await routePhase(a, sniffed);
-  if ("end" in route) return route;
-  a.record.route = route.name;
+  const route = routeOf(a, sniffed);
+  if ("end" in route) {
+    if (sniffed.protocol === "tls") await sendQuietly(a.conn, ALERT_UNRECOGNIZED_NAME);
+    return route;
+  }
   return await act(a, sniffed, route);
 }
 
 /**
- * Reads the first bytes and says what they are. The record learns what is known even when the
- * connection ends here (the bytes read, a TLS hello's name and ALPN).
+ * What the sniffer's result means for the connection: the facts routing takes, or how it ended.
+ * The record learns what is known even when the connection ends here (the bytes read, a TLS
+ * hello's name and ALPN).
  */
-async function sniffPhase(a: Accepted): Promise<Sniffed | Ended> {
-  const record = a.record;
-  const sniffed = await sniff(a.conn, a.ctx.listener.sniff, a.ctx.deadlines);
+function fromSniff(record: OpenAccessRecord, sniffed: SniffResult): Sniffed | Ended {
   switch (sniffed.kind) {
     case "silent":
       return {
@@ -186,26 +198,24 @@ async function sniffPhase(a: Accepted): Promise<Sniffed | Ended> {
       return { end: "sniff-timeout", detail: `${sniffed.bytes.length} bytes without a verdict` };
     case "too-large":
       record.up = sniffed.bytes.length;
-      await sendQuietly(a.conn, ALERT_DECODE_ERROR);
       return { end: "malformed-hello", detail: "client hello too large" };
     case "classified":
       record.up = sniffed.bytes.length;
-      return await fromVerdict(a, sniffed.verdict, sniffed.bytes);
+      return fromVerdict(record, sniffed.verdict, sniffed.bytes);
     default:
       return assertNever(sniffed, "sniff result");
   }
 }
 
 /** What the classifier's verdict on the first bytes means for the connection. */
-async function fromVerdict(a: Accepted, v: Verdict, bytes: Uint8Array): Promise<Sniffed | Ended> {
+function fromVerdict(record: OpenAccessRecord, v: Verdict, bytes: Uint8Array): Sniffed | Ended {
   switch (v.kind) {
     case "tls-malformed":
-      a.record.protocol = "tls";
-      await sendQuietly(a.conn, ALERT_DECODE_ERROR);
+      record.protocol = "tls";
       return { end: "malformed-hello", detail: v.reason };
     case "tls":
-      a.record.sni = v.hello.sni;
-      a.record.alpn = v.hello.alpn;
+      record.sni = v.hello.sni;
+      record.alpn = v.hello.alpn;
       return {
         protocol: "tls",
         sni: v.hello.sni,
@@ -230,20 +240,19 @@ async function fromVerdict(a: Accepted, v: Verdict, bytes: Uint8Array): Promise<
   }
 }
 
-/** Finds the route the sniffed facts take; a refusal has told the client already. */
-async function routePhase(a: Accepted, s: Sniffed): Promise<RouteConfig | Ended> {
+/**
+ * The route the sniffed facts take, or why there is none (a TLS client is then sent an
+ * `unrecognized_name` alert by the caller).
+ */
+function routeOf(a: Accepted, s: Sniffed): RouteConfig | Ended {
   // Sniffed carries the route table's facts (protocol, sni, alpn) itself.
   const decision = a.ctx.table.lookup(s);
-  if (decision === null) {
-    if (s.protocol === "tls") await sendQuietly(a.conn, ALERT_UNRECOGNIZED_NAME);
-    return NO_ROUTE;
-  }
+  if (decision === null) return NO_ROUTE;
   const route = decision.route;
+  a.record.route = route.name;
   if (s.idn && isTerminating(route.action)) {
     // The TLS library refuses a ClientHello whose server name is not in A-labels (it fails the
     // handshake with illegal_parameter), so say why here rather than leave a failed handshake.
-    a.record.route = route.name;
-    await sendQuietly(a.conn, ALERT_UNRECOGNIZED_NAME);
     return {
       end: "idn-not-terminated",
       detail: "the client sent the server name as raw UTF-8; TLS is terminated only for names " +
@@ -280,29 +289,26 @@ async function act(a: Accepted, s: Sniffed, route: RouteConfig): Promise<Ended |
 
 /** A relaying route: admit the client to the backend, connect, relay. */
 async function forward(a: Accepted, s: Sniffed, backend: Backend): Promise<Ended | null> {
-  a.record.backend = backend.name;
+  const record = a.record;
+  record.backend = backend.name;
   // Over the backend's per-client cap: the record says so, and the client is closed unanswered.
-  const leave = admitToBackend(backend, a.client, a.record);
+  const leave = admitToBackend(backend, a.client, record);
   if (leave === null) return null;
   try {
-    return await connectAndRelay(a, s, backend);
+    const connected = await connectUpstream(backend, a.ctx.deadlines, a.ctx.hardStop);
+    record.server = connected.server?.config.label ?? null;
+    if (!connected.ok) {
+      record.detail = connected.detail;
+      warnUpstreamFailure(record, connected.failure);
+      return { end: connected.failure, detail: connected.detail };
+    }
+    try {
+      return await relayTo(a, s, connected.conn, backend.config.proxyProtocol);
+    } finally {
+      connected.release();
+    }
   } finally {
     leave();
-  }
-}
-
-async function connectAndRelay(a: Accepted, s: Sniffed, backend: Backend): Promise<Ended> {
-  const connected = await connectUpstream(backend, a.ctx.deadlines, a.ctx.hardStop);
-  a.record.server = connected.server?.config.label ?? null;
-  if (!connected.ok) {
-    a.record.detail = connected.detail;
-    warnUpstreamFailure(a.record, connected.failure);
-    return { end: connected.failure, detail: connected.detail };
-  }
-  try {
-    return await relayTo(a, s, connected.conn, backend.config.proxyProtocol);
-  } finally {
-    connected.release();
   }
 }
 
