@@ -93,6 +93,7 @@ function probeTls(buf: Uint8Array, maxHelloSize: number): ProbeAnswer {
 
 /** An SSH identification string (RFC 4253 §4.2). */
 function probeSsh(buf: Uint8Array): ProbeAnswer {
+  if (buf[0] !== 0x53) return "no";
   const s = prefixState(buf, SSH_PREFIX);
   return s === 1 ? SSH : s === 0 ? "need-more" : "no";
 }
@@ -131,11 +132,10 @@ const PROBE_LIST: readonly Probe[] = Object.values(PROBES);
 export function classify(buf: Uint8Array, maxHelloSize: number): Classification {
   if (buf.length === 0) return INCOMPLETE;
   let needMore = false;
-  for (let i = 0; i < PROBE_LIST.length; i++) {
-    const answer = PROBE_LIST[i](buf, maxHelloSize);
-    if (answer === "no") continue;
+  for (const probe of PROBE_LIST) {
+    const answer = probe(buf, maxHelloSize);
+    if (typeof answer !== "string") return answer;
     if (answer === "need-more") needMore = true;
-    else return answer;
   }
   return needMore ? INCOMPLETE : UNKNOWN;
 }
