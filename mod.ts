@@ -56,9 +56,13 @@ export type { AcmeNameStatus } from "./proxy/tls/certs/acme.ts";
 export type {
   AccessObserver,
   AccessRecord,
+  EndReason,
+  EndSource,
+  RequestEnd,
   RequestObserver,
   RequestRecord,
 } from "./proxy/observe/records.ts";
+export { END_REASONS, endSource, REQUEST_END_REASONS } from "./proxy/observe/records.ts";
 export { prepareConfig, type PreparedConfig, type PrepareOptions } from "./proxy/prepare.ts";
 
 /**

@@ -30,7 +30,7 @@ import { dirname, resolve as resolvePath } from "node:path";
 import { domainToASCII } from "node:url";
 import { CidrSet } from "../routing/cidr.ts";
 import { normalizePath, PATH_NORMALIZATIONS, pathRefusal } from "../routing/path.ts";
-import { formatHostPattern } from "../routing/route_table.ts";
+import { formatHostPattern } from "../routing/hosts.ts";
 import type {
   AcmeChallengeType,
   AcmeConfig,
@@ -59,8 +59,14 @@ import type {
   ServerConfig,
   TerminateAction,
 } from "./types.ts";
-import { PROTOCOLS } from "./types.ts";
+import { assertNever, isTerminating, PROTOCOLS } from "./types.ts";
 import { checkListenerRoutes } from "./_route_checks.ts";
+
+/**
+ * A config object while this module builds it: its fields writable (and its arrays growable).
+ * What parseConfig returns is read-only (config/types.ts); nothing writes to it afterwards.
+ */
+type Draft<T> = { -readonly [K in keyof T]: T[K] extends readonly (infer U)[] ? U[] : T[K] };
 
 /** One config file's name and text. */
 export interface ConfigSource {
@@ -355,9 +361,7 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
   checkTerminationBackends(listeners, backends, issues);
   applyPerClientDefaults(listeners, backends);
   if (certificates === null) {
-    const terminating = listeners.flatMap((l) =>
-      l.routes.filter((r) => r.action.kind === "edge" || r.action.kind === "reencrypt")
-    );
+    const terminating = listeners.flatMap((l) => l.routes.filter((r) => isTerminating(r.action)));
     if (terminating.length > 0) {
       issues.add(
         "error",
@@ -391,7 +395,7 @@ function buildConfig(tops: MapValue[], files: string[], issues: Issues): Config 
 }
 
 function readLog(value: Value | undefined): LogConfig | undefined {
-  const log: LogConfig = { ...DEFAULTS.log };
+  const log: Draft<LogConfig> = { ...DEFAULTS.log };
   if (value === undefined) return log;
   const map = value.map(CONFIG_KEYS.log);
   if (map === undefined) return undefined;
@@ -414,12 +418,12 @@ function readLog(value: Value | undefined): LogConfig | undefined {
 }
 
 function readHttp(value: Value | undefined): HttpConfig | undefined {
-  const http: HttpConfig = { ...DEFAULTS.http };
+  const http: Draft<HttpConfig> = { ...DEFAULTS.http };
   if (value === undefined) return http;
   const map = value.map(CONFIG_KEYS.http);
   if (map === undefined) return undefined;
   let ok = true;
-  const set = <K extends keyof HttpConfig>(key: K, v: HttpConfig[K] | undefined) => {
+  const set = <K extends keyof HttpConfig>(key: K, v: Draft<HttpConfig>[K] | undefined) => {
     if (v === undefined) ok = false;
     else http[key] = v;
   };
@@ -559,7 +563,7 @@ function applyPerClientDefaults(listeners: ListenerConfig[], backends: Map<strin
   }
   for (const b of backends.values()) {
     if (b.maxConnectionsPerClient !== UNSET_PER_CLIENT) continue;
-    b.maxConnectionsPerClient = forwarded.has(b.name)
+    (b as Draft<BackendConfig>).maxConnectionsPerClient = forwarded.has(b.name)
       ? DEFAULTS.backend.forwardMaxConnectionsPerClient
       : null;
   }
@@ -830,7 +834,7 @@ function checkAdminBind(admin: AdminConfig, listeners: ListenerConfig[], issues:
 
 function readLimits(value: Value | undefined): LimitsConfig | undefined {
   const d = DEFAULTS.limits;
-  const out: LimitsConfig = {
+  const out: Draft<LimitsConfig> = {
     maxConnections: d.maxConnections,
     perClientConnections: d.perClientConnections,
     perClientRate: d.perClientRate,
@@ -921,7 +925,12 @@ function readBackendTls(value: Value): BackendTlsConfig | undefined {
   }
   const map = value.map(CONFIG_KEYS.backendTls);
   if (map === undefined) return undefined;
-  const tls: BackendTlsConfig = { caFile: null, serverName: null, certFile: null, keyFile: null };
+  const tls: Draft<BackendTlsConfig> = {
+    caFile: null,
+    serverName: null,
+    certFile: null,
+    keyFile: null,
+  };
   let ok = true;
   if (map.has("ca")) {
     const p = pathValue(map.get("ca"), "the path of a PEM file with the backend's CA");
@@ -963,7 +972,7 @@ function readBackendTls(value: Value): BackendTlsConfig | undefined {
 function readCertificates(value: Value): CertificatesConfig | undefined {
   const map = value.map(CONFIG_KEYS.certificates);
   if (map === undefined) return undefined;
-  const out: CertificatesConfig = {
+  const out: Draft<CertificatesConfig> = {
     directories: [],
     files: [],
     defaultName: null,
@@ -1163,7 +1172,7 @@ function readListener(
     bindPositions.push(item.position);
   }
 
-  const sniff: ListenerConfig["sniff"] = {
+  const sniff: Draft<ListenerConfig["sniff"]> = {
     timeout: DEFAULTS.listener.sniff.timeout,
     silentAfter: DEFAULTS.listener.sniff.silentAfter,
     maxHelloSize: DEFAULTS.listener.sniff.maxHelloSize,
@@ -1621,7 +1630,7 @@ const RESERVED_HEADERS = new Set([
 ]);
 
 function readHeaderOps(map: MapValue, key: string): HeaderOps | undefined {
-  const ops: HeaderOps = { remove: [], set: [], add: [] };
+  const ops: Draft<HeaderOps> = { remove: [], set: [], add: [] };
   if (!map.has(key)) return ops;
   const m = map.get(key).map(CONFIG_KEYS.headerOps);
   if (m === undefined) return undefined;
@@ -1672,7 +1681,7 @@ function readRedirect(
   value: Value,
   backendRef: (v: Value) => string | undefined,
 ): RedirectAction | undefined {
-  const action: RedirectAction = {
+  const action: Draft<RedirectAction> = {
     kind: "redirect",
     status: DEFAULTS.redirect.status,
     httpsPort: null,
@@ -1979,7 +1988,8 @@ function resolveRedirectPorts(listeners: ListenerConfig[], issues: Issues): void
   const ports = new Set(tlsListeners.map((l) => l.binds[0].port));
   for (const listener of listeners) {
     listener.routes.forEach((route, index) => {
-      const action = route.action;
+      // Still part of building the config: the redirect learns its port from the other listeners.
+      const action = route.action as Draft<RouteAction>;
       if (action.kind !== "redirect" || action.httpsPort !== null) return;
       if (tlsListeners.includes(listener)) {
         action.httpsListener = listener.name;
@@ -2024,6 +2034,8 @@ function routeBackends(action: RouteAction): string[] {
         : action.upstream.routes.flatMap((r) =>
           r.action.kind === "backend" ? [r.action.backend] : []
         );
+    default:
+      return assertNever(action, "route action");
   }
 }
 

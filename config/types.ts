@@ -15,145 +15,145 @@ export type LogLevel = "debug" | "info" | "warning" | "error";
 /** The whole config. */
 export interface Config {
   /** The files it was read from, in merge order. */
-  files: string[];
+  readonly files: readonly string[];
   /** Log level and format, and whether access lines are written. */
-  log: LogConfig;
+  readonly log: LogConfig;
   /** How long a graceful stop waits for open connections before closing them, in ms. */
-  shutdownTimeout: number;
+  readonly shutdownTimeout: number;
   /** Limits and timeouts of the HTTP that edgemux parses on terminated routes. */
-  http: HttpConfig;
+  readonly http: HttpConfig;
   /** Caps on open and new connections, overall and per client. */
-  limits: LimitsConfig;
+  readonly limits: LimitsConfig;
   /** The admin listener (metrics, health, status page); null when off. */
-  admin: AdminConfig | null;
+  readonly admin: AdminConfig | null;
   /** Worker processes sharing the listeners (SO_REUSEPORT); 1 runs everything in one. */
-  workers: number;
+  readonly workers: number;
   /** Reload when a config file changes (SIGHUP always reloads). */
-  watchConfig: boolean;
+  readonly watchConfig: boolean;
   /** null when no route terminates TLS and no certificates are configured. */
-  certificates: CertificatesConfig | null;
+  readonly certificates: CertificatesConfig | null;
   /** Every backend, by its name in the config. */
-  backends: Map<string, BackendConfig>;
+  readonly backends: ReadonlyMap<string, BackendConfig>;
   /** Every listener, in config order. */
-  listeners: ListenerConfig[];
+  readonly listeners: readonly ListenerConfig[];
 }
 
 /** Logging. */
 export interface LogConfig {
   /** The least severe level written; lower ones are dropped. */
-  level: LogLevel;
+  readonly level: LogLevel;
   /** `text`: one human-readable line per record; `json`: one JSON object per line. */
-  format: "text" | "json";
+  readonly format: "text" | "json";
   /** One access line per connection. */
-  access: boolean;
+  readonly access: boolean;
 }
 
 /** The admin listener. */
 export interface AdminConfig {
   /** The address the admin listener binds. */
-  bind: HostPort;
+  readonly bind: HostPort;
   /**
    * Names accepted in the `Host` header besides the bind address (and `localhost` on a loopback
    * or wildcard bind), lowercase, without a trailing dot. Others get 421.
    */
-  hosts: string[];
+  readonly hosts: readonly string[];
   /** The bearer token every request must carry; null for none (or when it is in `tokenFile`). */
-  token: string | null;
+  readonly token: string | null;
   /** A file holding the bearer token (read when the config is prepared); null for none. */
-  tokenFile: string | null;
+  readonly tokenFile: string | null;
   /** Where the `admin` block stands, for messages about it. */
-  position: SourcePosition;
+  readonly position: SourcePosition;
 }
 
 /** Caps on connections, so that no client or flood can take everything. */
 export interface LimitsConfig {
   /** Connections open at once, over all listeners. */
-  maxConnections: number;
+  readonly maxConnections: number;
   /** Connections open at once from one client address; null for no cap. */
-  perClientConnections: number | null;
+  readonly perClientConnections: number | null;
   /** New connections per second from one client address (token bucket); null for no cap. */
-  perClientRate: number | null;
+  readonly perClientRate: number | null;
   /** How many new connections above the rate a client may open in a burst. */
-  perClientBurst: number;
+  readonly perClientBurst: number;
 }
 
 /** Limits and timeouts for the HTTP that edgemux speaks itself. */
 export interface HttpConfig {
   /** The most time from a request's first byte to the end of its head, in ms. */
-  requestHeadTimeout: number;
+  readonly requestHeadTimeout: number;
   /** How long an idle keep-alive connection waits for its next request, in ms. */
-  keepaliveTimeout: number;
+  readonly keepaliveTimeout: number;
   /** The largest request head accepted (request line plus headers), in bytes. */
-  maxHeadSize: number;
+  readonly maxHeadSize: number;
   /** The most header fields a request may carry. */
-  maxHeaders: number;
+  readonly maxHeaders: number;
   /**
    * Client addresses (CIDRs) whose `X-Forwarded-For` and `Forwarded` fields are kept and
    * extended; everyone else's are replaced.
    */
-  trustedProxies: string[];
+  readonly trustedProxies: readonly string[];
   /**
    * How request paths are normalised before routing and forwarding (routing/path.ts): `strict`
    * merges slashes and refuses encoded separators; `pass` sends them through.
    */
-  pathNormalization: PathNormalization;
+  readonly pathNormalization: PathNormalization;
 }
 
 /** A named group of servers. */
 export interface BackendConfig {
   /** The backend's name: its key under `backends`. */
-  name: string;
+  readonly name: string;
   /** The servers connections are balanced over, in config order. */
-  servers: ServerConfig[];
+  readonly servers: readonly ServerConfig[];
   /** How long one TCP connect to a server may take, in ms. */
-  connectTimeout: number;
+  readonly connectTimeout: number;
   /** A PROXY protocol header sent to each server before any client byte. */
-  proxyProtocol: "off" | "v1" | "v2";
+  readonly proxyProtocol: "off" | "v1" | "v2";
   /** HTTP routes: how long to wait for the response head once the request is sent, in ms. */
-  responseTimeout: number;
+  readonly responseTimeout: number;
   /** Speak TLS to the servers (reencrypt routes); null for plain TCP. */
-  tls: BackendTlsConfig | null;
+  readonly tls: BackendTlsConfig | null;
   /** How a server is picked for each new connection or request. */
-  balance: BalanceAlgorithm;
+  readonly balance: BalanceAlgorithm;
   /** After a connect failure, how many other servers to try. */
-  retries: number;
+  readonly retries: number;
   /**
    * Relayed connections (forward, passthrough, `tcp:` upstreams) one client may have open to
    * this backend at once; null for no cap. A client is an IPv4 address or an IPv6 /64.
    */
-  maxConnectionsPerClient: number | null;
+  readonly maxConnectionsPerClient: number | null;
   /** Active health checks; null when the servers are not probed. */
-  healthCheck: HealthCheckConfig | null;
+  readonly healthCheck: HealthCheckConfig | null;
   /** How failures seen in real traffic take servers down. */
-  passive: PassiveHealthConfig;
+  readonly passive: PassiveHealthConfig;
   /** Where the backend is defined, for messages about it. */
-  position: SourcePosition;
+  readonly position: SourcePosition;
 }
 
 /** TLS towards a backend's servers. Paths are absolute. */
 export interface BackendTlsConfig {
   /** PEM file of the CAs that may sign the servers' certificates; null for the system roots. */
-  caFile: string | null;
+  readonly caFile: string | null;
   /** The name sent as SNI and checked in the server's certificate; null for the server host. */
-  serverName: string | null;
+  readonly serverName: string | null;
   /** A client certificate (chain) and key for servers that ask for one. */
-  certFile: string | null;
+  readonly certFile: string | null;
   /** The private key of `certFile`; null exactly when `certFile` is. */
-  keyFile: string | null;
+  readonly keyFile: string | null;
 }
 
 /** One server of a backend. */
 export interface ServerConfig {
   /** Where the server listens. */
-  address: HostPort;
+  readonly address: HostPort;
   /** `host:port`, as shown in logs. */
-  label: string;
+  readonly label: string;
   /** Share of new connections relative to the other servers (round_robin, least_conn, random). */
-  weight: number;
+  readonly weight: number;
   /** Used only when every non-backup server is down. */
-  backup: boolean;
+  readonly backup: boolean;
   /** The most connections (or in-flight HTTP requests) this server is sent at once. */
-  maxConnections: number | null;
+  readonly maxConnections: number | null;
 }
 
 /** How a backend picks a server. */
@@ -162,54 +162,56 @@ export type BalanceAlgorithm = "round_robin" | "least_conn" | "random" | "first"
 /** Active health checks of a backend's servers. */
 export interface HealthCheckConfig {
   /** `tcp`: connect; `tls`: connect and handshake; `http`: send a request, check the status. */
-  kind: "tcp" | "tls" | "http";
+  readonly kind: "tcp" | "tls" | "http";
   /** Time between two checks of one server, in ms. */
-  interval: number;
+  readonly interval: number;
   /** How long one check may take before it counts as failed, in ms. */
-  timeout: number;
+  readonly timeout: number;
   /** Consecutive successes that bring a down server back. */
-  rise: number;
+  readonly rise: number;
   /** Consecutive failures that take an up server down. */
-  fall: number;
+  readonly fall: number;
   /** For `http` checks. */
-  http: { method: string; path: string; host: string | null; expect: [number, number] } | null;
+  readonly http:
+    | { method: string; path: string; host: string | null; expect: [number, number] }
+    | null;
   /** For `tls` checks (and `http` checks of a TLS backend without its own `tls` block). */
-  tls: { caFile: string | null; serverName: string | null } | null;
+  readonly tls: { caFile: string | null; serverName: string | null } | null;
 }
 
 /** Passive health: what real traffic tells about a server. */
 export interface PassiveHealthConfig {
   /** Consecutive connect failures (or 5xx responses) that take a server down; 0 turns it off. */
-  failures: number;
+  readonly failures: number;
   /**
    * How long a server stays down before it is tried again, in ms (active checks may bring it
    * back sooner).
    */
-  backoff: number;
+  readonly backoff: number;
   /** Count 5xx responses from the server as failures. */
-  on5xx: boolean;
+  readonly on5xx: boolean;
 }
 
 /** One listener: the addresses it binds and what it does with what arrives there. */
 export interface ListenerConfig {
   /** The listener's name: its key under `listeners`, used in logs and metrics. */
-  name: string;
+  readonly name: string;
   /** The addresses this listener binds (port 0 picks a free port). */
-  binds: HostPort[];
+  readonly binds: readonly HostPort[];
   /** Where each bind is written, for messages about it. */
-  bindPositions: SourcePosition[];
+  readonly bindPositions: readonly SourcePosition[];
   /** How long and how far a connection is read to tell its protocol. */
-  sniff: SniffConfig;
+  readonly sniff: SniffConfig;
   /** A relayed connection with no bytes either way for this long (ms) is closed. */
-  idleTimeout: number;
+  readonly idleTimeout: number;
   /** Connections open at once on this listener; null for only the global cap. */
-  maxConnections: number | null;
+  readonly maxConnections: number | null;
   /** Read a PROXY protocol header (v1 or v2) from every connection first; null when off. */
-  proxyProtocol: ProxyProtocolAccept | null;
+  readonly proxyProtocol: ProxyProtocolAccept | null;
   /** The routes, tried in order; the first that matches takes the connection. */
-  routes: RouteConfig[];
+  readonly routes: readonly RouteConfig[];
   /** Where the listener is defined, for messages about it. */
-  position: SourcePosition;
+  readonly position: SourcePosition;
 }
 
 /**
@@ -222,29 +224,33 @@ export interface ProxyProtocolAccept {
    * The networks (CIDRs) allowed to send headers: the load balancers. A connection from any
    * other address is refused; one from these without a valid header is refused too.
    */
-  acceptFrom: string[];
+  readonly acceptFrom: readonly string[];
   /** How long a connection may take to send its whole header, in ms. */
-  timeout: number;
+  readonly timeout: number;
 }
 
 /** How long and how much a listener reads to tell what a connection speaks. */
 export interface SniffConfig {
   /** The most time the whole sniff may take, from accept to a decision, in ms. */
-  timeout: number;
+  readonly timeout: number;
   /**
    * After this long without a first byte, the client counts as `silent` (it waits for the
    * server to speak first, as SSH clients may); in ms. `null` when no route matches `silent`.
    */
-  silentAfter: number | null;
+  readonly silentAfter: number | null;
   /** The largest ClientHello accepted, in bytes. */
-  maxHelloSize: number;
+  readonly maxHelloSize: number;
 }
 
-/** What a connection was found to speak. */
-export type Protocol = "tls" | "http" | "ssh" | "silent" | "unknown";
+/**
+ * All protocols, in the order they are documented: what the probes of proxy/sniff/classify.ts
+ * recognise, `silent` (the client sent nothing within `sniff.silent_after`) and `unknown` (no
+ * probe matched). A new protocol is a name here and a probe there.
+ */
+export const PROTOCOLS = ["tls", "http", "ssh", "silent", "unknown"] as const;
 
-/** All protocols, in the order they are documented. */
-export const PROTOCOLS: readonly Protocol[] = ["tls", "http", "ssh", "silent", "unknown"];
+/** What a connection was found to speak. */
+export type Protocol = typeof PROTOCOLS[number];
 
 /**
  * A host name pattern: an exact name, `*.suffix` standing for exactly one extra label, or
@@ -260,11 +266,11 @@ export type HostPattern =
 /** What a route matches. `null` fields match anything. */
 export interface RouteMatch {
   /** The protocols this route accepts; `null` for any. */
-  protocols: Protocol[] | null;
+  readonly protocols: readonly Protocol[] | null;
   /** TLS server names; `null` for any name, including none. */
-  sni: HostPattern[] | null;
+  readonly sni: readonly HostPattern[] | null;
   /** ALPN protocols, of which the client must offer at least one; `null` for any. */
-  alpn: string[] | null;
+  readonly alpn: readonly string[] | null;
 }
 
 /** Where TLS certificates for terminated routes come from. Paths are absolute. */
@@ -273,20 +279,20 @@ export interface CertificatesConfig {
    * Directories scanned for certificates: `NAME.pem` holding a chain and its key, `NAME.crt`
    * with `NAME.key`, or a certbot-style `SUB/fullchain.pem` with `SUB/privkey.pem`.
    */
-  directories: string[];
+  readonly directories: readonly string[];
   /** Explicit certificate chain and key files. */
-  files: { cert: string; key: string }[];
+  readonly files: { cert: string; key: string }[];
   /**
    * A server name whose certificate answers clients that send no SNI or a name no
    * certificate covers; null to refuse them.
    */
-  defaultName: string | null;
+  readonly defaultName: string | null;
   /** Self-signed certificates for names no real certificate covers; null when off. */
-  development: { directory: string } | null;
+  readonly development: { directory: string } | null;
   /** How often certificate files are checked for changes, in ms; 0 turns watching off. */
-  watchInterval: number;
+  readonly watchInterval: number;
   /** Certificates ordered from an ACME CA (RFC 8555) for terminated names; null when off. */
-  acme: AcmeConfig | null;
+  readonly acme: AcmeConfig | null;
 }
 
 /** An ACME challenge type edgemux can answer itself. */
@@ -301,31 +307,31 @@ export type AcmeKeyType = "ec-p256" | "ec-p384" | "rsa-2048" | "rsa-4096";
  */
 export interface AcmeConfig {
   /** The account's contact address (without `mailto:`). */
-  email: string;
+  readonly email: string;
   /** The CA's directory URL. */
-  directoryUrl: string;
+  readonly directoryUrl: string;
   /** A PEM file of CAs to trust for the directory's HTTPS (a test CA); null for the system roots. */
-  caFile: string | null;
+  readonly caFile: string | null;
   /** The challenge types to use, most preferred first. */
-  challenges: AcmeChallengeType[];
+  readonly challenges: readonly AcmeChallengeType[];
   /** The key type of the certificates ordered. */
-  keyType: AcmeKeyType;
+  readonly keyType: AcmeKeyType;
   /** Where the account key, certificates, challenges and locks are kept. */
-  stateDirectory: string;
+  readonly stateDirectory: string;
   /** The wait after a first failure, in ms; it doubles with every further failure, up to a day. */
-  retryInterval: number;
+  readonly retryInterval: number;
   /** Where the `acme` block stands, for messages about it. */
-  position: SourcePosition;
+  readonly position: SourcePosition;
 }
 
 /** Header changes applied by an HTTP route, in the order remove, set, add. */
 export interface HeaderOps {
   /** Field names (lowercase) to remove. */
-  remove: string[];
+  readonly remove: readonly string[];
   /** Fields to set, replacing any with the same name. */
-  set: [name: string, value: string][];
+  readonly set: [name: string, value: string][];
   /** Fields to append. */
-  add: [name: string, value: string][];
+  readonly add: [name: string, value: string][];
 }
 
 /** How an HTTP route matches a request path. */
@@ -341,39 +347,39 @@ export type PathMatch =
 /** One HTTP route inside an `edge` or `reencrypt` route. */
 export interface HttpRouteConfig {
   /** For logs: the `name` key, or `<tls route>/http#<index>`. */
-  name: string;
+  readonly name: string;
   /** Host patterns; null matches any host. */
-  hosts: HostPattern[] | null;
+  readonly hosts: readonly HostPattern[] | null;
   /** null matches any path. */
-  path: PathMatch | null;
+  readonly path: PathMatch | null;
   /** Forward matching requests to a backend, or answer them with a redirect to `location`. */
   action:
     | { kind: "backend"; backend: string }
     | { kind: "redirect"; location: string; status: 301 | 302 | 303 | 307 | 308 };
   /** Remove the matched path prefix before forwarding (prefix routes only). */
-  stripPrefix: boolean;
+  readonly stripPrefix: boolean;
   /** Replace the matched path prefix with this before forwarding (prefix routes only). */
-  rewritePrefix: string | null;
+  readonly rewritePrefix: string | null;
   /** Changes to the request's header fields before it is forwarded. */
-  requestHeaders: HeaderOps;
+  readonly requestHeaders: HeaderOps;
   /** Changes to the response's header fields before it is sent to the client. */
-  responseHeaders: HeaderOps;
+  readonly responseHeaders: HeaderOps;
   /** Where the HTTP route is defined, for messages about it. */
-  position: SourcePosition;
+  readonly position: SourcePosition;
 }
 
 /** The `308` redirect of plain HTTP to https. */
 export interface RedirectAction {
   /** Marks a plain-HTTP redirect route. */
-  kind: "redirect";
+  readonly kind: "redirect";
   /** The status code of the redirect response. */
-  status: 301 | 302 | 307 | 308;
+  readonly status: 301 | 302 | 307 | 308;
   /** The https port written into `Location`; `null` with no listener leaves it out (443). */
-  httpsPort: number | null;
+  readonly httpsPort: number | null;
   /** Take the https port from this listener's bound port (it may be port 0 in tests). */
-  httpsListener: string | null;
+  readonly httpsListener: string | null;
   /** Requests under `/.well-known/acme-challenge/` go to this backend instead. */
-  acmeBackend: string | null;
+  readonly acmeBackend: string | null;
 }
 
 /** What a route does with a matching connection. */
@@ -390,21 +396,38 @@ export type RouteAction =
  */
 export interface TerminateAction {
   /** `edge`: plain connections to the backends; `reencrypt`: TLS to them again. */
-  kind: "edge" | "reencrypt";
+  readonly kind: "edge" | "reencrypt";
   /** HTTP routing by host and path, or one backend that gets the decrypted byte stream. */
   upstream:
     | { kind: "http"; routes: HttpRouteConfig[] }
     | { kind: "tcp"; backend: string };
 }
 
+/**
+ * Whether a route action ends TLS at edgemux (`edge`, `reencrypt`) rather than relaying the
+ * client's bytes or answering them itself. The one place this rule is written.
+ */
+export function isTerminating(action: RouteAction): action is TerminateAction {
+  return action.kind === "edge" || action.kind === "reencrypt";
+}
+
+/**
+ * Ends an exhaustive `switch` over a union: once every member has its case, `x` is `never`, so a
+ * new member (a route action, a protocol, a sniff verdict) is a compile error at every such switch
+ * until it is handled there. Throws if a value the types rule out arrives anyway.
+ */
+export function assertNever(x: never, what: string): never {
+  throw new Error(`unhandled ${what}: ${JSON.stringify(x)}`);
+}
+
 /** One route of a listener. */
 export interface RouteConfig {
   /** The route's name in logs: its `name` key, or `listener#index`. */
-  name: string;
+  readonly name: string;
   /** What a connection must show for this route to take it. */
-  match: RouteMatch;
+  readonly match: RouteMatch;
   /** What happens to a connection this route takes. */
-  action: RouteAction;
+  readonly action: RouteAction;
   /** Where the route is defined, for messages about it. */
-  position: SourcePosition;
+  readonly position: SourcePosition;
 }

@@ -6,17 +6,29 @@
  * @module
  */
 
-import type { HttpConfig, ListenerConfig, RouteConfig, TerminateAction } from "../config/types.ts";
+import type {
+  HttpConfig,
+  ListenerConfig,
+  Protocol,
+  RouteConfig,
+  TerminateAction,
+} from "../config/types.ts";
 import type { RouteTable } from "../routing/route_table.ts";
 import type { CidrSet } from "../routing/cidr.ts";
 import type { HttpRouter } from "../routing/http_router.ts";
 import type { Backend } from "./backends/backend.ts";
 import type { BackendPool } from "./http/pool.ts";
-import type { AccessObserver, AccessRecord, RequestObserver } from "./observe/records.ts";
+import type {
+  AccessObserver,
+  EndReason,
+  OpenAccessRecord,
+  RequestObserver,
+} from "./observe/records.ts";
 import type { Terminator, TerminatorClient } from "./tls/terminator.ts";
 import type { PeerAddress } from "./net.ts";
 import type { DeadlineSet } from "./deadlines.ts";
 import type { AcmeChallenges } from "./tls/acme_challenges.ts";
+import type { PendingRead } from "./relay.ts";
 
 /** Everything a connection on one listener needs, fixed for its lifetime. */
 export interface ListenerContext {
@@ -52,13 +64,52 @@ export interface ListenerContext {
   readonly acme?: AcmeChallenges | null;
 }
 
+/**
+ * One accepted connection, as every phase of proxy/connection.ts sees it: made once at accept and
+ * never changed. `record` is the connection's one accumulator (bytes, names, the route), whose
+ * `end` the top level writes from what the phases return.
+ */
+export interface Accepted {
+  readonly conn: Deno.TcpConn;
+  readonly ctx: ListenerContext;
+  /** The client: the peer, or the client a PROXY header named. */
+  readonly client: PeerAddress;
+  /** The address the client connected to when a PROXY header named it; else undefined. */
+  readonly destination: PeerAddress | undefined;
+  readonly record: OpenAccessRecord;
+}
+
+/**
+ * What sniffing found: the facts routing takes (`protocol`, `sni`, `alpn`), and the bytes already
+ * read, to be replayed to whoever takes the connection.
+ */
+export interface Sniffed {
+  readonly protocol: Protocol;
+  /** The normalised server name from the ClientHello, or null. */
+  readonly sni: string | null;
+  /** The ALPN protocols the ClientHello offered. */
+  readonly alpn: readonly string[];
+  /** Every byte read so far, from the first. */
+  readonly first: Uint8Array;
+  /** A read of the client still in flight (a `silent` client), to be taken over. */
+  readonly pending: PendingRead | undefined;
+  /** The ClientHello sent its server name as raw UTF-8 (not A-labels). */
+  readonly idn: boolean;
+}
+
+/** How a phase ended a connection: the access record's `end`, and its `detail` when it has one. */
+export interface Ended {
+  readonly end: EndReason;
+  readonly detail?: string | null;
+}
+
 /** What the inner half learns about a terminated connection. */
 export interface TerminatedInfo extends TerminatorClient {
   ctx: ListenerContext;
   route: RouteConfig;
   action: TerminateAction;
   client: PeerAddress;
-  record: AccessRecord;
+  record: OpenAccessRecord;
   /**
    * Set by the inner half, called by the outer one when the client's connection is gone: an
    * HTTP/1.1 response waiting on its backend writes nothing to the client, so it would not

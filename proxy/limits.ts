@@ -16,7 +16,7 @@
 import type { LimitsConfig } from "../config/types.ts";
 import { parseIp } from "../routing/cidr.ts";
 import type { Backend } from "./backends/backend.ts";
-import type { AccessRecord } from "./observe/records.ts";
+import type { OpenAccessRecord } from "./observe/records.ts";
 import type { PeerAddress } from "./net.ts";
 
 /**
@@ -39,7 +39,7 @@ export function clientKey(ip: string): string {
 export function admitToBackend(
   backend: Backend,
   client: PeerAddress,
-  record: AccessRecord,
+  record: OpenAccessRecord,
 ): (() => void) | null {
   const key = clientKey(client.ip);
   const leave = backend.admitClient(key);

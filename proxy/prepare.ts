@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Config, RouteConfig } from "../config/types.ts";
+import { type Config, isTerminating, type RouteConfig } from "../config/types.ts";
 import type { ConfigIssue } from "../config/errors.ts";
 import { ConfigError } from "../config/errors.ts";
 import { missingPermission } from "../config/permission.ts";
@@ -24,46 +24,46 @@ import { CertStore } from "./tls/certs/store.ts";
 /** A config with everything it refers to loaded and checked. */
 export interface PreparedConfig {
   /** The config it was prepared from. */
-  config: Config;
+  readonly config: Config;
   /**
    * Real certificates (null when the config has no `certificates`); for the runtime only.
    *
    * @ignore
    */
-  certs: CertStore | null;
+  readonly certs: CertStore | null;
   /**
    * The development certificate, when names needed one; it only answers names `certs` lacks.
    * For the runtime only.
    *
    * @ignore
    */
-  devCert: InspectedCert | null;
+  readonly devCert: InspectedCert | null;
   /** Names served with the development certificate. */
-  devNames: string[];
+  readonly devNames: readonly string[];
   /**
    * Names whose certificates edgemux orders from the ACME CA (`certificates.acme`): every
    * exact name a terminating route serves that no configured certificate covers.
    */
-  acmeNames: string[];
+  readonly acmeNames: readonly string[];
   /**
    * TLS options per backend that has `tls`; for the runtime only.
    *
    * @ignore
    */
-  backendTls: Map<string, TlsDialOptions>;
+  readonly backendTls: ReadonlyMap<string, TlsDialOptions>;
   /** Every file and directory whose change means "reload the certificates". */
-  watched: string[];
+  readonly watched: readonly string[];
   /**
    * TLS options for backends' `tls` and `http` health checks (null: plain TCP); for the runtime
    * only.
    *
    * @ignore
    */
-  healthTls: Map<string, TlsDialOptions | null>;
+  readonly healthTls: ReadonlyMap<string, TlsDialOptions | null>;
   /** The admin listener's bearer token (`admin.token`, or read from `admin.token_file`). */
-  adminToken: string | null;
+  readonly adminToken: string | null;
   /** Every warning, from parsing and from the files. */
-  warnings: ConfigIssue[];
+  readonly warnings: ConfigIssue[];
 }
 
 /** Options for {@link prepareConfig}. */
@@ -221,7 +221,7 @@ function terminatingRoutes(config: Config): { route: RouteConfig; path: string }
   const out: { route: RouteConfig; path: string }[] = [];
   for (const l of config.listeners) {
     l.routes.forEach((route, i) => {
-      if (route.action.kind === "edge" || route.action.kind === "reencrypt") {
+      if (isTerminating(route.action)) {
         out.push({ route, path: `${entryPath("listeners", l.name)}.routes[${i}].sni` });
       }
     });
@@ -301,7 +301,7 @@ function acmeCandidates(config: Config, files: CertStore, issues: ConfigIssue[])
   for (const l of config.listeners) {
     const on443 = l.binds.some((b) => b.port === 443);
     l.routes.forEach((route, i) => {
-      if (route.action.kind !== "edge" && route.action.kind !== "reencrypt") return;
+      if (!isTerminating(route.action)) return;
       const path = `${entryPath("listeners", l.name)}.routes[${i}].sni`;
       const wanted: string[] = [];
       const defaultName = config.certificates!.defaultName;

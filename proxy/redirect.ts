@@ -11,14 +11,16 @@
 
 import type { RedirectAction } from "../config/types.ts";
 import { normalizePath } from "../routing/path.ts";
-import type { ListenerContext } from "./context.ts";
+import type { Accepted, ListenerContext } from "./context.ts";
 import type { RequestHead } from "./http/wire/head.ts";
 import { simpleResponse, simpleResponseInto } from "./http/wire/respond.ts";
 import { NO_HEADER_OPS } from "./http/wire/upstream_head.ts";
 import { forwardRequest } from "./http/h1.ts";
 import {
-  type AccessRecord,
   blankRequestRecord,
+  type EndReason,
+  type OpenAccessRecord,
+  type RequestEnd,
   type RequestOrigin,
   type RequestRecord,
 } from "./observe/records.ts";
@@ -35,13 +37,11 @@ const ACME_PREFIX = "/.well-known/acme-challenge/";
  * a timeout or bad request ends it. `first` holds the bytes the sniffer already read.
  */
 export async function serveRedirect(
-  conn: Deno.Conn,
+  accepted: Accepted,
   first: Uint8Array,
   action: RedirectAction,
-  ctx: ListenerContext,
-  client: PeerAddress,
-  record: AccessRecord,
 ): Promise<void> {
+  const { conn, ctx, client, record } = accepted;
   const reader = new BufferedReader(conn, ctx.deadlines, 2048, first);
   // For the redirects themselves; each is written before the next request is read.
   const scratch = takeScratch();
@@ -59,7 +59,7 @@ async function serve(
   action: RedirectAction,
   ctx: ListenerContext,
   client: PeerAddress,
-  record: AccessRecord,
+  record: OpenAccessRecord,
   scratch: Uint8Array,
 ): Promise<void> {
   const send = async (response: Uint8Array) => {
@@ -141,7 +141,11 @@ async function serve(
       request.bytes_out = result.bytesOut;
       request.upstream_ms = result.upstreamMs === null ? null : Math.round(result.upstreamMs);
       finish(ctx, request, started, result.status, result.end, result.detail);
-      return end(record, result.end === "ok" ? "acme-forwarded" : result.end, result.detail);
+      return end(
+        record,
+        result.end === "ok" || result.end === "upgraded" ? "acme-forwarded" : result.end,
+        result.detail,
+      );
     }
     const location = httpsLocation(head, action, ctx);
     if (location === null) {
@@ -169,7 +173,7 @@ async function serve(
  */
 function requestRecord(
   origin: RequestOrigin,
-  record: AccessRecord,
+  record: OpenAccessRecord,
   head: RequestHead | null,
 ): RequestRecord {
   const r = blankRequestRecord(
@@ -189,7 +193,7 @@ function finish(
   r: RequestRecord,
   started: number,
   status: number,
-  how: string,
+  how: RequestEnd,
   detail: string | null,
 ): void {
   r.status = status;
@@ -199,7 +203,7 @@ function finish(
   ctx.onRequest(r);
 }
 
-function end(record: AccessRecord, how: string, detail: string | null): void {
+function end(record: OpenAccessRecord, how: EndReason, detail: string | null): void {
   record.end = how;
   record.detail = detail;
 }

@@ -16,12 +16,15 @@ import { closeQuietly, isClosedLocally, isPeerGone } from "./net.ts";
 // and a connection reads its clock several times per request. Wall-clock steps only nudge
 // idle timeouts.
 
-/** How a relayed connection ended; the first cause wins. */
+/**
+ * How a relayed connection ended; the first cause wins. The client is downstream, the server
+ * upstream (records.ts names the sides).
+ */
 export type RelayEnd =
   | "client-closed"
-  | "server-closed"
+  | "upstream-closed"
   | "client-reset"
-  | "server-reset"
+  | "upstream-reset"
   | "idle-timeout"
   | "shutdown";
 
@@ -131,7 +134,7 @@ export async function relay(
     idleTimeout: opts.idleTimeout,
   };
   const closeBoth = (end: RelayEnd) => {
-    state.end ??= opts.stopped?.aborted && end !== "client-closed" && end !== "server-closed"
+    state.end ??= opts.stopped?.aborted && end !== "client-closed" && end !== "upstream-closed"
       ? "shutdown"
       : end;
     if (state.closed) return;
@@ -215,15 +218,15 @@ async function pump(
   } catch {
     // A local close (timeout, shutdown, the other direction failing) has set the cause
     // already; otherwise the side that failed reset the connection.
-    closeBoth(failedSide === "client" ? "client-reset" : "server-reset");
+    closeBoth(failedSide === "client" ? "client-reset" : "upstream-reset");
     return total;
   } finally {
     if (big !== null) giveBack(big);
   }
   // End of stream from src: pass the half-close on and let the other direction finish.
-  state.end ??= srcSide === "client" ? "client-closed" : "server-closed";
+  state.end ??= srcSide === "client" ? "client-closed" : "upstream-closed";
   if (srcSide === "server" && closeWhenServerEnds) {
-    closeBoth("server-closed");
+    closeBoth("upstream-closed");
     return total;
   }
   if (!state.closed) {
@@ -231,7 +234,7 @@ async function pump(
       await dst.closeWrite();
     } catch (e) {
       if (!isClosedLocally(e) && !isPeerGone(e)) {
-        closeBoth(dstSide === "client" ? "client-reset" : "server-reset");
+        closeBoth(dstSide === "client" ? "client-reset" : "upstream-reset");
       }
     }
   }

@@ -121,7 +121,7 @@ Deno.test("relay() passes on a server that goes away, and ends when the client f
   equal((await readAll(client)).length, 0);
   client.close();
   const result = await done;
-  ok(result.end === "server-reset" || result.end === "server-closed", result.end);
+  ok(result.end === "upstream-reset" || result.end === "upstream-closed", result.end);
   equal(result.up, 10);
   stop1();
   stop2();

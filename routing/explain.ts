@@ -5,10 +5,11 @@
  * @module
  */
 
-import type { ListenerConfig, Protocol } from "../config/types.ts";
+import { assertNever, isTerminating, type ListenerConfig, type Protocol } from "../config/types.ts";
 import { HttpRouter, normalizeHost } from "./http_router.ts";
 import { normalizePath, type PathNormalization, pathRefusal } from "./path.ts";
-import { covers, RouteTable } from "./route_table.ts";
+import { covers } from "./hosts.ts";
+import { RouteTable } from "./route_table.ts";
 import { domainToASCII } from "node:url";
 
 /**
@@ -80,6 +81,9 @@ export function explainConnection(listener: ListenerConfig, q: ExplainQuery): st
         out.push(`  TLS ends here (${a.kind}); the stream goes to backend "${a.upstream.backend}"`);
         return out;
       }
+      break;
+    default:
+      return assertNever(a, "route action");
   }
   out.push(`  TLS ends here (${a.kind}); requests are routed by host and path`);
   const host = q.host ?? sni;
@@ -138,7 +142,7 @@ export function inferProtocol(listener: ListenerConfig): Protocol {
     if (match.protocols !== null) seen.push(...match.protocols);
     else if (
       match.sni !== null || match.alpn !== null || action.kind === "passthrough" ||
-      action.kind === "edge" || action.kind === "reencrypt"
+      isTerminating(action)
     ) seen.push("tls");
     else if (action.kind === "redirect") seen.push("http");
   }

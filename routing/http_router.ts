@@ -22,7 +22,7 @@
  */
 
 import type { HttpRouteConfig, PathMatch } from "../config/types.ts";
-import { formatHostPattern, hasNoEmptyLabel, suffixesOf } from "./route_table.ts";
+import { formatHostPattern, hasNoEmptyLabel, suffixesOf, wildcardSuffixOf } from "./hosts.ts";
 
 /** The route a request takes and the path it is forwarded with. */
 export interface HttpRouteMatch {
@@ -229,9 +229,9 @@ export class HttpRouter {
       if (hit) return hit;
       // Skip the slice below when no route has a wildcard, the common case.
       if (this.#wildcard.size > 0) {
-        const dot = host.indexOf(".");
-        if (dot > 0) {
-          const wild = this.#wildcard.get(host.slice(dot + 1));
+        const suffix = wildcardSuffixOf(host);
+        if (suffix !== null) {
+          const wild = this.#wildcard.get(suffix);
           const w = wild && firstPathMatch(wild, path, end);
           if (w) return w;
         }
@@ -250,8 +250,8 @@ export class HttpRouter {
   /** The lists a host is looked up in, indexed by tier (EXACT, WILDCARD, ANY_DEPTH, ANY). */
   #tiersFor(host: string | null): Entry[][] {
     if (host === null) return [[], [], [], this.#any];
-    const dot = host.indexOf(".");
-    const wild = dot > 0 ? this.#wildcard.get(host.slice(dot + 1)) : undefined;
+    const suffix = wildcardSuffixOf(host);
+    const wild = suffix !== null ? this.#wildcard.get(suffix) : undefined;
     const deep: Entry[] = [];
     if (this.#anyDepth.size > 0 && hasNoEmptyLabel(host)) {
       for (const suffix of suffixesOf(host, this.#anyDepthMax)) {

@@ -562,11 +562,13 @@ Deno.test("HttpRouter.match() agrees with the reference matcher on random tables
       fc.array(requestArb, { minLength: 1, maxLength: 20 }),
       (specs, requests) => {
         const routes = specs.map((s, i) => {
-          const r = route(`r${i}`);
-          r.hosts = s.hosts?.map(hostPattern) ?? null;
-          r.path = s.path as PathMatch | null;
-          r.stripPrefix = s.strip;
-          r.rewritePrefix = s.rewrite;
+          const r: HttpRouteConfig = {
+            ...route(`r${i}`),
+            hosts: s.hosts?.map(hostPattern) ?? null,
+            path: s.path as PathMatch | null,
+            stripPrefix: s.strip,
+            rewritePrefix: s.rewrite,
+          };
           return r;
         });
         const router = new HttpRouter(routes);

@@ -14,8 +14,9 @@
  * @module
  */
 
-import type { HostPattern, ListenerConfig, Protocol, RouteConfig } from "../config/types.ts";
+import type { ListenerConfig, Protocol, RouteConfig } from "../config/types.ts";
 import { PROTOCOLS } from "../config/types.ts";
+import { formatHostPattern, hasNoEmptyLabel, suffixesOf, wildcardSuffixOf } from "./hosts.ts";
 
 /** What is known about a connection when it is routed. */
 export interface ConnectionFacts {
@@ -121,9 +122,9 @@ export class RouteTable {
       const exact = table.exact.get(sni);
       const hit = exact && firstAlpnMatch(exact, facts.alpn);
       if (hit) return { route: hit.route, entry: hit };
-      const dot = sni.indexOf(".");
-      if (dot > 0) {
-        const wild = table.wildcard.get(sni.slice(dot + 1));
+      const suffix = table.wildcard.size > 0 ? wildcardSuffixOf(sni) : null;
+      if (suffix !== null) {
+        const wild = table.wildcard.get(suffix);
         const w = wild && firstAlpnMatch(wild, facts.alpn);
         if (w) return { route: w.route, entry: w };
       }
@@ -179,57 +180,4 @@ function firstAlpnMatch(list: RouteEntry[], offered: readonly string[]): RouteEn
     for (const p of entry.alpn) if (offered.includes(p)) return entry;
   }
   return undefined;
-}
-
-/** True when a TLS route's server names cover `host` (a route without `sni` covers any). */
-export function covers(patterns: HostPattern[] | null, host: string): boolean {
-  if (patterns === null) return true;
-  for (const p of patterns) if (patternMatches(p, host)) return true;
-  return false;
-}
-
-/**
- * The one rule for whether a host pattern matches a (normalised) name, which the lookups above
- * and in http_router.ts implement with maps: `exact` is the name itself; `*.suffix` is one
- * non-empty label, a dot, then the suffix; `**.suffix` is one or more non-empty labels, a dot,
- * then the suffix. Neither wildcard matches the bare suffix, nor a name with an empty label.
- */
-export function patternMatches(p: HostPattern, host: string): boolean {
-  switch (p.kind) {
-    case "exact":
-      return p.name === host;
-    case "wildcard": {
-      const dot = host.indexOf(".");
-      return dot > 0 && host.slice(dot + 1) === p.suffix;
-    }
-    case "anyDepth":
-      return host.length > p.suffix.length + 1 && host.endsWith(p.suffix) &&
-        host.charCodeAt(host.length - p.suffix.length - 1) === 0x2e /* . */ &&
-        hasNoEmptyLabel(host);
-  }
-}
-
-/** False for `.a.b`, `a..b` and `a.b.`: names with an empty label match no wildcard. */
-export function hasNoEmptyLabel(host: string): boolean {
-  return host.length > 0 && host.charCodeAt(0) !== 0x2e &&
-    host.charCodeAt(host.length - 1) !== 0x2e &&
-    !host.includes("..");
-}
-
-/** A pattern as it is written in the config: `a.b`, `*.b`, `**.b`. */
-export function formatHostPattern(p: HostPattern): string {
-  return p.kind === "exact" ? p.name : `${p.kind === "wildcard" ? "*" : "**"}.${p.suffix}`;
-}
-
-/**
- * The suffixes an any-depth wildcard could stand for in `host`, longest first, and none longer
- * than `maxLength` (the longest `**.` suffix configured): `a.b.example.test` →
- * `b.example.test`, `example.test`, `test`. Bounding the length keeps a lookup's cost set by the
- * config, not by how long a name a client sends; callers check `hasNoEmptyLabel` first.
- */
-export function* suffixesOf(host: string, maxLength: number): Generator<string> {
-  const from = Math.max(1, host.length - maxLength - 1);
-  for (let dot = host.indexOf(".", from); dot > 0; dot = host.indexOf(".", dot + 1)) {
-    yield host.slice(dot + 1);
-  }
 }

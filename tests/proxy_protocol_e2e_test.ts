@@ -115,7 +115,7 @@ listeners:
       equal(rec.client, `127.0.0.1:${localPort}`);
       equal(clientPort(rec.client), Number(body.split(":")[1]));
       equal(rec.route, `to-nginx-${version}`);
-      ok(["client-closed", "server-closed"].includes(rec.end), `end ${rec.end} (${rec.detail})`);
+      ok(["client-closed", "upstream-closed"].includes(rec.end), `end ${rec.end} (${rec.detail})`);
     });
   }
 });

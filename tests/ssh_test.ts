@@ -18,7 +18,7 @@ const ssh = requireTool("ssh", "openssh-client");
 const MIB = 1024 * 1024;
 
 /** The ends a relayed connection has when one side simply finished. */
-const CLEAN_ENDS = ["client-closed", "server-closed"];
+const CLEAN_ENDS = ["client-closed", "upstream-closed"];
 
 /** A listener whose only route is a catch-all forward: edgemux reads nothing before relaying. */
 function forwardOnlyConfig(sshdPort: number): string {

@@ -11,7 +11,7 @@ import { Deadline, type DeadlineSet } from "../deadlines.ts";
 import { type LocalCause, localCause, noteLocalError } from "./local_errors.ts";
 import { noDelay } from "../net.ts";
 import { log } from "../observe/log.ts";
-import type { AccessRecord } from "../observe/records.ts";
+import type { OpenAccessRecord } from "../observe/records.ts";
 
 /** Why no server took the connection, as logged. */
 export type ConnectFailure =
@@ -164,7 +164,10 @@ export async function connectUpstream(
  * status page. Not for `no-server-up` and `server-full` (the backend said so once, when its
  * servers went down or filled up) nor `local-resource` (local_errors.ts logs it).
  */
-export function warnUpstreamFailure(record: AccessRecord, failure: string): void {
+export function warnUpstreamFailure(
+  record: OpenAccessRecord,
+  failure: ConnectFailure | "upstream-limit",
+): void {
   if (!UPSTREAM_FAULTS.has(failure)) return;
   log.warn("upstream connect failed", {
     conn: record.conn,
@@ -179,7 +182,7 @@ export function warnUpstreamFailure(record: AccessRecord, failure: string): void
 }
 
 /** The connect failures that are the server's, seen by the dial itself. */
-const UPSTREAM_FAULTS = new Set([
+const UPSTREAM_FAULTS: ReadonlySet<string> = new Set<ConnectFailure>([
   "upstream-refused",
   "upstream-timeout",
   "upstream-unreachable",

@@ -12,6 +12,7 @@ import { parseResponseHead, type ResponseHead } from "./wire/head.ts";
 import { encodeLatin1Into } from "./wire/latin1.ts";
 import { closeQuietly, writeAll } from "../net.ts";
 import type { ServerState } from "../backends/backend.ts";
+import type { SharedEnd } from "../observe/records.ts";
 import type { BackendPool, DialFailure, UpstreamConn, UpstreamSet } from "./pool.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 
@@ -72,7 +73,7 @@ export interface NoAnswer {
   ok: false;
   /** 400/408 when the client's own request body failed (it may be gone already). */
   status: 400 | 408 | 502 | 503 | 504;
-  end: string;
+  end: SharedEnd;
   detail: string;
   server: string | null;
   /** Seconds for a `Retry-After` header (503 only). */
@@ -220,7 +221,7 @@ function dialFailure(f: DialFailure): NoAnswer {
   };
 }
 
-function noAnswer(status: 502 | 504, end: string, detail: string, up: UpstreamConn): NoAnswer {
+function noAnswer(status: 502 | 504, end: SharedEnd, detail: string, up: UpstreamConn): NoAnswer {
   return { ok: false, status, end, detail, server: up.server.config.label, retryAfter: null };
 }
 

@@ -33,7 +33,7 @@ import type { BackendPool, UpstreamConn, UpstreamSet } from "./pool.ts";
 import { readRequestHead } from "./read_head.ts";
 import { type BufferedReader, TIMED_OUT } from "./reader.ts";
 import { decide, type HttpSession, isIdempotent, newRequestRecord } from "./session.ts";
-import type { RequestRecord } from "../observe/records.ts";
+import type { RequestEnd, RequestRecord, SharedEnd } from "../observe/records.ts";
 
 /** What the caller needs to forward one request. */
 export interface ForwardTarget {
@@ -59,7 +59,7 @@ export interface ForwardOutcome {
   bytesIn: number;
   bytesOut: number;
   upstreamMs: number | null;
-  end: string;
+  end: "ok" | "upgraded" | SharedEnd;
   detail: string | null;
   /** The client connection can carry another request. */
   keepAlive: boolean;
@@ -155,7 +155,7 @@ async function refuse(
   head: RequestHead,
   record: RequestRecord,
   status: number,
-  end: string,
+  end: RequestEnd,
   detail: string | null,
 ): Promise<boolean> {
   record.status = status;
@@ -349,7 +349,7 @@ async function streamBody(
   scratch: Uint8Array,
   target: ForwardTarget,
   outcome: ForwardOutcome,
-): Promise<string> {
+): Promise<"done" | SharedEnd> {
   let pending: Uint8Array | null = encodeHead(headText, scratch);
   const write = async (chunk: Uint8Array) => {
     if (pending === null) return await writeAll(conn, chunk);
@@ -505,7 +505,7 @@ async function tunnel(
 function errorRecord(
   session: HttpSession,
   status: number,
-  end: string,
+  end: RequestEnd,
   detail: string,
 ): RequestRecord {
   const record = newRequestRecord(session, "h1", "-", null, "-");

@@ -9,10 +9,11 @@ import type { HttpRouteConfig, RouteConfig } from "../../config/types.ts";
 import type { HttpRouter } from "../../routing/http_router.ts";
 import { normalizeHost } from "../../routing/http_router.ts";
 import { normalizePath, pathRefusal } from "../../routing/path.ts";
-import { covers } from "../../routing/route_table.ts";
+import { covers } from "../../routing/hosts.ts";
 import type { ListenerContext } from "../context.ts";
 import {
   blankRequestRecord,
+  type RequestEnd,
   type RequestObserver,
   type RequestOrigin,
   type RequestRecord,
@@ -60,7 +61,13 @@ export interface HttpSession {
 
 /** The outcome of routing one request. */
 export type RequestDecision =
-  | { kind: "respond"; status: number; end: string; detail: string | null; host: string | null }
+  | {
+    kind: "respond";
+    status: number;
+    end: RequestEnd;
+    detail: string | null;
+    host: string | null;
+  }
   | {
     kind: "redirect";
     route: HttpRouteConfig;

@@ -7,12 +7,11 @@
  */
 
 import type { Config } from "../../config/types.ts";
-import { PROTOCOLS } from "../../config/types.ts";
-import type { AccessRecord, RequestRecord } from "./records.ts";
+import { isTerminating, PROTOCOLS } from "../../config/types.ts";
+import type { AccessRecord, EndReason, RequestRecord } from "./records.ts";
 import { type LocalCause, localErrorCounts } from "../backends/local_errors.ts";
 import { durationBuckets, type Histogram, Registry, type Series } from "./metrics.ts";
 import { ServiceMetrics } from "./service_metrics.ts";
-import type { ConnectFailure } from "../backends/upstream.ts";
 
 /** Every cause `edgemux_local_errors_total` counts. */
 const LOCAL_CAUSES: readonly LocalCause[] = [
@@ -26,9 +25,10 @@ const LOCAL_CAUSES: readonly LocalCause[] = [
 /**
  * The ends of a relayed connection that series start at 0 for, per route and protocol: the
  * normal one and every way the connect to a backend can fail, so an `increase()` over them
- * sees the first failure. Other ends appear when they first happen.
+ * sees the first failure. Other ends appear when they first happen. The `end` label's values are
+ * exactly the {@link EndReason}s (records.ts).
  */
-const RELAY_ENDS: readonly ("client-closed" | ConnectFailure)[] = [
+const RELAY_ENDS: readonly EndReason[] = [
   "client-closed",
   "upstream-refused",
   "upstream-timeout",
@@ -104,7 +104,7 @@ export class ProxyMetrics {
       for (const route of l.routes) {
         const a = route.action;
         const relays = a.kind === "passthrough" || a.kind === "forward" ||
-          ((a.kind === "edge" || a.kind === "reencrypt") && a.upstream.kind === "tcp");
+          (isTerminating(a) && a.upstream.kind === "tcp");
         if (relays) {
           for (const protocol of route.match.protocols ?? PROTOCOLS) {
             for (const end of RELAY_ENDS) {
@@ -112,7 +112,7 @@ export class ProxyMetrics {
             }
           }
         }
-        if ((a.kind === "edge" || a.kind === "reencrypt") && a.upstream.kind === "http") {
+        if (isTerminating(a) && a.upstream.kind === "http") {
           for (const hr of a.upstream.routes) {
             h.requestSeconds.init([l.name, hr.name]);
             if (hr.action.kind !== "backend") continue;

@@ -8,6 +8,196 @@
 
 import type { Protocol } from "../../config/types.ts";
 
+/**
+ * Which side made a connection or a request end (Pingora's error source): the client
+ * (`downstream`), the backend server (`upstream`), or edgemux itself (`proxy`: its routes,
+ * caps, timers, certificates and its own faults).
+ */
+export type EndSource = "downstream" | "upstream" | "proxy";
+
+/**
+ * How a connection ended: the access log's `end`, the `end` label of `edgemux_connections_total`.
+ * Client-side ends are named `client-*`, server-side ends `upstream-*` (docs/metrics.md says what
+ * each means).
+ */
+export type EndReason =
+  | "client-closed"
+  | "client-closed-early"
+  | "client-reset"
+  | "client-timeout"
+  | "sniff-timeout"
+  | "malformed-hello"
+  | "handshake-timeout"
+  | "idn-not-terminated"
+  | "proxy-untrusted"
+  | "proxy-header-missing"
+  | "proxy-header-malformed"
+  | "proxy-header-timeout"
+  | "request-timeout"
+  | "keepalive-timeout"
+  | "bad-request"
+  | "bad-body"
+  | "upstream-closed"
+  | "upstream-reset"
+  | "upstream-refused"
+  | "upstream-timeout"
+  | "upstream-unreachable"
+  | "upstream-tls"
+  | "upstream-invalid"
+  | "upstream-limit"
+  | "no-server-up"
+  | "server-full"
+  | "no-route"
+  | "rejected"
+  | "redirected"
+  | "acme-answered"
+  | "acme-forwarded"
+  | "acme-tls-alpn-01"
+  | "acme-tls-alpn-01-failed"
+  | "no-certificate"
+  | "limit-total"
+  | "limit-listener"
+  | "limit-client"
+  | "rate-limited"
+  | "limit-backend-client"
+  | "idle-timeout"
+  | "shutdown"
+  | "local-resource"
+  | "internal-error";
+
+/**
+ * Every way a connection can end, with the side that ended it. Client-side ends are named
+ * `client-*` (and the sniffing, PROXY header and request phases that wait on the client);
+ * server-side ends are named `upstream-*` (and the backend's `no-server-up`, `server-full`).
+ * Adding an end is one entry in the union above and one here (the compiler asks for both);
+ * docs/metrics.md lists them (a test compares).
+ */
+const CONNECTION_ENDS: Readonly<Record<EndReason, EndSource>> = {
+  "client-closed": "downstream",
+  "client-closed-early": "downstream",
+  "client-reset": "downstream",
+  "client-timeout": "downstream",
+  "sniff-timeout": "downstream",
+  "malformed-hello": "downstream",
+  "handshake-timeout": "downstream",
+  "idn-not-terminated": "downstream",
+  "proxy-untrusted": "downstream",
+  "proxy-header-missing": "downstream",
+  "proxy-header-malformed": "downstream",
+  "proxy-header-timeout": "downstream",
+  "request-timeout": "downstream",
+  "keepalive-timeout": "downstream",
+  "bad-request": "downstream",
+  "bad-body": "downstream",
+  "upstream-closed": "upstream",
+  "upstream-reset": "upstream",
+  "upstream-refused": "upstream",
+  "upstream-timeout": "upstream",
+  "upstream-unreachable": "upstream",
+  "upstream-tls": "upstream",
+  "upstream-invalid": "upstream",
+  "upstream-limit": "upstream",
+  "no-server-up": "upstream",
+  "server-full": "upstream",
+  "no-route": "proxy",
+  "rejected": "proxy",
+  "redirected": "proxy",
+  "acme-answered": "proxy",
+  "acme-forwarded": "proxy",
+  "acme-tls-alpn-01": "proxy",
+  "acme-tls-alpn-01-failed": "proxy",
+  "no-certificate": "proxy",
+  "limit-total": "proxy",
+  "limit-listener": "proxy",
+  "limit-client": "proxy",
+  "rate-limited": "proxy",
+  "limit-backend-client": "proxy",
+  "idle-timeout": "proxy",
+  "shutdown": "proxy",
+  "local-resource": "proxy",
+  "internal-error": "proxy",
+};
+
+/** Every {@link EndReason}, in the order above. */
+export const END_REASONS: readonly EndReason[] = Object.freeze(
+  Object.keys(CONNECTION_ENDS) as EndReason[],
+);
+
+/** The side that caused a connection's end. */
+export function endSource(end: EndReason): EndSource {
+  return CONNECTION_ENDS[end];
+}
+
+/** How an HTTP request ended: the request log's `end`. */
+export type RequestEnd =
+  | "ok"
+  | "upgraded"
+  | "not-found"
+  | "redirected"
+  | "acme-answered"
+  | "misdirected"
+  | "bad-request"
+  | "bad-body"
+  | "request-timeout"
+  | "client-closed"
+  | "client-timeout"
+  | "upstream-closed"
+  | "upstream-reset"
+  | "upstream-refused"
+  | "upstream-timeout"
+  | "upstream-unreachable"
+  | "upstream-tls"
+  | "upstream-invalid"
+  | "upstream-limit"
+  | "no-server-up"
+  | "server-full"
+  | "local-resource"
+  | "internal-error";
+
+/**
+ * Every way an HTTP request can end, with the side that ended it: the ends a request shares with
+ * connections, and its own (`ok`, `upgraded`, `not-found`, `misdirected`; a redirect listener's
+ * `redirected` and `acme-answered`).
+ */
+const REQUEST_ENDS: Readonly<Record<RequestEnd, EndSource>> = {
+  "ok": "proxy",
+  "upgraded": "proxy",
+  "not-found": "proxy",
+  "redirected": "proxy",
+  "acme-answered": "proxy",
+  "misdirected": "downstream",
+  "bad-request": "downstream",
+  "bad-body": "downstream",
+  "request-timeout": "downstream",
+  "client-closed": "downstream",
+  "client-timeout": "downstream",
+  "upstream-closed": "upstream",
+  "upstream-reset": "upstream",
+  "upstream-refused": "upstream",
+  "upstream-timeout": "upstream",
+  "upstream-unreachable": "upstream",
+  "upstream-tls": "upstream",
+  "upstream-invalid": "upstream",
+  "upstream-limit": "upstream",
+  "no-server-up": "upstream",
+  "server-full": "upstream",
+  "local-resource": "proxy",
+  "internal-error": "proxy",
+};
+
+/** Every {@link RequestEnd}. */
+export const REQUEST_END_REASONS: readonly RequestEnd[] = Object.freeze(
+  Object.keys(REQUEST_ENDS) as RequestEnd[],
+);
+
+/** The ends a request and a connection share (a forwarded request's failure ends both). */
+export type SharedEnd = RequestEnd & EndReason;
+
+/** The side that caused a request's end. */
+export function requestEndSource(end: RequestEnd): EndSource {
+  return REQUEST_ENDS[end];
+}
+
 /** One finished connection, as written to the access log. */
 export interface AccessRecord {
   /** A number unique within this process, to tie log lines together. */
@@ -35,12 +225,18 @@ export interface AccessRecord {
   /** From accept to close. */
   ms: number;
   /** How it ended: `client-closed`, `no-route`, `upstream-refused`, `sniff-timeout`, … */
-  end: string;
+  end: EndReason;
   /** A short explanation for abnormal ends (a malformed hello's reason, a connect error). */
   detail: string | null;
   /** HTTP requests answered on this connection (redirect listeners), else null. */
   requests: number | null;
 }
+
+/**
+ * An access record while its connection runs: `end` is null until a phase decides it, and is
+ * always set before the record is handed to an {@link AccessObserver}.
+ */
+export type OpenAccessRecord = Omit<AccessRecord, "end"> & { end: EndReason | null };
 
 /** Receives every access record (the access log, metrics, tests). */
 export type AccessObserver = (record: AccessRecord) => void;
@@ -78,7 +274,7 @@ export interface RequestRecord {
   /** From sending the request upstream to the response head; null when not forwarded. */
   upstream_ms: number | null;
   /** `ok`, `client-closed`, `upstream-timeout`, `not-found`, … */
-  end: string;
+  end: RequestEnd;
   /** A short explanation for abnormal ends (a parse error, a connect error); null otherwise. */
   detail: string | null;
 }

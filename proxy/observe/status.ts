@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { HostPattern, RouteConfig } from "../../config/types.ts";
+import { assertNever, type HostPattern, type RouteConfig } from "../../config/types.ts";
 import type { Problem } from "./log.ts";
-import { formatHostPattern } from "../../routing/route_table.ts";
+import { formatHostPattern } from "../../routing/hosts.ts";
 import type { AcmeNameStatus } from "../tls/certs/acme.ts";
 
 /** Everything the status page shows. */
@@ -22,7 +22,7 @@ export interface StatusReport {
   /** Whole seconds since the process started. */
   uptimeSeconds: number;
   /** The config files in force, in merge order. */
-  configFiles: string[];
+  configFiles: readonly string[];
   /**
    * Reloads since start: how many succeeded and failed, when the last of each happened (Unix
    * milliseconds), and the last failure's message (kept after a later success, which
@@ -141,6 +141,8 @@ export function describeAction(r: RouteConfig): string {
           h.action.kind === "backend" ? h.action.backend : `redirect ${h.action.location}`
         }`;
       }).join("; ");
+    default:
+      return assertNever(a, "route action");
   }
 }
 

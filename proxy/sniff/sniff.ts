@@ -12,13 +12,12 @@ import { Deadline, type DeadlineSet } from "../deadlines.ts";
 import { closeQuietly } from "../net.ts";
 import type { PendingRead } from "../relay.ts";
 
+/** A classifier's final verdict: anything but "need more". */
+export type Verdict = Exclude<Classification, { kind: "incomplete" }>;
+
 /** What the sniffer found. `bytes` is everything read, to be replayed upstream first. */
 export type SniffResult =
-  | {
-    kind: "classified";
-    verdict: Exclude<Classification, { kind: "incomplete" }>;
-    bytes: Uint8Array;
-  }
+  | { kind: "classified"; verdict: Verdict; bytes: Uint8Array }
   /** No byte arrived within `silentAfter`; the read still in flight is handed over. */
   | { kind: "silent"; pending: PendingRead }
   /** The client closed (or reset) before it could be classified. */

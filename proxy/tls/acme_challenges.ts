@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { AccessRecord } from "../observe/records.ts";
+import type { OpenAccessRecord } from "../observe/records.ts";
 import { type AcmeState, isToken } from "./certs/acme_state.ts";
 import { closeQuietly, writeAll } from "../net.ts";
 import { HANDSHAKE_FAILURE_ALERT, parseClientHello, serverFlight } from "./acme_tls13.ts";
@@ -88,7 +88,7 @@ export async function answerTlsAlpnChallenge(
   conn: Deno.TcpConn,
   challenges: AcmeChallenges,
   stopped: AbortSignal,
-  record: AccessRecord,
+  record: OpenAccessRecord,
   first: Uint8Array,
 ): Promise<boolean> {
   if (record.sni === null || !record.alpn.includes(ACME_TLS_ALPN)) return false;

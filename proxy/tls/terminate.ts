@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ListenerContext, TerminatedInfo } from "../context.ts";
+import type { Accepted, ListenerContext, Sniffed, TerminatedInfo } from "../context.ts";
 import { serveHttp1 } from "../http/h1.ts";
 import { serveHttp2 } from "../http/h2.ts";
 import { UPSTREAMS_PER_CONNECTION, UpstreamSet } from "../http/pool.ts";
@@ -16,7 +16,7 @@ import { closeQuietly, writeAll } from "../net.ts";
 import { admitToBackend } from "../limits.ts";
 import { warnUpstreamFailure } from "../backends/upstream.ts";
 import { Deadline } from "../deadlines.ts";
-import { type PendingRead, relay, RelayControl } from "../relay.ts";
+import { relay, RelayControl } from "../relay.ts";
 
 /**
  * After the inner half has ended, how long the outer relay may go without a byte before it is
@@ -25,14 +25,17 @@ import { type PendingRead, relay, RelayControl } from "../relay.ts";
  */
 export const AFTER_INNER_ENDED = 5_000;
 
-/** The outer half: hand the client's TLS bytes to the internal listener and relay. */
+/**
+ * The outer half: hand the client's TLS bytes to the internal listener and relay. Writes how the
+ * connection ended into `info.record`.
+ */
 export async function terminate(
-  conn: Deno.TcpConn,
-  ctx: ListenerContext,
+  accepted: Accepted,
+  sniffed: Sniffed,
   info: TerminatedInfo,
-  first: Uint8Array,
-  pending: PendingRead | undefined,
 ): Promise<void> {
+  const { conn, ctx } = accepted;
+  const { first, pending } = sniffed;
   const record = info.record;
   const terminator = ctx.terminator();
   if (terminator === null) {
@@ -90,7 +93,7 @@ export async function terminate(
     record.detail = "TLS handshake not finished within sniff.timeout";
   } else {
     // From the client's side the inner half is "the server" (unless it said why it ended).
-    record.end ||= result.end;
+    record.end ??= result.end;
   }
   info.onClientGone?.();
 }

@@ -494,7 +494,7 @@ export async function runBackendFaults(sizes: BackendFaultSizes): Promise<Scenar
           `bytes sent before the reset`,
       );
       expectEnd(what("reset mid-response"), (await accessRecord(path, "reset", after)).end, [
-        "server-reset",
+        "upstream-reset",
       ]);
     }
     {
@@ -516,7 +516,7 @@ export async function runBackendFaults(sizes: BackendFaultSizes): Promise<Scenar
       expectEnd(
         what("backend closes mid-upload"),
         (await accessRecord(path, "closeup", after)).end,
-        ["server-closed", "server-reset"],
+        ["upstream-closed", "upstream-reset"],
       );
     }
     {

@@ -222,7 +222,7 @@ listeners:
         );
       }
       f.check(
-        record.end === "client-closed" || record.end === "server-closed",
+        record.end === "client-closed" || record.end === "upstream-closed",
         `${what}: the access record ends "${record.end}"`,
       );
       host.records.length = 0;

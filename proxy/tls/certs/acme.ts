@@ -392,7 +392,7 @@ export class AcmeManager {
         csr,
         email: this.#cfg.email,
         termsOfServiceAgreed: true,
-        challengePriority: this.#cfg.challenges,
+        challengePriority: [...this.#cfg.challenges],
         // acme-client's own pre-check fetches the challenge through public DNS from here;
         // edgemux answers on its own listeners, and the CA's view is the one that counts.
         skipChallengeVerification: true,

@@ -5,6 +5,7 @@
  */
 
 import { type InspectedCert, normalizeName } from "./certificate.ts";
+import { certWildcardSuffix, wildcardSuffixOf } from "../../../routing/hosts.ts";
 
 /** Options for {@linkcode CertStore}. */
 export interface CertStoreOptions {
@@ -20,10 +21,10 @@ export interface CertStoreOptions {
 /**
  * An immutable set of certificates indexed by the names they cover.
  *
- * Matching (RFC 6125 §6.4.3, as browsers do it): a certificate name `*.example.test` covers
- * exactly one more label, `a.example.test`, but neither `example.test` nor `a.b.example.test`;
- * only a whole leftmost `*` label counts as a wildcard. Names are compared lowercased with one
- * trailing dot removed.
+ * Matching (RFC 6125 §6.4.3, as browsers do it; routing/hosts.ts holds the rule, the same as for
+ * routes): a certificate name `*.example.test` covers exactly one more label, `a.example.test`,
+ * but neither `example.test` nor `a.b.example.test`; only a whole leftmost `*` label counts as a
+ * wildcard. Names are compared lowercased with one trailing dot removed.
  *
  * When several certificates cover a name, the choice is, in order of importance:
  * 1. one that is valid right now (so an expired or not-yet-valid copy never hides a good one);
@@ -64,7 +65,8 @@ export class CertStore {
     for (const cert of this.certs) {
       for (const raw of cert.names) {
         const name = normalizeName(raw);
-        if (name.startsWith("*.")) add(this.#wildcard, name.slice(2), cert);
+        const suffix = certWildcardSuffix(name);
+        if (suffix !== null) add(this.#wildcard, suffix, cert);
         else if (!name.includes("*")) add(this.#exact, name, cert);
         // Partial wildcards ("f*.example.test") are not honoured by browsers; skip them.
       }
@@ -110,9 +112,8 @@ export class CertStore {
   covers(name: string, now: Date = new Date(this.#now())): InspectedCert | null {
     const host = normalizeName(name);
     const exact = this.#exact.get(host);
-    const dot = host.indexOf(".");
-    // The label a wildcard stands for must be non-empty, and the rest must exist.
-    const wildcard = dot > 0 ? this.#wildcard.get(host.slice(dot + 1)) : undefined;
+    const suffix = wildcardSuffixOf(host);
+    const wildcard = suffix === null ? undefined : this.#wildcard.get(suffix);
     if (exact === undefined && wildcard === undefined) return null;
     return best(exact ?? [], wildcard ?? [], now.getTime());
   }
@@ -139,8 +140,9 @@ export class CertStore {
   inUse(cert: InspectedCert, now: Date): boolean {
     for (const raw of cert.names) {
       const name = normalizeName(raw);
-      const winner = name.startsWith("*.")
-        ? best([], this.#wildcard.get(name.slice(2)) ?? [], now.getTime())
+      const suffix = certWildcardSuffix(name);
+      const winner = suffix !== null
+        ? best([], this.#wildcard.get(suffix) ?? [], now.getTime())
         : this.covers(name, now);
       if (winner === cert) return true;
     }

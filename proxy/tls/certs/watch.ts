@@ -31,7 +31,7 @@
  * ```
  */
 export class FileWatcher {
-  #paths: () => string[];
+  #paths: () => readonly string[];
   #intervalMs: number;
   #onChange: () => void;
   /** The last state that fired (or the first one seen), per path. */
@@ -49,7 +49,7 @@ export class FileWatcher {
    * @param intervalMs the time between polls
    * @param onChange called after a change settles; whatever it throws is swallowed
    */
-  constructor(paths: () => string[], intervalMs: number, onChange: () => void) {
+  constructor(paths: () => readonly string[], intervalMs: number, onChange: () => void) {
     if (!(intervalMs > 0)) throw new RangeError(`intervalMs must be positive, got ${intervalMs}`);
     this.#paths = paths;
     this.#intervalMs = intervalMs;
