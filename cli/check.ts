@@ -27,7 +27,7 @@ function issueJson(issue: ConfigIssue) {
 
 /** `check --format json`: the whole verdict as one JSON object on standard output. */
 async function checkJson(path: string): Promise<number> {
-  let issues: ConfigIssue[];
+  let issues: readonly ConfigIssue[];
   let valid: boolean;
   try {
     issues = (await loadPrepared(path, false)).warnings;

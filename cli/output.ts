@@ -29,7 +29,7 @@ export function report(text: string, priority: 3 | 4 | 6): void {
 }
 
 /** Writes each issue to standard error, as an error or a warning. */
-export function printIssues(issues: ConfigIssue[]): void {
+export function printIssues(issues: readonly ConfigIssue[]): void {
   for (const issue of issues) report(formatIssue(issue), issue.severity === "error" ? 3 : 4);
 }
 

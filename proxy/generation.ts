@@ -8,7 +8,8 @@
  * @module
  */
 
-import type { ListenerConfig, RouteConfig } from "../config/types.ts";
+import { isTerminating, type ListenerConfig, type RouteConfig } from "../config/types.ts";
+import { certNameCovers } from "../routing/hosts.ts";
 import { CidrSet } from "../routing/cidr.ts";
 import { HttpRouter } from "../routing/http_router.ts";
 import { RouteTable } from "../routing/route_table.ts";
@@ -27,12 +28,22 @@ import type { AcmeChallenges } from "./tls/acme_challenges.ts";
 
 /** Everything derived from one config; see the module doc. */
 export interface Generation {
-  prepared: PreparedConfig;
-  contexts: Map<string, ListenerContext>;
-  backends: Map<string, Backend>;
-  pools: Map<string, BackendPool>;
-  checkers: HealthChecker[];
-  terminator: Terminator<TerminatedInfo> | null;
+  readonly prepared: PreparedConfig;
+  readonly contexts: ReadonlyMap<string, ListenerContext>;
+  readonly backends: ReadonlyMap<string, Backend>;
+  readonly pools: ReadonlyMap<string, BackendPool>;
+  readonly checkers: readonly HealthChecker[];
+  /** The internal TLS listener, null when no route terminates; see {@link TerminatorSlot}. */
+  readonly terminator: TerminatorSlot;
+}
+
+/**
+ * Where a generation keeps its internal TLS listener: the one part of a generation that changes
+ * after it is built, because a listener that has cached too many server names replaces itself.
+ * Connections read `current` when they start; everything else in a generation is fixed.
+ */
+export interface TerminatorSlot {
+  current: Terminator<TerminatedInfo> | null;
 }
 
 /** What every generation shares with the running proxy, made once at start. */
@@ -88,21 +99,14 @@ export function buildGeneration(
       ),
     );
   }
-  const gen: Generation = {
-    prepared,
-    contexts: new Map(),
-    backends,
-    pools,
-    checkers,
-    terminator: null,
-  };
-  const terminates = config.listeners.some((l) =>
-    l.routes.some((r) => r.action.kind === "edge" || r.action.kind === "reencrypt")
-  );
-  if (terminates) gen.terminator = newTerminator(prepared, gen);
+  const slot: TerminatorSlot = { current: null };
+  if (config.listeners.some((l) => l.routes.some((r) => isTerminating(r.action)))) {
+    slot.current = newTerminator(prepared, slot);
+  }
   const trustedProxies = new CidrSet(config.http.trustedProxies);
+  const contexts = new Map<string, ListenerContext>();
   for (const l of config.listeners) {
-    gen.contexts.set(l.name, {
+    contexts.set(l.name, {
       listener: l,
       table: new RouteTable(l),
       backends,
@@ -111,7 +115,7 @@ export function buildGeneration(
       boundPort: shared.boundPort,
       onAccess: shared.onAccess,
       onRequest: shared.onRequest,
-      terminator: () => gen.terminator,
+      terminator: () => slot.current,
       routers: routersOf(l),
       trustedProxies,
       proxySources: l.proxyProtocol === null ? null : new CidrSet(l.proxyProtocol.acceptFrom),
@@ -121,14 +125,14 @@ export function buildGeneration(
       acme,
     });
   }
-  return gen;
+  return { prepared, contexts, backends, pools, checkers, terminator: slot };
 }
 
 /**
  * The internal TLS listener of a generation, choosing each connection's certificate by SNI; when
- * it has cached too many names, it replaces itself in `gen` with a fresh one.
+ * it has cached too many names, it replaces itself in `slot` with a fresh one.
  */
-function newTerminator(prepared: PreparedConfig, gen: Generation): Terminator<TerminatedInfo> {
+function newTerminator(prepared: PreparedConfig, slot: TerminatorSlot): Terminator<TerminatedInfo> {
   const pem = (c: { certPem: string; keyPem: string } | null): CertifiedKey | null =>
     c === null ? null : { cert: c.certPem, key: c.keyPem };
   const dev = prepared.devCert;
@@ -136,7 +140,7 @@ function newTerminator(prepared: PreparedConfig, gen: Generation): Terminator<Te
     const real = prepared.certs?.select(sni) ?? null;
     if (real !== null) return pem(real);
     // The development certificate answers only names no real certificate covers.
-    if (dev !== null && (sni === null || prepared.devNames.some((n) => coversName(n, sni)))) {
+    if (dev !== null && (sni === null || prepared.devNames.some((n) => certNameCovers(n, sni)))) {
       return pem(dev);
     }
     return null;
@@ -148,8 +152,8 @@ function newTerminator(prepared: PreparedConfig, gen: Generation): Terminator<Te
   return new Terminator<TerminatedInfo>(choose, handshakeTimeout, serveTerminated, () => {
     // Too many distinct names have been cached by the TLS listener: start a fresh one.
     log.warn("internal TLS listener saw too many distinct server names; replacing it", {});
-    const old = gen.terminator;
-    gen.terminator = newTerminator(prepared, gen);
+    const old = slot.current;
+    slot.current = newTerminator(prepared, slot);
     if (old) setTimeout(() => void old.close(), TERMINATOR_GRACE);
   });
 }
@@ -158,19 +162,9 @@ function newTerminator(prepared: PreparedConfig, gen: Generation): Terminator<Te
 function routersOf(listener: ListenerConfig): Map<RouteConfig, HttpRouter> {
   const out = new Map<RouteConfig, HttpRouter>();
   for (const r of listener.routes) {
-    if (
-      (r.action.kind === "edge" || r.action.kind === "reencrypt") &&
-      r.action.upstream.kind === "http"
-    ) {
+    if (isTerminating(r.action) && r.action.upstream.kind === "http") {
       out.set(r, new HttpRouter(r.action.upstream.routes));
     }
   }
   return out;
-}
-
-/** Whether a certificate name (`a.b` or `*.b`) covers `sni`. */
-function coversName(name: string, sni: string): boolean {
-  if (!name.startsWith("*.")) return name === sni;
-  const dot = sni.indexOf(".");
-  return dot > 0 && sni.slice(dot + 1) === name.slice(2);
 }

@@ -63,13 +63,13 @@ export interface PreparedConfig {
   /** The admin listener's bearer token (`admin.token`, or read from `admin.token_file`). */
   readonly adminToken: string | null;
   /** Every warning, from parsing and from the files. */
-  readonly warnings: ConfigIssue[];
+  readonly warnings: readonly ConfigIssue[];
 }
 
 /** Options for {@link prepareConfig}. */
 export interface PrepareOptions {
   /** Warnings already found while parsing. */
-  warnings?: ConfigIssue[];
+  warnings?: readonly ConfigIssue[];
   /** Create or renew the development certificate (off for `check`, which only reports). */
   writeDevCert?: boolean;
   /** The time certificates are checked against (expiry, renewal); the current time by default. */

@@ -283,10 +283,9 @@ class RunningProxy implements ProxyHandle {
 
   #retire(old: Generation): void {
     this.#retired.push(old);
-    const t = old.terminator;
     for (const c of old.checkers) void c.stop();
     setTimeout(() => {
-      void t?.close();
+      void old.terminator.current?.close();
       for (const p of old.pools.values()) p.close();
       this.#retired.splice(this.#retired.indexOf(old), 1);
     }, TERMINATOR_GRACE);
@@ -511,8 +510,8 @@ class RunningProxy implements ProxyHandle {
       await Promise.all([...this.#tasks]);
     }
     for (const g of [this.#gen!, ...this.#retired]) {
-      await g.terminator?.close();
-      g.terminator?.closeConnections();
+      await g.terminator.current?.close();
+      g.terminator.current?.closeConnections();
       for (const p of g.pools.values()) p.close();
     }
   }
