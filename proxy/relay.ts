@@ -90,27 +90,85 @@ export class RelayControl {
 }
 
 /**
- * What each direction of an idle connection holds while it waits. Small, because a thousand
- * idle SSH sessions would otherwise pin megabytes; keystrokes and most small requests fit in one
- * read, and anything larger continues in the big buffer.
+ * What each direction reads into while it waits. Every read waiting for bytes holds its
+ * buffer, so this is what an idle connection keeps per direction (on top of what Deno's runtime
+ * costs per socket and per pending read: docs/deno-runtime.md, "What a held connection costs").
+ * Keystrokes and most small requests fit in one read of this size.
  */
-const IDLE_BUFFER = 512;
+export const IDLE_BUFFER = 512;
 /**
  * What a direction reads into while data flows: large, because each read and write costs a
  * runtime op whatever its size (256 KiB moved a single iperf3 stream from 0.7x to 1.2x
- * HAProxy's rate). Borrowed from a small pool only while a burst lasts.
+ * HAProxy's rate). Borrowed from {@link pool} only for a read that follows a full one, so that no
+ * read waits on it for long: a read that came back short means the socket was drained, and the
+ * next read, which may wait for hours, goes back to the idle buffer.
  */
-const BUSY_BUFFER = 256 * 1024;
-const POOL_LIMIT = 64;
-const pool: Uint8Array[] = [];
+export const BUSY_BUFFER = 256 * 1024;
 
-function borrow(): Uint8Array {
-  return pool.pop() ?? new Uint8Array(BUSY_BUFFER);
+/**
+ * The shared big buffers: borrowed while a burst lasts, given back at its end. At most
+ * {@link BufferPool.limit} are kept, and {@link BufferPool.trim} (run by a shared timer while
+ * the pool is not empty) frees those that no burst needed since the last trim, so a burst of many
+ * connections leaves no lasting memory behind.
+ */
+export class BufferPool {
+  readonly #free: Uint8Array[] = [];
+  #borrowed = 0;
+  /** The fewest free buffers since the last trim: that many were not needed. */
+  #lowWater = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    readonly trimEvery: number,
+  ) {}
+
+  /** Big buffers currently lent out (each one held by a read in flight or its write). */
+  get borrowed(): number {
+    return this.#borrowed;
+  }
+
+  /** Big buffers kept for reuse. */
+  get pooled(): number {
+    return this.#free.length;
+  }
+
+  borrow(): Uint8Array {
+    this.#borrowed++;
+    const buf = this.#free.pop();
+    if (this.#free.length < this.#lowWater) this.#lowWater = this.#free.length;
+    return buf ?? new Uint8Array(this.size);
+  }
+
+  giveBack(buf: Uint8Array): void {
+    this.#borrowed--;
+    if (this.#free.length >= this.limit) return;
+    this.#free.push(buf);
+    if (this.#timer === undefined && this.trimEvery > 0) {
+      this.#lowWater = this.#free.length;
+      this.#timer = setInterval(() => this.trim(), this.trimEvery);
+      // The pool must not keep a finished program (or a test) alive.
+      Deno.unrefTimer(this.#timer as unknown as number);
+    }
+  }
+
+  /**
+   * Frees the buffers that stayed in the pool since the last trim (all of them when nothing was
+   * borrowed meanwhile); stops the timer once the pool is empty.
+   */
+  trim(): void {
+    this.#free.length -= Math.min(this.#lowWater, this.#free.length);
+    this.#lowWater = this.#free.length;
+    if (this.#free.length === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
 }
 
-function giveBack(buf: Uint8Array): void {
-  if (pool.length < POOL_LIMIT) pool.push(buf);
-}
+/** The process's pool of {@link BUSY_BUFFER}s (16 MiB at most, trimmed every 10 s). */
+export const pool: BufferPool = new BufferPool(BUSY_BUFFER, 64, 10_000);
 
 /**
  * Relays bytes between `client` and `server` until both directions have ended, then closes
@@ -201,14 +259,12 @@ async function pump(
       let offset = 0;
       while (offset < n) offset += await dst.write(buf.subarray(offset, n));
       total += n;
-      // A full read means more is probably waiting: switch to the big buffer. Only a read that
-      // would have fitted the small one means the flow has gone quiet: give the big buffer back
-      // before the next, possibly long, wait. (A bulk stream's reads often come back short of
-      // 64 KiB without the stream slowing down; flipping back on those would cost throughput.)
-      if (big === null) {
-        if (n === buf.length) big = borrow();
-      } else if (n <= IDLE_BUFFER) {
-        giveBack(big);
+      // A full read means more is probably waiting: the next read goes into a big buffer. A
+      // short one means the socket was drained: the big buffer goes back before the next read,
+      // which may wait for hours (a held connection must not pin 256 KiB).
+      if (n === buf.length) big ??= pool.borrow();
+      else if (big !== null) {
+        pool.giveBack(big);
         big = null;
       }
     }
@@ -218,7 +274,7 @@ async function pump(
     closeBoth(failedSide === "client" ? "client-reset" : "server-reset");
     return total;
   } finally {
-    if (big !== null) giveBack(big);
+    if (big !== null) pool.giveBack(big);
   }
   // End of stream from src: pass the half-close on and let the other direction finish.
   state.end ??= srcSide === "client" ? "client-closed" : "server-closed";
