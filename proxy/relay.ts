@@ -114,6 +114,7 @@ export const BUSY_BUFFER = 256 * 1024;
 export class BufferPool {
   readonly #free: Uint8Array[] = [];
   #borrowed = 0;
+  #lent = 0;
   /** The fewest free buffers since the last trim: that many were not needed. */
   #lowWater = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -129,6 +130,11 @@ export class BufferPool {
     return this.#borrowed;
   }
 
+  /** Borrows so far, counted since the process started. */
+  get lent(): number {
+    return this.#lent;
+  }
+
   /** Big buffers kept for reuse. */
   get pooled(): number {
     return this.#free.length;
@@ -136,6 +142,7 @@ export class BufferPool {
 
   borrow(): Uint8Array {
     this.#borrowed++;
+    this.#lent++;
     const buf = this.#free.pop();
     if (this.#free.length < this.#lowWater) this.#lowWater = this.#free.length;
     return buf ?? new Uint8Array(this.size);
@@ -146,7 +153,6 @@ export class BufferPool {
     if (this.#free.length >= this.limit) return;
     this.#free.push(buf);
     if (this.#timer === undefined && this.trimEvery > 0) {
-      this.#lowWater = this.#free.length;
       this.#timer = setInterval(() => this.trim(), this.trimEvery);
       // The pool must not keep a finished program (or a test) alive.
       Deno.unrefTimer(this.#timer as unknown as number);
@@ -154,8 +160,9 @@ export class BufferPool {
   }
 
   /**
-   * Frees the buffers that stayed in the pool since the last trim (all of them when nothing was
-   * borrowed meanwhile); stops the timer once the pool is empty.
+   * Frees the buffers that no borrow needed since the last trim (the fewest that were free at any
+   * moment since), so a buffer outlives its last use by two trims at most; stops the timer once
+   * the pool is empty.
    */
   trim(): void {
     this.#free.length -= Math.min(this.#lowWater, this.#free.length);

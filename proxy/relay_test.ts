@@ -1,6 +1,6 @@
 import { equal, ok } from "node:assert/strict";
 import { DeadlineSet } from "./deadlines.ts";
-import { relay, RelayControl } from "./relay.ts";
+import { BufferPool, BUSY_BUFFER, IDLE_BUFFER, pool, relay, RelayControl } from "./relay.ts";
 
 const deadlines = new DeadlineSet();
 
@@ -190,4 +190,78 @@ Deno.test("RelayControl.tighten() before the relay starts applies once it does",
   server.close();
   stop1();
   stop2();
+});
+
+/** Lets pending op completions and their continuations run, up to `turns` event-loop turns. */
+async function settle(done: () => boolean, turns = 200): Promise<void> {
+  for (let i = 0; i < turns && !done(); i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+Deno.test("an idle relay holds no big buffer once a burst is over, even one that ended in a mid-sized read", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const before = { borrowed: pool.borrowed, lent: pool.lent };
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines });
+  // A server's first flight: a read that fills the idle buffer (so the next one goes into a big
+  // buffer), then one that comes back short but larger than the idle buffer. The connection
+  // then holds, as a TLS client that waits on its user would.
+  for (const size of [IDLE_BUFFER, IDLE_BUFFER + 88]) {
+    await writeAll(server, new Uint8Array(size).fill(7));
+    let got = 0;
+    const buf = new Uint8Array(size);
+    while (got < size) got += (await client.read(buf.subarray(got)))!;
+  }
+  ok(pool.lent > before.lent, "the burst did not use a big buffer: the test proves nothing");
+  await settle(() => pool.borrowed === before.borrowed);
+  equal(pool.borrowed, before.borrowed, "a read waits on a big buffer while nothing moves");
+  // The same after a bulk transfer both ways (a size that no big read divides evenly).
+  const size = 4 * BUSY_BUFFER + 100;
+  await Promise.all([
+    writeAll(client, new Uint8Array(size)),
+    writeAll(server, new Uint8Array(size)),
+    (async () => {
+      const buf = new Uint8Array(65536);
+      for (let got = 0; got < size;) got += (await server.read(buf))!;
+    })(),
+    (async () => {
+      const buf = new Uint8Array(65536);
+      for (let got = 0; got < size;) got += (await client.read(buf))!;
+    })(),
+  ]);
+  await settle(() => pool.borrowed === before.borrowed);
+  equal(pool.borrowed, before.borrowed, "a big buffer stays borrowed after a bulk transfer");
+  ok(pool.pooled <= pool.limit);
+  client.close();
+  server.close();
+  await done;
+  stop1();
+  stop2();
+});
+
+Deno.test("BufferPool keeps at most its limit, and trim() frees what no borrow needed", () => {
+  const p = new BufferPool(1024, 4, 0);
+  const out = Array.from({ length: 6 }, () => p.borrow());
+  equal(p.borrowed, 6);
+  for (const b of out) p.giveBack(b);
+  equal(p.borrowed, 0);
+  equal(p.pooled, 4, "more than the limit kept");
+  // Everything came back after the last trim: the first trim keeps it (it may be about to be
+  // needed again), the next frees what was not borrowed in between.
+  p.trim();
+  equal(p.pooled, 4);
+  p.giveBack(p.borrow());
+  p.trim();
+  equal(p.pooled, 1, "buffers that no borrow needed were kept");
+  p.trim();
+  equal(p.pooled, 0, "the pool does not shrink to nothing once idle");
+  // Reused, not reallocated, while pooled.
+  const b = p.borrow();
+  p.giveBack(b);
+  equal(p.borrow(), b);
+});
+
+Deno.test("the relay's pool is bounded to 16 MiB", () => {
+  ok(pool.size * pool.limit <= 16 * 1024 * 1024);
+  equal(pool.size, BUSY_BUFFER);
+  ok(pool.trimEvery > 0, "the shared pool is never trimmed");
 });
