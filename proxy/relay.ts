@@ -3,8 +3,8 @@
  *
  * Each direction is a read/write loop (docs/deno-runtime.md §4: `pipeTo` breaks half-close and costs
  * three times the memory). An idle connection holds only a small read buffer per direction;
- * while data is flowing, reads borrow a large buffer from a shared pool and give it back as soon
- * as a read comes back short, so a thousand idle SSH sessions do not pin 128 KiB each.
+ * while data is flowing, reads borrow larger buffers from shared pools and give them back as
+ * soon as a read comes back short, so a thousand held connections do not pin 256 KiB each.
  *
  * @module
  */
@@ -92,23 +92,30 @@ export class RelayControl {
 /**
  * What each direction reads into while it waits. Every read waiting for bytes holds its
  * buffer, so this is what an idle connection keeps per direction (on top of what Deno's runtime
- * costs per socket and per pending read: docs/deno-runtime.md, "What a held connection costs").
- * Keystrokes and most small requests fit in one read of this size.
+ * costs per socket and per pending read: docs/deno-runtime.md §12). Keystrokes and most small
+ * requests fit in one read of this size.
  */
 export const IDLE_BUFFER = 512;
 /**
- * What a direction reads into while data flows: large, because each read and write costs a
- * runtime op whatever its size (256 KiB moved a single iperf3 stream from 0.7x to 1.2x
- * HAProxy's rate). Borrowed from {@link pool} only for a read that follows a full one, so that no
- * read waits on it for long: a read that came back short means the socket was drained, and the
- * next read, which may wait for hours, goes back to the idle buffer.
+ * The read after a full idle-size read: a TLS server's first flight, a small response or a
+ * request body's first part fit, so a short burst never touches a {@link BUSY_BUFFER}.
+ */
+export const WARM_BUFFER = 16 * 1024;
+/**
+ * What a direction reads into once a burst has filled a {@link WARM_BUFFER}: large, because each
+ * read and write costs a runtime op whatever its size (256 KiB moved a single iperf3 stream from
+ * 0.7x to 1.2x HAProxy's rate).
  */
 export const BUSY_BUFFER = 256 * 1024;
 
 /**
- * The shared big buffers: borrowed while a burst lasts, given back at its end. At most
- * {@link BufferPool.limit} are kept, and {@link BufferPool.trim} (run by a shared timer while
- * the pool is not empty) frees those that no burst needed since the last trim, so a burst of many
+ * The shared buffers above the idle size. A direction borrows one only for a read that follows
+ * a full one (more bytes are almost certainly waiting), and gives it back as soon as a read comes
+ * back short (the socket was drained), before its next read, which may wait for hours: a held
+ * connection never pins more than its idle buffer.
+ *
+ * At most `limit` buffers are kept, and {@link BufferPool.trim} (run by a shared timer while the
+ * pool is not empty) frees those that no burst needed since the last trim, so a burst of many
  * connections leaves no lasting memory behind.
  */
 export class BufferPool {
@@ -174,8 +181,21 @@ export class BufferPool {
   }
 }
 
-/** The process's pool of {@link BUSY_BUFFER}s (16 MiB at most, trimmed every 10 s). */
-export const pool: BufferPool = new BufferPool(BUSY_BUFFER, 64, 10_000);
+/**
+ * The process's pools: 1 MiB of warm buffers (a thousand clients whose first flights arrive at
+ * once reuse a few dozen) and 4 MiB of busy ones (eight bulk streams both ways), trimmed every 5 s.
+ * Measured with scripts/held_memory.ts: reading first flights straight into 256 KiB buffers left
+ * 30–60 KB of RSS per held connection behind, pooled or freed, since the allocator keeps freed
+ * memory.
+ */
+export const pools: { warm: BufferPool; busy: BufferPool } = {
+  warm: new BufferPool(WARM_BUFFER, 64, 5_000),
+  busy: new BufferPool(BUSY_BUFFER, 16, 5_000),
+};
+
+function giveBack(buf: Uint8Array): void {
+  (buf.length === WARM_BUFFER ? pools.warm : pools.busy).giveBack(buf);
+}
 
 /**
  * Relays bytes between `client` and `server` until both directions have ended, then closes
@@ -244,8 +264,9 @@ async function pump(
 ): Promise<number> {
   const dstSide = srcSide === "client" ? "server" : "client";
   let total = 0;
-  let small: Uint8Array | null = null;
-  let big: Uint8Array | null = null;
+  let idle: Uint8Array | null = null;
+  /** The pooled buffer the next read goes into, or null for the idle buffer. */
+  let lent: Uint8Array | null = null;
   let failedSide = srcSide;
   try {
     for (;;) {
@@ -257,7 +278,7 @@ async function pump(
         n = await pending.promise;
         pending = undefined;
       } else {
-        buf = big ?? (small ??= new Uint8Array(IDLE_BUFFER));
+        buf = lent ?? (idle ??= new Uint8Array(IDLE_BUFFER));
         n = await src.read(buf);
       }
       if (n === null) break;
@@ -266,13 +287,17 @@ async function pump(
       let offset = 0;
       while (offset < n) offset += await dst.write(buf.subarray(offset, n));
       total += n;
-      // A full read means more is probably waiting: the next read goes into a big buffer. A
-      // short one means the socket was drained: the big buffer goes back before the next read,
-      // which may wait for hours (a held connection must not pin 256 KiB).
-      if (n === buf.length) big ??= pool.borrow();
-      else if (big !== null) {
-        pool.giveBack(big);
-        big = null;
+      if (n === buf.length) {
+        // A full read: more is almost certainly waiting; read it into the next size up.
+        if (lent === null) lent = pools.warm.borrow();
+        else if (lent.length === WARM_BUFFER) {
+          pools.warm.giveBack(lent);
+          lent = pools.busy.borrow();
+        }
+      } else if (lent !== null) {
+        // A short read drained the socket: the next read may wait for hours, on the idle buffer.
+        giveBack(lent);
+        lent = null;
       }
     }
   } catch {
@@ -281,7 +306,7 @@ async function pump(
     closeBoth(failedSide === "client" ? "client-reset" : "server-reset");
     return total;
   } finally {
-    if (big !== null) pool.giveBack(big);
+    if (lent !== null) giveBack(lent);
   }
   // End of stream from src: pass the half-close on and let the other direction finish.
   state.end ??= srcSide === "client" ? "client-closed" : "server-closed";

@@ -1,6 +1,14 @@
 import { equal, ok } from "node:assert/strict";
 import { DeadlineSet } from "./deadlines.ts";
-import { BufferPool, BUSY_BUFFER, IDLE_BUFFER, pool, relay, RelayControl } from "./relay.ts";
+import {
+  BufferPool,
+  BUSY_BUFFER,
+  IDLE_BUFFER,
+  pools,
+  relay,
+  RelayControl,
+  WARM_BUFFER,
+} from "./relay.ts";
 
 const deadlines = new DeadlineSet();
 
@@ -197,24 +205,27 @@ async function settle(done: () => boolean, turns = 200): Promise<void> {
   for (let i = 0; i < turns && !done(); i++) await new Promise((r) => setTimeout(r, 0));
 }
 
-Deno.test("an idle relay holds no big buffer once a burst is over, even one that ended in a mid-sized read", async () => {
+const borrowed = () => pools.warm.borrowed + pools.busy.borrowed;
+
+Deno.test("an idle relay holds no pooled buffer once a burst is over, whatever size its last read", async () => {
   const [clientInner, client, stop1] = await pair();
   const [serverInner, server, stop2] = await pair();
-  const before = { borrowed: pool.borrowed, lent: pool.lent };
+  const before = { borrowed: borrowed(), warm: pools.warm.lent, busy: pools.busy.lent };
   const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines });
-  // A server's first flight: a read that fills the idle buffer (so the next one goes into a big
-  // buffer), then one that comes back short but larger than the idle buffer. The connection
-  // then holds, as a TLS client that waits on its user would.
-  for (const size of [IDLE_BUFFER, IDLE_BUFFER + 88]) {
+  // Reads that each fill the relay's buffer (so the next goes into the next size up), then one
+  // that comes back short but larger than the idle buffer, as a TLS server's first flight can.
+  // The connection then holds, as a TLS client that waits on its user would.
+  for (const size of [IDLE_BUFFER, WARM_BUFFER, WARM_BUFFER + 1000]) {
     await writeAll(server, new Uint8Array(size).fill(7));
     let got = 0;
     const buf = new Uint8Array(size);
     while (got < size) got += (await client.read(buf.subarray(got)))!;
   }
-  ok(pool.lent > before.lent, "the burst did not use a big buffer: the test proves nothing");
-  await settle(() => pool.borrowed === before.borrowed);
-  equal(pool.borrowed, before.borrowed, "a read waits on a big buffer while nothing moves");
-  // The same after a bulk transfer both ways (a size that no big read divides evenly).
+  ok(pools.warm.lent > before.warm, "no warm buffer was used: the test proves nothing");
+  ok(pools.busy.lent > before.busy, "no busy buffer was used: the test proves nothing");
+  await settle(() => borrowed() === before.borrowed);
+  equal(borrowed(), before.borrowed, "a read waits on a pooled buffer while nothing moves");
+  // The same after a bulk transfer both ways (a size that no buffer size divides evenly).
   const size = 4 * BUSY_BUFFER + 100;
   await Promise.all([
     writeAll(client, new Uint8Array(size)),
@@ -228,16 +239,15 @@ Deno.test("an idle relay holds no big buffer once a burst is over, even one that
       for (let got = 0; got < size;) got += (await client.read(buf))!;
     })(),
   ]);
-  await settle(() => pool.borrowed === before.borrowed);
-  equal(pool.borrowed, before.borrowed, "a big buffer stays borrowed after a bulk transfer");
-  ok(pool.pooled <= pool.limit);
+  await settle(() => borrowed() === before.borrowed);
+  equal(borrowed(), before.borrowed, "a pooled buffer stays borrowed after a bulk transfer");
+  ok(pools.warm.pooled <= pools.warm.limit && pools.busy.pooled <= pools.busy.limit);
   client.close();
   server.close();
   await done;
   stop1();
   stop2();
 });
-
 Deno.test("BufferPool keeps at most its limit, and trim() frees what no borrow needed", () => {
   const p = new BufferPool(1024, 4, 0);
   const out = Array.from({ length: 6 }, () => p.borrow());
@@ -260,8 +270,9 @@ Deno.test("BufferPool keeps at most its limit, and trim() frees what no borrow n
   equal(p.borrow(), b);
 });
 
-Deno.test("the relay's pool is bounded to 16 MiB", () => {
-  ok(pool.size * pool.limit <= 16 * 1024 * 1024);
-  equal(pool.size, BUSY_BUFFER);
-  ok(pool.trimEvery > 0, "the shared pool is never trimmed");
+Deno.test("the relay's pools are bounded to 5 MiB and trimmed", () => {
+  equal(pools.warm.size, WARM_BUFFER);
+  equal(pools.busy.size, BUSY_BUFFER);
+  ok(pools.warm.size * pools.warm.limit + pools.busy.size * pools.busy.limit <= 5 * 1024 * 1024);
+  ok(pools.warm.trimEvery > 0 && pools.busy.trimEvery > 0, "a shared pool is never trimmed");
 });

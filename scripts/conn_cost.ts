@@ -14,12 +14,21 @@
  *   buffer, then leaves a read pending on the same buffer (a buffer that carried data).
  * - `node-paused`: `node:net` `createServer({ pauseOnConnect: true })`, sockets kept.
  * - `node-flowing`: `node:net`, a `data` listener on each socket (a read always pending).
+ * - `denotls-hello`: `Deno.listenTls` with testdata/certs/edge-wildcard.pem, `handshake()` started;
+ *   the client sends testdata/hellos/chromium.bin and reads the first byte of the answer, then
+ *   holds (a TLS connection stalled after the server's first flight).
+ * - `nodetls-hello`: the same with `node:tls` `createServer`.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import net from "node:net";
+import tls from "node:tls";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const CERT = `${ROOT}testdata/certs/edge-wildcard.pem`;
+const KEY = `${ROOT}testdata/certs/edge-wildcard.key`;
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,7 +38,7 @@ const { values } = parseArgs({
       type: "string",
       default: "deno-accept,deno-read-1,deno-read-16,deno-read-512,deno-read-4096," +
         "deno-read-65536,deno-read-262144,deno-used-4096,deno-used-65536,deno-used-262144," +
-        "node-paused,node-flowing",
+        "node-paused,node-flowing,denotls-hello,nodetls-hello",
     },
     serve: { type: "string" },
   },
@@ -55,8 +64,35 @@ if (values.serve !== undefined) {
   const kept: unknown[] = [];
   let accepted = 0;
   let port: number;
-  const [, api, what, size] = /^(deno|node)-(\w+)(?:-(\d+))?$/.exec(mode)!;
-  if (api === "deno") {
+  const [, api, what, size] = /^(deno|node|denotls|nodetls)-(\w+)(?:-(\d+))?$/.exec(mode)!;
+  if (api === "denotls") {
+    const l = Deno.listenTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: Deno.readTextFileSync(CERT),
+      key: Deno.readTextFileSync(KEY),
+    });
+    port = l.addr.port;
+    (async () => {
+      for await (const c of l) {
+        kept.push(c);
+        accepted++;
+        c.handshake().catch(() => {});
+      }
+    })();
+  } else if (api === "nodetls") {
+    const server = tls.createServer({
+      cert: Deno.readTextFileSync(CERT),
+      key: Deno.readTextFileSync(KEY),
+    });
+    server.on("connection", (s) => {
+      kept.push(s);
+      accepted++;
+    });
+    server.on("tlsClientError", () => {});
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    port = (server.address() as net.AddressInfo).port;
+  } else if (api === "deno") {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     port = l.addr.port;
     (async () => {
@@ -129,11 +165,16 @@ for (const mode of values.modes!.split(",")) {
   const port = Number(await line());
   const conns: Deno.Conn[] = [];
   const payload = new Uint8Array(2000);
+  const hello = Deno.readFileSync(`${ROOT}testdata/hellos/chromium.bin`);
   for (let i = 0; i < n; i += 50) {
     await Promise.all(Array.from({ length: Math.min(50, n - i) }, async () => {
       const c = await Deno.connect({ hostname: "127.0.0.1", port });
       conns.push(c);
       if (mode.startsWith("deno-used")) await c.write(payload);
+      if (mode.endsWith("-hello")) {
+        await c.write(hello);
+        await c.read(new Uint8Array(1));
+      }
     }));
   }
   const w = server.stdin.getWriter();

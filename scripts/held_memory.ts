@@ -19,6 +19,11 @@
  * soft descriptor limit must allow about 3 × the last step in edgemux (`ulimit -n`). Prints one
  * line per step and scenario, and a JSON summary last.
  *
+ * `--hello FILE` picks another hello from testdata/hellos/ (default chromium.bin, 2020 bytes, whose
+ * answer from a TLS 1.3 server with a post-quantum key share is 2–3 KB). `--heap` also runs
+ * edgemux with its inspector and reports, per connection, the growth of the JS heap
+ * (`heapUsed`) and of `external` (ArrayBuffers) after a full GC: the rest of the RSS is native.
+ *
  * Internal mode (used by the script itself): `--client PORT KIND` opens and holds connections,
  * reading target counts from stdin.
  *
@@ -44,6 +49,7 @@ const { values } = parseArgs({
     kind: { type: "string" },
     "v8-flags": { type: "string" },
     hello: { type: "string", default: "chromium.bin" },
+    heap: { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -208,6 +214,31 @@ async function waitForPort(port: number): Promise<void> {
   throw new Error(`edgemux did not listen on ${port}`);
 }
 
+/** A function that runs a full GC in edgemux and returns its Deno.memoryUsage(). */
+async function inspector(port: number): Promise<() => Promise<Deno.MemoryUsage>> {
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+  await new Promise((r) => ws.onopen = r);
+  let id = 0;
+  const waiting = new Map<number, (v: unknown) => void>();
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    waiting.get(msg.id)?.(msg.result);
+    waiting.delete(msg.id);
+  };
+  return async () => {
+    const my = ++id;
+    const result = new Promise<unknown>((r) => waiting.set(my, r));
+    ws.send(JSON.stringify({
+      id: my,
+      method: "Runtime.evaluate",
+      params: { expression: "globalThis.gc?.(); JSON.stringify(Deno.memoryUsage())" },
+    }));
+    const r = await result as { result: { value: string } };
+    return JSON.parse(r.result.value);
+  };
+}
+
 interface Row {
   scenario: string;
   n: number;
@@ -226,7 +257,9 @@ async function measure(scenario: string, steps: number[]): Promise<Row[]> {
   const cfg = `${dir}/edgemux.yaml`;
   await Deno.writeTextFile(cfg, config(port, scenario, backends));
   const args = ["run", "-A"];
-  if (values["v8-flags"]) args.push(`--v8-flags=${values["v8-flags"]}`);
+  const inspectPort = values.heap ? freePort() : 0;
+  if (values.heap) args.push(`--inspect=127.0.0.1:${inspectPort}`, "--v8-flags=--expose-gc");
+  else if (values["v8-flags"]) args.push(`--v8-flags=${values["v8-flags"]}`);
   const proxy = new Deno.Command(Deno.execPath(), {
     args: [...args, values.main!, "run", "-c", cfg],
     stdout: "null",
@@ -266,12 +299,15 @@ async function measure(scenario: string, steps: number[]): Promise<Row[]> {
       out = out.slice(out.indexOf("\n") + 1);
       return line;
     };
+    const heap = values.heap ? await inspector(inspectPort) : null;
+    const idleHeap = heap ? await heap() : null;
     const idle = rssKiB(proxy.pid);
     const idleFds = fds(proxy.pid);
     for (const n of steps) {
       await writer.write(new TextEncoder().encode(`${n}\n`));
       const [, held, errors, ...first] = (await nextLine()).split(" ");
       await sleep(Number(values.settle));
+      const usage = heap ? await heap() : null;
       const now = rssKiB(proxy.pid);
       const row: Row = {
         scenario,
@@ -289,6 +325,10 @@ async function measure(scenario: string, steps: number[]): Promise<Row[]> {
         `${scenario.padEnd(12)} N=${String(n).padEnd(5)} held=${row.held} errors=${row.errors}` +
           ` idle=${(idle / 1024).toFixed(1)}MiB held=${(now / 1024).toFixed(1)}MiB` +
           ` => ${row.kbPerConn} KB/conn, ${row.fdsPerConn} fds/conn` +
+          (usage && idleHeap
+            ? ` [JS heap ${((usage.heapUsed - idleHeap.heapUsed) / n / 1000).toFixed(1)} KB,` +
+              ` external ${((usage.external - idleHeap.external) / n / 1000).toFixed(1)} KB]`
+            : "") +
           (first.length ? ` (${first.join(" ")})` : ""),
       );
     }
