@@ -107,15 +107,15 @@ export const WARM_BUFFER = 16 * 1024;
  * 0.7x to 1.2x HAProxy's rate).
  */
 export const BUSY_BUFFER = 256 * 1024;
-const NO_BYTES = new Uint8Array(0);
 /** A short read at least this large means a stream is still flowing (see nextBuffer). */
 export const STREAMING = 8 * 1024;
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * The shared buffers above the idle size. A direction borrows one only for a read that follows
- * a full one (more bytes are almost certainly waiting), and gives it back as soon as a read comes
- * back short (the socket was drained), before its next read, which may wait for hours: a held
- * connection never pins more than its idle buffer.
+ * a full one (more bytes are almost certainly waiting), and gives it back when a read comes back
+ * short (the socket was drained), before its next read, which may wait for hours (see
+ * nextBuffer for the one exception, a stream that is still flowing).
  *
  * At most `limit` buffers are kept, and {@link BufferPool.trim} (run by a shared timer while the
  * pool is not empty) frees those that no burst needed since the last trim, so a burst of many
@@ -135,7 +135,7 @@ export class BufferPool {
     readonly trimEvery: number,
   ) {}
 
-  /** Big buffers currently lent out (each one held by a read in flight or its write). */
+  /** Buffers currently lent out (each one held by a read in flight or its write). */
   get borrowed(): number {
     return this.#borrowed;
   }
@@ -145,7 +145,7 @@ export class BufferPool {
     return this.#lent;
   }
 
-  /** Big buffers kept for reuse. */
+  /** Buffers kept for reuse. */
   get pooled(): number {
     return this.#free.length;
   }
@@ -188,8 +188,8 @@ export class BufferPool {
  * The process's pools: 1 MiB of warm buffers (a thousand clients whose first flights arrive at
  * once reuse a few dozen) and 4 MiB of busy ones (eight bulk streams both ways), trimmed every 5 s.
  * Measured with scripts/held_memory.ts: reading first flights straight into 256 KiB buffers left
- * 30–60 KB of RSS per held connection behind, pooled or freed, since the allocator keeps freed
- * memory.
+ * about 30 KB of RSS per held connection behind at N = 1,000 (a pool of 8 busy buffers), pooled or
+ * freed alike, since the allocator keeps what is freed.
  */
 export const pools: { warm: BufferPool; busy: BufferPool } = {
   warm: new BufferPool(WARM_BUFFER, 64, 5_000),
