@@ -1,6 +1,14 @@
 import { equal, ok } from "node:assert/strict";
 import { DeadlineSet } from "./deadlines.ts";
-import { relay, RelayControl } from "./relay.ts";
+import {
+  BufferPool,
+  BUSY_BUFFER,
+  IDLE_BUFFER,
+  pools,
+  relay,
+  RelayControl,
+  WARM_BUFFER,
+} from "./relay.ts";
 
 const deadlines = new DeadlineSet();
 
@@ -190,4 +198,106 @@ Deno.test("RelayControl.tighten() before the relay starts applies once it does",
   server.close();
   stop1();
   stop2();
+});
+
+/** Lets pending op completions and their continuations run, up to `turns` event-loop turns. */
+async function settle(done: () => boolean, turns = 200): Promise<void> {
+  for (let i = 0; i < turns && !done(); i++) await new Promise((r) => setTimeout(r, 0));
+}
+
+const borrowed = () => pools.warm.borrowed + pools.busy.borrowed;
+
+/** Writes `size` bytes into `from` and reads them all from `to`, through the relay. */
+async function through(from: Deno.Conn, to: Deno.Conn, size: number): Promise<void> {
+  const buf = new Uint8Array(size);
+  await Promise.all([
+    writeAll(from, new Uint8Array(size).fill(7)),
+    (async () => {
+      for (let got = 0; got < size;) got += (await to.read(buf.subarray(got)))!;
+    })(),
+  ]);
+}
+
+Deno.test("a relay held after a TLS server's first flight keeps no pooled buffer", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const before = { borrowed: borrowed(), warm: pools.warm.lent };
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines });
+  // A read that fills the idle buffer (so the next goes into a warm one), then one that comes
+  // back short but larger than the idle buffer: a 2–3 KB first flight arriving in two parts.
+  // The connection then holds, as a TLS client that waits on its user would.
+  await through(server, client, IDLE_BUFFER);
+  await through(server, client, 2500);
+  ok(pools.warm.lent > before.warm, "no warm buffer was used: the test proves nothing");
+  await settle(() => borrowed() === before.borrowed);
+  equal(borrowed(), before.borrowed, "a read waits on a pooled buffer while nothing moves");
+  client.close();
+  server.close();
+  await done;
+  stop1();
+  stop2();
+});
+
+Deno.test("a relay never waits on a busy buffer, and gives the warm one back once a stream ends", async () => {
+  const [clientInner, client, stop1] = await pair();
+  const [serverInner, server, stop2] = await pair();
+  const before = { warm: pools.warm.borrowed, busy: pools.busy.borrowed, lent: pools.busy.lent };
+  const done = relay(clientInner, serverInner, { idleTimeout: 5000, deadlines });
+  // Full reads climb to a busy buffer; a short read of a stream's size steps down to a warm one.
+  await through(server, client, IDLE_BUFFER);
+  await through(server, client, WARM_BUFFER);
+  await through(server, client, WARM_BUFFER + 1000);
+  ok(pools.busy.lent > before.lent, "no busy buffer was used: the test proves nothing");
+  await settle(() => pools.busy.borrowed === before.busy);
+  equal(pools.busy.borrowed, before.busy, "a read waits on a busy buffer");
+  ok(pools.warm.borrowed <= before.warm + 1);
+  // A small read ends the stream: back to the idle buffer.
+  await through(server, client, 100);
+  await settle(() => pools.warm.borrowed === before.warm);
+  equal(pools.warm.borrowed, before.warm, "a warm buffer outlives the stream");
+  // The same after a bulk transfer both ways (a size that no buffer size divides evenly), once
+  // a small message has gone each way.
+  const size = 4 * BUSY_BUFFER + 100;
+  await Promise.all([through(client, server, size), through(server, client, size)]);
+  await settle(() => pools.busy.borrowed === before.busy);
+  equal(pools.busy.borrowed, before.busy, "a busy buffer stays borrowed after a bulk transfer");
+  await through(client, server, 100);
+  await through(server, client, 100);
+  await settle(() => borrowed() === before.warm + before.busy);
+  equal(borrowed(), before.warm + before.busy, "a pooled buffer stays borrowed after a transfer");
+  ok(pools.warm.pooled <= pools.warm.limit && pools.busy.pooled <= pools.busy.limit);
+  client.close();
+  server.close();
+  await done;
+  stop1();
+  stop2();
+});
+
+Deno.test("BufferPool keeps at most its limit, and trim() frees what no borrow needed", () => {
+  const p = new BufferPool(1024, 4, 0);
+  const out = Array.from({ length: 6 }, () => p.borrow());
+  equal(p.borrowed, 6);
+  for (const b of out) p.giveBack(b);
+  equal(p.borrowed, 0);
+  equal(p.pooled, 4, "more than the limit kept");
+  // Everything came back after the last trim: the first trim keeps it (it may be about to be
+  // needed again), the next frees what was not borrowed in between.
+  p.trim();
+  equal(p.pooled, 4);
+  p.giveBack(p.borrow());
+  p.trim();
+  equal(p.pooled, 1, "buffers that no borrow needed were kept");
+  p.trim();
+  equal(p.pooled, 0, "the pool does not shrink to nothing once idle");
+  // Reused, not reallocated, while pooled.
+  const b = p.borrow();
+  p.giveBack(b);
+  equal(p.borrow(), b);
+});
+
+Deno.test("the relay's pools are bounded to 5 MiB and trimmed", () => {
+  equal(pools.warm.size, WARM_BUFFER);
+  equal(pools.busy.size, BUSY_BUFFER);
+  ok(pools.warm.size * pools.warm.limit + pools.busy.size * pools.busy.limit <= 5 * 1024 * 1024);
+  ok(pools.warm.trimEvery > 0 && pools.busy.trimEvery > 0, "a shared pool is never trimmed");
 });

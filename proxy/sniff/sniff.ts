@@ -87,7 +87,9 @@ export async function sniff(
       length += n;
       const verdict = classify(buf.subarray(0, length), opts.maxHelloSize);
       if (verdict.kind !== "incomplete") {
-        return { kind: "classified", verdict, bytes: buf.subarray(0, length) };
+        // A copy of just the bytes read: they are kept until the connection ends (they are
+        // replayed upstream first), and the read buffer may be four times their size.
+        return { kind: "classified", verdict, bytes: buf.slice(0, length) };
       }
     }
   } catch {
