@@ -8,6 +8,10 @@
  */
 
 import { runCommand, type Server, sleep, startServer, waitForPort } from "./_proc.ts";
+import { replaceExtension, serverNameData } from "../proxy/_testing/hello_builder.ts";
+
+/** TLS extension type of server_name (RFC 6066 §3). */
+const EXT_SERVER_NAME = 0;
 
 /** The repository root (the parent of bench/). */
 export const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -261,58 +265,17 @@ export async function startBackends(dir: string): Promise<Backends> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A real ClientHello for the passthrough name
+// A browser's ClientHello for the held-connection scenarios
 
 /**
- * Captures the ClientHello `openssl s_client` sends for `serverName` (a real one, with a valid
- * key share, so the passthrough backend answers it), by listening on a loopback port.
+ * The ClientHello headless Chromium sent (testdata/hellos/chromium.bin, 2,020 bytes with its
+ * post-quantum key share), with its server name replaced by `serverName`. A browser's hello is
+ * what a public proxy mostly sees, and its size matters: the server's answer to it (a larger
+ * first flight) decides how much a proxy holds while it waits for the client's next flight.
+ * openssl's smaller hello understated edgemux's held cost by a factor of five before the relay's
+ * buffer ladder (docs/deno-runtime.md).
  */
-export async function captureClientHello(serverName: string): Promise<Uint8Array> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const captured = (async () => {
-    const conn = await listener.accept();
-    const buf = new Uint8Array(65536);
-    let len = 0;
-    try {
-      // Read records until their payloads hold the whole handshake message: a 4-byte header
-      // (type 1, 24-bit length at bytes 6..8 of the first record) and its body.
-      while (true) {
-        const n = await conn.read(buf.subarray(len));
-        if (n === null) break;
-        len += n;
-        if (len < 9) continue;
-        const want = 4 + ((buf[6] << 16) | (buf[7] << 8) | buf[8]);
-        let have = 0;
-        for (let off = 0; off + 5 <= len;) {
-          const rec = (buf[off + 3] << 8) | buf[off + 4];
-          have += Math.min(rec, len - off - 5);
-          off += 5 + rec;
-        }
-        if (have >= want) break;
-      }
-    } finally {
-      conn.close();
-    }
-    return buf.slice(0, len);
-  })();
-  try {
-    await runCommand([
-      "openssl",
-      "s_client",
-      "-connect",
-      `127.0.0.1:${port}`,
-      "-servername",
-      serverName,
-      "-alpn",
-      "http/1.1",
-    ], { timeoutMs: 10_000 });
-    const hello = await captured;
-    if (hello.length < 50 || hello[0] !== 0x16 || hello[5] !== 0x01) {
-      throw new Error(`openssl did not send a ClientHello (${hello.length} bytes captured)`);
-    }
-    return hello;
-  } finally {
-    listener.close();
-  }
+export async function browserClientHello(serverName: string): Promise<Uint8Array> {
+  const recorded = await Deno.readFile(`${REPO_ROOT}/testdata/hellos/chromium.bin`);
+  return replaceExtension(recorded, EXT_SERVER_NAME, serverNameData(serverName));
 }

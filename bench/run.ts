@@ -12,7 +12,7 @@
 
 import { parseArgs } from "node:util";
 import { killAllStarted, runCommand } from "./_proc.ts";
-import { captureClientHello, NameResolver, NAMES, REPO_ROOT, startBackends } from "./_setup.ts";
+import { browserClientHello, NameResolver, NAMES, REPO_ROOT, startBackends } from "./_setup.ts";
 import { type Context, type Durations, FULL, QUICK, type Results } from "./_types.ts";
 import { SCENARIOS } from "./_scenarios.ts";
 import { parseCaddyVersion } from "./_tools.ts";
@@ -189,9 +189,9 @@ async function runIn(dir: string): Promise<number> {
   const names = new NameResolver(dir);
   await names.init();
   const helloFile = `${dir}/hello-passthrough.bin`;
-  await Deno.writeFile(helloFile, await captureClientHello(NAMES.passthrough));
+  await Deno.writeFile(helloFile, await browserClientHello(NAMES.passthrough));
   const edgeHelloFile = `${dir}/hello-edge.bin`;
-  await Deno.writeFile(edgeHelloFile, await captureClientHello(NAMES.edge));
+  await Deno.writeFile(edgeHelloFile, await browserClientHello(NAMES.edge));
   const backends = await startBackends(dir);
   const ctx: Context = {
     dir,
