@@ -1,11 +1,19 @@
 /**
- * `edge` and `reencrypt` routes: the outer half relays the client's bytes into the internal TLS
- * listener (see terminator.ts); the inner half, once the handshake is done, serves HTTP/2 or
- * HTTP/1.1 (by ALPN) or relays the decrypted stream to a TCP backend.
+ * `edge` and `reencrypt` routes. Two ways to end TLS, chosen per connection by what the client's
+ * ClientHello offers:
+ *
+ * - no `h2` in its ALPN list (HTTP/1.1 clients, TLS-terminated TCP): `node:tls` on the client's own
+ *   socket ({@link terminateHere}, node_tls.ts), one socket and no copy through loopback;
+ * - `h2` offered: the outer half relays the client's bytes into the internal TLS listener (see
+ *   terminator.ts), whose connections Deno's HTTP/2 server can serve.
+ *
+ * Either way the inner half ({@link serveTerminated}), once the handshake is done, serves HTTP/2
+ * or HTTP/1.1 (by ALPN) or relays the decrypted stream to a TCP backend.
  *
  * @module
  */
 
+import * as tls from "node:tls";
 import type { ListenerContext, TerminatedInfo } from "../context.ts";
 import { serveHttp1 } from "../http/h1.ts";
 import { serveHttp2 } from "../http/h2.ts";
@@ -17,6 +25,35 @@ import { admitToBackend } from "../limits.ts";
 import { warnUpstreamFailure } from "../backends/upstream.ts";
 import { Deadline } from "../deadlines.ts";
 import { type PendingRead, relay, RelayControl } from "../relay.ts";
+import { ClientSocketStream, serverOptions, TlsStreamConn } from "./node_tls.ts";
+import type { Terminator } from "./terminator.ts";
+
+/**
+ * Which way clients that do not offer h2 are terminated: `node` (the default) ends TLS on the
+ * client's socket with `node:tls`; `hop` sends them through the internal listener like h2
+ * clients. Only tests and measurements change it (see {@link useTerminationPath}).
+ */
+export type TerminationPath = "node" | "hop";
+
+let path: TerminationPath = pathFromEnvironment();
+
+/** `EDGEMUX_TERMINATION=hop` in the environment (when edgemux may read it) picks the hop. */
+function pathFromEnvironment(): TerminationPath {
+  try {
+    return Deno.env.get("EDGEMUX_TERMINATION") === "hop" ? "hop" : "node";
+  } catch {
+    // No permission to read it (the packaged service): the default.
+    return "node";
+  }
+}
+
+/**
+ * Chooses the termination path of clients that do not offer h2, for this isolate: the tests that
+ * run the terminated suite on the path that is not the default, and A/B measurements.
+ */
+export function useTerminationPath(p: TerminationPath): void {
+  path = p;
+}
 
 /**
  * After the inner half has ended, how long the outer relay may go without a byte before it is
@@ -38,6 +75,9 @@ export async function terminate(
   if (terminator === null) {
     record.end = "no-certificate";
     return;
+  }
+  if (path === "node" && !record.alpn.includes("h2")) {
+    return await terminateHere(conn, ctx, info, first, pending, terminator);
   }
   let inner: Deno.TcpConn;
   try {
@@ -102,9 +142,73 @@ function outerIdleTimeout(ctx: ListenerContext): number {
   return ctx.listener.idleTimeout + longest;
 }
 
-/** The inner half: runs once the internal listener has finished the TLS handshake. */
+/** What a client that does not offer h2 is offered (the same as the internal listener, minus h2). */
+const HTTP1_ONLY = ["http/1.1"];
+
+/**
+ * Ends TLS on the client's own socket with `node:tls`: the certificate is chosen from the SNI the
+ * sniffer read (the terminator of the moment holds the current certificates), the handshake
+ * has `sniff.timeout` to finish, then the inner half serves the decrypted stream.
+ */
+async function terminateHere(
+  conn: Deno.TcpConn,
+  ctx: ListenerContext,
+  info: TerminatedInfo,
+  first: Uint8Array,
+  pending: PendingRead | undefined,
+  terminator: Terminator<TerminatedInfo>,
+): Promise<void> {
+  const record = info.record;
+  const chosen = terminator.choose(record.sni);
+  if (chosen === null) {
+    record.end = "no-certificate";
+    record.detail = `no certificate for "${record.sni ?? ""}"`;
+    return;
+  }
+  const stream = new ClientSocketStream(conn, first, pending);
+  const socket = new tls.TLSSocket(
+    stream as never,
+    serverOptions(terminator.contexts.get(chosen), HTTP1_ONLY),
+  );
+  const tlsConn = new TlsStreamConn(socket, stream);
+  const handshake = new Deadline(() => closeQuietly(tlsConn));
+  ctx.deadlines.arm(handshake, ctx.listener.sniff.timeout);
+  const secure = await new Promise<boolean>((resolve) => {
+    socket.once("secure", () => resolve(true));
+    socket.once("error", () => resolve(false));
+    socket.once("close", () => resolve(false));
+  });
+  ctx.deadlines.disarm(handshake);
+  if (secure) {
+    // The client's socket failing while a response waits on its backend: end that wait.
+    stream.once("error", () => info.onClientGone?.());
+    stream.once("close", () => {
+      if (!tlsConn.closed) info.onClientGone?.();
+    });
+    try {
+      const alpn = typeof socket.alpnProtocol === "string" ? socket.alpnProtocol : null;
+      await serveTerminated(tlsConn as unknown as Deno.Conn, alpn, info);
+    } catch (e) {
+      record.end ||= "internal-error";
+      record.detail ??= `terminated connection: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  const endedByClient = tlsConn.endedByClient;
+  closeQuietly(tlsConn);
+  record.up += stream.up;
+  record.down += stream.down;
+  if (handshake.expired) {
+    record.end = "handshake-timeout";
+    record.detail = "TLS handshake not finished within sniff.timeout";
+  } else if (!record.end) {
+    if (stream.failure !== null) record.end = ctx.hardStop.aborted ? "shutdown" : "client-reset";
+    else record.end = endedByClient ? "client-closed" : "server-closed";
+  }
+}
+
+/** The inner half: runs once the TLS handshake has finished, on either path. */
 export async function serveTerminated(
-  conn: Deno.TlsConn,
+  conn: Deno.Conn,
   alpn: string | null,
   info: TerminatedInfo,
 ): Promise<void> {
@@ -157,7 +261,7 @@ export async function serveTerminated(
     if (session.upstream !== null) closeQuietly(session.upstream.conn);
   };
   try {
-    if (alpn === "h2") await serveHttp2(conn, session);
+    if (alpn === "h2") await serveHttp2(conn as Deno.TlsConn, session);
     else await serveHttp1(conn, new BufferedReader(conn, ctx.deadlines, 4096), session);
   } finally {
     session.upstreams.close();
