@@ -5,8 +5,9 @@
  * the decrypted side is given back to the engines as the small part of `Deno.Conn` they use
  * (read, write, closeWrite, close).
  *
- * Used for clients whose ClientHello does not offer h2 (see terminate.ts): `node:http2` serves
- * nothing on such a socket, so HTTP/2 stays on the internal listener.
+ * Used, when the `node` termination path is chosen (terminate.ts), for clients whose ClientHello
+ * does not offer h2: `node:http2` serves nothing on such a socket, so HTTP/2 stays on the
+ * internal listener.
  *
  * @module
  */
@@ -26,6 +27,9 @@ const READ_SIZE = 16 * 1024;
  */
 const QUEUE_LIMIT = 64 * 1024;
 
+/** How long a close waits for close_notify to be written before it closes the socket anyway. */
+const CLOSE_NOTIFY_WAIT = 1_000;
+
 /**
  * The client's socket as a node stream: first the bytes the sniffer took (and the read it may
  * have left running), then reads from the socket. Counts the raw bytes both ways for the access
@@ -43,6 +47,10 @@ export class ClientSocketStream extends Duplex {
   #pending: PendingRead | undefined;
   #buf: Uint8Array | null = null;
   #closed = false;
+  #lastWrite: Promise<void> = Promise.resolve();
+  #onClosed!: () => void;
+  /** Resolves once the client's socket has been closed. */
+  readonly socketClosed: Promise<void> = new Promise((r) => this.#onClosed = r);
 
   constructor(conn: Deno.TcpConn, first: Uint8Array, pending: PendingRead | undefined) {
     super({ allowHalfOpen: true });
@@ -80,7 +88,9 @@ export class ClientSocketStream extends Duplex {
   }
 
   override _write(chunk: Uint8Array, _enc: string, done: (e?: Error | null) => void): void {
-    this.#writeAll(chunk).then(() => done(), (e) => {
+    const writing = this.#writeAll(chunk);
+    this.#lastWrite = writing;
+    writing.then(() => done(), (e) => {
       this.#fail(e);
       done(e instanceof Error ? e : new Error(String(e)));
     });
@@ -110,6 +120,18 @@ export class ClientSocketStream extends Duplex {
     } catch {
       // Closed already.
     }
+    this.#onClosed();
+  }
+
+  /**
+   * Closes the client's socket once what node has queued for it (close_notify, after
+   * `TLSSocket#end`) has been written: node hands the encrypted bytes over a tick after it
+   * reports the end as done.
+   */
+  async closeAfterWrites(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 0));
+    await this.#lastWrite.catch(() => {});
+    this.close();
   }
 
   #fail(e: unknown): void {
@@ -246,9 +268,25 @@ export class TlsStreamConn {
   close(): void {
     if (this.#closed) throw new Deno.errors.BadResource("the connection was closed");
     this.#closed = true;
-    this.#socket.destroy();
-    this.#stream.close();
     this.#notify();
+    const socket = this.#socket;
+    const stream = this.#stream;
+    if (socket.destroyed || !socket.writable || stream.destroyed) {
+      stream.close();
+      return;
+    }
+    // A TLS close: close_notify (RFC 8446 §6.1) and whatever was written before it go out
+    // first, then the socket closes; a client that does not read them is closed anyway.
+    const timer = setTimeout(() => stream.close(), CLOSE_NOTIFY_WAIT);
+    try {
+      socket.end(() => {
+        clearTimeout(timer);
+        void stream.closeAfterWrites();
+      });
+    } catch {
+      clearTimeout(timer);
+      stream.close();
+    }
   }
 
   /** Whether the client ended its side before edgemux closed the connection. */

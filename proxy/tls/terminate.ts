@@ -1,11 +1,10 @@
 /**
- * `edge` and `reencrypt` routes. Two ways to end TLS, chosen per connection by what the client's
- * ClientHello offers:
- *
- * - no `h2` in its ALPN list (HTTP/1.1 clients, TLS-terminated TCP): `node:tls` on the client's own
- *   socket ({@link terminateHere}, node_tls.ts), one socket and no copy through loopback;
- * - `h2` offered: the outer half relays the client's bytes into the internal TLS listener (see
- *   terminator.ts), whose connections Deno's HTTP/2 server can serve.
+ * `edge` and `reencrypt` routes. By default the outer half relays the client's bytes into the
+ * internal TLS listener (see terminator.ts). With the `node` termination path
+ * ({@link TerminationPath}), a client whose ClientHello offers no `h2` (HTTP/1.1 clients,
+ * TLS-terminated TCP) has TLS ended on its own socket by `node:tls` instead ({@link terminateHere},
+ * node_tls.ts): one socket and no copy through loopback. h2 clients always take the internal
+ * listener, whose connections Deno's HTTP/2 server can serve.
  *
  * Either way the inner half ({@link serveTerminated}), once the handshake is done, serves HTTP/2
  * or HTTP/1.1 (by ALPN) or relays the decrypted stream to a TCP backend.
@@ -29,21 +28,28 @@ import { ClientSocketStream, serverOptions, TlsStreamConn } from "./node_tls.ts"
 import type { Terminator } from "./terminator.ts";
 
 /**
- * Which way clients that do not offer h2 are terminated: `node` (the default) ends TLS on the
- * client's socket with `node:tls`; `hop` sends them through the internal listener like h2
- * clients. Only tests and measurements change it (see {@link useTerminationPath}).
+ * Which way clients that do not offer h2 are terminated: `hop` (the default) sends them through
+ * the internal listener like h2 clients; `node` ends TLS on the client's socket with `node:tls`.
+ * Measured on Deno 2.9.6 (docs/deno-runtime.md §5), `node` served kept-alive HTTP/1.1 requests
+ * about 10 % faster but cost about 1.7× the CPU per handshake and carried bulk transfers at
+ * half the rate, so it is not the default. `EDGEMUX_TERMINATION=node` (when edgemux may read its
+ * environment) or {@link useTerminationPath} selects it.
  */
 export type TerminationPath = "node" | "hop";
 
-let path: TerminationPath = pathFromEnvironment();
+let path: TerminationPath | undefined;
 
-/** `EDGEMUX_TERMINATION=hop` in the environment (when edgemux may read it) picks the hop. */
+/**
+ * `EDGEMUX_TERMINATION=node`, read at the first terminated connection and only when the
+ * permission to read it was granted already (never a prompt; the packaged service cannot).
+ */
 function pathFromEnvironment(): TerminationPath {
+  const variable = "EDGEMUX_TERMINATION";
   try {
-    return Deno.env.get("EDGEMUX_TERMINATION") === "hop" ? "hop" : "node";
+    if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return "hop";
+    return Deno.env.get(variable) === "node" ? "node" : "hop";
   } catch {
-    // No permission to read it (the packaged service): the default.
-    return "node";
+    return "hop";
   }
 }
 
@@ -53,6 +59,14 @@ function pathFromEnvironment(): TerminationPath {
  */
 export function useTerminationPath(p: TerminationPath): void {
   path = p;
+}
+
+/** How many connections each path has terminated in this isolate (tests check which ran). */
+export const terminatedBy: Record<TerminationPath, number> = { node: 0, hop: 0 };
+
+/** The termination path of clients that do not offer h2, in this isolate. */
+export function terminationPath(): TerminationPath {
+  return path ??= pathFromEnvironment();
 }
 
 /**
@@ -76,9 +90,11 @@ export async function terminate(
     record.end = "no-certificate";
     return;
   }
-  if (path === "node" && !record.alpn.includes("h2")) {
+  if (!record.alpn.includes("h2") && terminationPath() === "node") {
+    terminatedBy.node++;
     return await terminateHere(conn, ctx, info, first, pending, terminator);
   }
+  terminatedBy.hop++;
   let inner: Deno.TcpConn;
   try {
     inner = await terminator.connect(info);
@@ -195,6 +211,8 @@ async function terminateHere(
   }
   const endedByClient = tlsConn.endedByClient;
   closeQuietly(tlsConn);
+  // The caller closes the client's socket when this returns: let close_notify go out first.
+  await stream.socketClosed;
   record.up += stream.up;
   record.down += stream.down;
   if (handshake.expired) {
