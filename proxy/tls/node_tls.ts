@@ -54,6 +54,9 @@ export class ClientSocketStream extends Duplex {
 
   constructor(conn: Deno.TcpConn, first: Uint8Array, pending: PendingRead | undefined) {
     super({ allowHalfOpen: true });
+    // Failures are seen through `failure` and the TLS socket; an 'error' event with no
+    // listener would be thrown.
+    this.on("error", () => {});
     this.#conn = conn;
     this.#first = first.length > 0 ? first : null;
     this.#pending = pending;
@@ -166,7 +169,7 @@ export class SecureContexts {
 }
 
 /**
- * The decrypted side of a `TLSSocket`, as the part of `Deno.Conn` that the HTTP/1.1 engine and
+ * The decrypted side of a `TLSSocket` whose handshake has finished, as the part of `Deno.Conn` that the HTTP/1.1 engine and
  * the relay use. Errors are Deno's: `BadResource` after a local close, `ConnectionReset` when the
  * client failed, so `isClosedLocally` and `isPeerGone` (proxy/net.ts) read them as before.
  */
@@ -185,6 +188,8 @@ export class TlsStreamConn {
   constructor(socket: tls.TLSSocket, stream: ClientSocketStream) {
     this.#socket = socket;
     this.#stream = stream;
+    // Built once the handshake is done; the client may have ended its side already.
+    if (socket.readableEnded) this.#ended = this.#endedByClient = true;
     socket.on("data", (chunk: Uint8Array) => {
       this.#queue.push(chunk);
       this.#queued += chunk.length;

@@ -186,8 +186,8 @@ async function terminateHere(
     stream as never,
     serverOptions(terminator.contexts.get(chosen), HTTP1_ONLY),
   );
-  const tlsConn = new TlsStreamConn(socket, stream);
-  const handshake = new Deadline(() => closeQuietly(tlsConn));
+  // Mid-handshake there is no TLS session to close: the deadline closes the socket itself.
+  const handshake = new Deadline(() => stream.close());
   ctx.deadlines.arm(handshake, ctx.listener.sniff.timeout);
   const secure = await new Promise<boolean>((resolve) => {
     socket.once("secure", () => resolve(true));
@@ -195,7 +195,9 @@ async function terminateHere(
     socket.once("close", () => resolve(false));
   });
   ctx.deadlines.disarm(handshake);
-  if (secure) {
+  let endedByClient = false;
+  if (secure && !handshake.expired) {
+    const tlsConn = new TlsStreamConn(socket, stream);
     // The client's socket failing while a response waits on its backend: end that wait.
     stream.once("error", () => info.onClientGone?.());
     stream.once("close", () => {
@@ -208,11 +210,18 @@ async function terminateHere(
       record.end ||= "internal-error";
       record.detail ??= `terminated connection: ${e instanceof Error ? e.message : String(e)}`;
     }
+    endedByClient = tlsConn.endedByClient;
+    closeQuietly(tlsConn);
+    // The caller closes the client's socket when this returns: let close_notify go out first.
+    await stream.socketClosed;
+  } else {
+    stream.close();
+    try {
+      socket.destroy();
+    } catch {
+      // Torn down already.
+    }
   }
-  const endedByClient = tlsConn.endedByClient;
-  closeQuietly(tlsConn);
-  // The caller closes the client's socket when this returns: let close_notify go out first.
-  await stream.socketClosed;
   record.up += stream.up;
   record.down += stream.down;
   if (handshake.expired) {
