@@ -10,6 +10,8 @@ import {
   listenTlsWithResolver,
   serveHttpOnConnection,
 } from "../proxy/_deno_internals.ts";
+import * as tls from "node:tls";
+import { ClientSocketStream, TlsStreamConn } from "../proxy/tls/node_tls.ts";
 import { readCert, readKey } from "./_helpers/certs.ts";
 import { connectTlsByName } from "./_helpers/websocket.ts";
 
@@ -153,6 +155,60 @@ Deno.test("closing a TLS connection whose handshake is stalled leaves its socket
     } catch {
       // Closed above.
     }
+    listener.close();
+  }
+});
+
+Deno.test("node:tls ends TLS on a Deno.TcpConn already read from, and closes with close_notify", async () => {
+  // The `node` termination path (proxy/tls/node_tls.ts, docs/deno-runtime.md §5): a server-side
+  // TLSSocket over a plain node Duplex that replays the bytes the sniffer took, then the socket.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const served = (async () => {
+    const conn = await listener.accept();
+    // The sniffer's read: some of the ClientHello is consumed before TLS starts.
+    const buf = new Uint8Array(8);
+    const n = (await conn.read(buf))!;
+    const stream = new ClientSocketStream(conn, buf.slice(0, n), undefined);
+    const context = tls.createSecureContext({
+      cert: readCert("edge-wildcard"),
+      key: readKey("edge-wildcard"),
+    });
+    const socket = new tls.TLSSocket(stream as never, {
+      isServer: true,
+      secureContext: context,
+      ALPNProtocols: ["http/1.1"],
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secure", resolve);
+      socket.once("error", reject);
+    });
+    const alpn = socket.alpnProtocol;
+    const tlsConn = new TlsStreamConn(socket, stream);
+    const got = new Uint8Array(64);
+    const m = (await tlsConn.read(got))!;
+    await tlsConn.write(encoder.encode(`echo ${decoder.decode(got.subarray(0, m))}`));
+    tlsConn.close();
+    await stream.socketClosed;
+    return alpn;
+  })();
+  try {
+    const { conn, alpn } = await connectTlsByName({
+      port,
+      serverName: "app.example.test",
+      caCerts: [readCert("ca")],
+      alpn: ["h2", "http/1.1"],
+    });
+    equal(alpn, "http/1.1");
+    await conn.write(encoder.encode("ping"));
+    const buf = new Uint8Array(64);
+    const n = (await conn.read(buf))!;
+    equal(decoder.decode(buf.subarray(0, n)), "echo ping");
+    // close_notify, not a bare end of stream (which rustls reports as UnexpectedEof).
+    equal(await conn.read(buf), null);
+    conn.close();
+    equal(await served, "http/1.1");
+  } finally {
     listener.close();
   }
 });

@@ -18,6 +18,7 @@ import { curlHttps } from "./_helpers/curl.ts";
 import { startEdgemux } from "./_helpers/edgemux.ts";
 import { sClient } from "./_helpers/openssl.ts";
 import { type BackgroundProcess, startProcess } from "./_helpers/process.ts";
+import { closedPort } from "./_helpers/reliability_kit.ts";
 import { requireTool } from "./_helpers/tools.ts";
 import { connectTlsByName, ConnReader, writeFully } from "./_helpers/websocket.ts";
 
@@ -243,6 +244,7 @@ version: 1
 ${EDGE_CERTIFICATES}
 backends:
   digest: { servers: ["127.0.0.1:${digest.port}"] }
+  dead: { servers: ["127.0.0.1:${closedPort()}"] }
   tls-echo:
     servers: ["127.0.0.1:${echo.port}"]
     tls: { ca: testdata/certs/ca.pem, server_name: backend.internal }
@@ -252,6 +254,7 @@ listeners:
     routes:
       - { name: tcp-edge, sni: tcp.example.test, edge: { tcp: digest } }
       - { name: tcp-reencrypt, sni: tcps.example.test, reencrypt: { tcp: tls-echo } }
+      - { name: tcp-dead, sni: dead.example.test, edge: { tcp: dead } }
 `);
   const port = edgemux.port("https");
   const caCerts = [readCert("ca")];
@@ -307,4 +310,25 @@ listeners:
     equal(rec.backend, "tls-echo");
     equal(echo.connections, 1);
   });
+
+  await t.step(
+    "edge tcp: a backend on a closed port ends the connection as upstream-refused",
+    async () => {
+      const { conn } = await connectTlsByName({
+        port,
+        serverName: "dead.example.test",
+        caCerts,
+        alpn: [],
+      });
+      try {
+        equal((await new ConnReader(conn).readToEnd(5000)).length, 0, "bytes from a dead backend");
+      } finally {
+        conn.close();
+      }
+      const rec = await edgemux.waitForRecord((r) => r.sni === "dead.example.test");
+      equal(rec.route, "tcp-dead");
+      equal(rec.backend, "dead");
+      equal(rec.end, "upstream-refused", JSON.stringify(rec));
+    },
+  );
 });

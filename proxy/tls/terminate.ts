@@ -1,11 +1,18 @@
 /**
- * `edge` and `reencrypt` routes: the outer half relays the client's bytes into the internal TLS
- * listener (see terminator.ts); the inner half, once the handshake is done, serves HTTP/2 or
- * HTTP/1.1 (by ALPN) or relays the decrypted stream to a TCP backend.
+ * `edge` and `reencrypt` routes. By default the outer half relays the client's bytes into the
+ * internal TLS listener (see terminator.ts). With the `node` termination path
+ * ({@link TerminationPath}), a client whose ClientHello offers no `h2` (HTTP/1.1 clients,
+ * TLS-terminated TCP) has TLS ended on its own socket by `node:tls` instead ({@link terminateHere},
+ * node_tls.ts): one socket and no copy through loopback. h2 clients always take the internal
+ * listener, whose connections Deno's HTTP/2 server can serve.
+ *
+ * Either way the inner half ({@link serveTerminated}), once the handshake is done, serves HTTP/2
+ * or HTTP/1.1 (by ALPN) or relays the decrypted stream to a TCP backend.
  *
  * @module
  */
 
+import * as tls from "node:tls";
 import type { Accepted, ListenerContext, Sniffed, TerminatedInfo } from "../context.ts";
 import { serveHttp1 } from "../http/h1.ts";
 import { serveHttp2 } from "../http/h2.ts";
@@ -16,7 +23,51 @@ import { closeQuietly, writeAll } from "../net.ts";
 import { admitToBackend } from "../limits.ts";
 import { warnUpstreamFailure } from "../backends/upstream.ts";
 import { Deadline } from "../deadlines.ts";
-import { relay, RelayControl } from "../relay.ts";
+import { type PendingRead, relay, RelayControl } from "../relay.ts";
+import { ClientSocketStream, serverOptions, TlsStreamConn } from "./node_tls.ts";
+import type { Terminator } from "./terminator.ts";
+
+/**
+ * Which way clients that do not offer h2 are terminated: `hop` (the default) sends them through
+ * the internal listener like h2 clients; `node` ends TLS on the client's socket with `node:tls`.
+ * Measured on Deno 2.9.6 (docs/deno-runtime.md §5), `node` served kept-alive HTTP/1.1 requests
+ * about 10 % faster but cost about 1.7× the CPU per handshake and carried bulk transfers at
+ * half the rate, so it is not the default. `EDGEMUX_TERMINATION=node` (when edgemux may read its
+ * environment) or {@link useTerminationPath} selects it.
+ */
+export type TerminationPath = "node" | "hop";
+
+let path: TerminationPath | undefined;
+
+/**
+ * `EDGEMUX_TERMINATION=node`, read at the first terminated connection and only when the
+ * permission to read it was granted already (never a prompt; the packaged service cannot).
+ */
+function pathFromEnvironment(): TerminationPath {
+  const variable = "EDGEMUX_TERMINATION";
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return "hop";
+    return Deno.env.get(variable) === "node" ? "node" : "hop";
+  } catch {
+    return "hop";
+  }
+}
+
+/**
+ * Chooses the termination path of clients that do not offer h2, for this isolate: the tests that
+ * run the terminated suite on the path that is not the default, and A/B measurements.
+ */
+export function useTerminationPath(p: TerminationPath): void {
+  path = p;
+}
+
+/** How many connections each path has terminated in this isolate (tests check which ran). */
+export const terminatedBy: Record<TerminationPath, number> = { node: 0, hop: 0 };
+
+/** The termination path of clients that do not offer h2, in this isolate. */
+export function terminationPath(): TerminationPath {
+  return path ??= pathFromEnvironment();
+}
 
 /**
  * After the inner half has ended, how long the outer relay may go without a byte before it is
@@ -42,6 +93,11 @@ export async function terminate(
     record.end = "no-certificate";
     return;
   }
+  if (!record.alpn.includes("h2") && terminationPath() === "node") {
+    terminatedBy.node++;
+    return await terminateHere(conn, ctx, info, first, pending, terminator);
+  }
+  terminatedBy.hop++;
   let inner: Deno.TcpConn;
   try {
     inner = await terminator.connect(info);
@@ -105,9 +161,84 @@ function outerIdleTimeout(ctx: ListenerContext): number {
   return ctx.listener.idleTimeout + longest;
 }
 
-/** The inner half: runs once the internal listener has finished the TLS handshake. */
+/** What a client that does not offer h2 is offered (the same as the internal listener, minus h2). */
+const HTTP1_ONLY = ["http/1.1"];
+
+/**
+ * Ends TLS on the client's own socket with `node:tls`: the certificate is chosen from the SNI the
+ * sniffer read (the terminator of the moment holds the current certificates), the handshake
+ * has `sniff.timeout` to finish, then the inner half serves the decrypted stream.
+ */
+async function terminateHere(
+  conn: Deno.TcpConn,
+  ctx: ListenerContext,
+  info: TerminatedInfo,
+  first: Uint8Array,
+  pending: PendingRead | undefined,
+  terminator: Terminator<TerminatedInfo>,
+): Promise<void> {
+  const record = info.record;
+  const chosen = terminator.choose(record.sni);
+  if (chosen === null) {
+    record.end = "no-certificate";
+    record.detail = `no certificate for "${record.sni ?? ""}"`;
+    return;
+  }
+  const stream = new ClientSocketStream(conn, first, pending);
+  const socket = new tls.TLSSocket(
+    stream as never,
+    serverOptions(terminator.contexts.get(chosen), HTTP1_ONLY),
+  );
+  // Mid-handshake there is no TLS session to close: the deadline closes the socket itself.
+  const handshake = new Deadline(() => stream.close());
+  ctx.deadlines.arm(handshake, ctx.listener.sniff.timeout);
+  const secure = await new Promise<boolean>((resolve) => {
+    socket.once("secure", () => resolve(true));
+    socket.once("error", () => resolve(false));
+    socket.once("close", () => resolve(false));
+  });
+  ctx.deadlines.disarm(handshake);
+  let endedByClient = false;
+  if (secure && !handshake.expired) {
+    const tlsConn = new TlsStreamConn(socket, stream);
+    // The client's socket failing while a response waits on its backend: end that wait.
+    stream.once("error", () => info.onClientGone?.());
+    stream.once("close", () => {
+      if (!tlsConn.closed) info.onClientGone?.();
+    });
+    try {
+      const alpn = typeof socket.alpnProtocol === "string" ? socket.alpnProtocol : null;
+      await serveTerminated(tlsConn as unknown as Deno.Conn, alpn, info);
+    } catch (e) {
+      record.end ||= "internal-error";
+      record.detail ??= `terminated connection: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    endedByClient = tlsConn.endedByClient;
+    closeQuietly(tlsConn);
+    // The caller closes the client's socket when this returns: let close_notify go out first.
+    await stream.socketClosed;
+  } else {
+    stream.close();
+    try {
+      socket.destroy();
+    } catch {
+      // Torn down already.
+    }
+  }
+  record.up += stream.up;
+  record.down += stream.down;
+  if (handshake.expired) {
+    record.end = "handshake-timeout";
+    record.detail = "TLS handshake not finished within sniff.timeout";
+  } else if (!record.end) {
+    if (stream.failure !== null) record.end = ctx.hardStop.aborted ? "shutdown" : "client-reset";
+    else record.end = endedByClient ? "client-closed" : "upstream-closed";
+  }
+}
+
+/** The inner half: runs once the TLS handshake has finished, on either path. */
 export async function serveTerminated(
-  conn: Deno.TlsConn,
+  conn: Deno.Conn,
   alpn: string | null,
   info: TerminatedInfo,
 ): Promise<void> {
@@ -122,7 +253,8 @@ export async function serveTerminated(
       const got = await pool.acquire(null, ctx.hardStop);
       if ("failure" in got) {
         record.server = got.server?.config.label ?? null;
-        record.detail = `${got.failure}: ${got.detail}`;
+        record.end = got.failure;
+        record.detail = got.detail;
         warnUpstreamFailure(record, got.failure);
         return;
       }
@@ -160,7 +292,7 @@ export async function serveTerminated(
     if (session.upstream !== null) closeQuietly(session.upstream.conn);
   };
   try {
-    if (alpn === "h2") await serveHttp2(conn, session);
+    if (alpn === "h2") await serveHttp2(conn as Deno.TlsConn, session);
     else await serveHttp1(conn, new BufferedReader(conn, ctx.deadlines, 4096), session);
   } finally {
     session.upstreams.close();

@@ -28,6 +28,7 @@ import {
 import { log } from "../observe/log.ts";
 import { localCause, noteLocalError } from "../backends/local_errors.ts";
 import { closeQuietly, noDelay } from "../net.ts";
+import { SecureContexts } from "./node_tls.ts";
 
 /** How much longer than the edge side's handshake deadline the internal one waits. */
 export const HANDSHAKE_BACKSTOP = 5_000;
@@ -61,6 +62,8 @@ export class Terminator<T extends TerminatorClient> {
   readonly #names = new Set<string>();
   readonly #accepting: Promise<void>;
   #closed = false;
+  /** `node:tls` contexts of the certificates `choose` gives (for terminate.ts's own path). */
+  readonly contexts: SecureContexts = new SecureContexts();
 
   /**
    * @param choose Certificate selection; called once per distinct name.
@@ -69,7 +72,7 @@ export class Terminator<T extends TerminatorClient> {
    * @param onFull Called once when {@link MAX_NAMES} distinct names have been seen.
    */
   constructor(
-    choose: CertificateChooser,
+    readonly choose: CertificateChooser,
     readonly handshakeTimeout: number,
     readonly onConnection: TerminatedHandler<T>,
     onFull: () => void,
