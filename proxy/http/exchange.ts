@@ -10,7 +10,7 @@
 import { ChunkedScanner } from "./wire/chunked.ts";
 import { parseResponseHead, type ResponseHead } from "./wire/head.ts";
 import { encodeLatin1Into } from "./wire/latin1.ts";
-import { closeQuietly, writeAll } from "../net.ts";
+import { closeQuietly, isClosedLocally, writeAll } from "../net.ts";
 import type { ServerState } from "../backends/backend.ts";
 import type { SharedEnd } from "../observe/records.ts";
 import type { BackendPool, DialFailure, UpstreamConn, UpstreamSet } from "./pool.ts";
@@ -118,6 +118,7 @@ export async function exchange(
       await writeAll(up.conn, req.head);
     } catch (e) {
       upstreams.release(up, false);
+      if (isClosedLocally(e)) return cancelled(up, signal);
       last = noAnswer(502, "upstream-reset", `sending the request failed: ${text(e)}`, up);
       // Nothing reached the server, so even a POST may go again.
       if (reused && !staleRetried) {
@@ -177,6 +178,7 @@ export async function exchange(
     }
     // The body task fails on its next write to the closed connection; nobody waits for it.
     upstreams.release(up, false);
+    if (result.kind === "cancelled") return cancelled(up, signal);
     // May this request go to another server? Only when it can be sent again unchanged and may
     // safely be processed twice (RFC 9110 §9.2.2).
     if (result.kind === "closed" && req.retriable && !bodyStarted) {
@@ -221,6 +223,25 @@ function dialFailure(f: DialFailure): NoAnswer {
   };
 }
 
+/**
+ * The exchange was cut from edgemux's side: the client's connection ended (which closes the
+ * upstream connections it held) or the stop's drain ran out. The server did nothing wrong, so
+ * this is neither retried nor counted against it: otherwise a client that sends requests and
+ * hangs up could take a healthy server out of rotation for every other client.
+ */
+function cancelled(up: UpstreamConn, signal: AbortSignal): NoAnswer {
+  return {
+    ok: false,
+    status: 502,
+    end: "client-closed",
+    detail: signal.aborted
+      ? "edgemux's stop closed the connections while the request waited for its response"
+      : "the client's connection ended while the request waited for its response",
+    server: up.server.config.label,
+    retryAfter: null,
+  };
+}
+
 function noAnswer(status: 502 | 504, end: SharedEnd, detail: string, up: UpstreamConn): NoAnswer {
   return { ok: false, status, end, detail, server: up.server.config.label, retryAfter: null };
 }
@@ -256,7 +277,9 @@ type HeadResult =
   | { kind: "head"; head: ResponseHead }
   | { kind: "timeout" }
   | { kind: "closed"; reason: string }
-  | { kind: "invalid"; reason: string };
+  | { kind: "invalid"; reason: string }
+  /** edgemux closed the connection itself (see {@link cancelled}). */
+  | { kind: "cancelled" };
 
 async function readResponseHead(
   reader: BufferedReader,
@@ -289,6 +312,7 @@ async function readResponseHead(
     try {
       n = await reader.fill(RESPONSE_HEAD_LIMITS.maxHeadBytes + 1, deadline - Date.now());
     } catch (e) {
+      if (isClosedLocally(e)) return { kind: "cancelled" };
       return { kind: "closed", reason: `the server reset the connection: ${text(e)}` };
     }
     if (n === TIMED_OUT) return { kind: "timeout" };

@@ -121,7 +121,10 @@ export class BackendPool {
         };
       }
       server.active--;
-      if (dialled.local === undefined) this.backend.connectFailed(server, dialled.detail);
+      // A dial that edgemux itself gave up (out of descriptors, or stopping) says nothing of the server.
+      if (dialled.local === undefined && !signal?.aborted) {
+        this.backend.connectFailed(server, dialled.detail);
+      }
       tried.add(server);
       last = { failure: dialled.failure, detail: dialled.detail, server };
     }

@@ -153,7 +153,9 @@ export class BufferedReader {
    * already woken (the caller must not use the connection).
    */
   claim(): boolean {
-    if (this.#pending === null) return this.available === 0 && !this.#deadline.expired;
+    // An expired watch has closed the connection, even if its read has not reported back yet.
+    if (this.#deadline.expired) return false;
+    if (this.#pending === null) return this.available === 0;
     this.deadlines.disarm(this.#deadline);
     return true;
   }
