@@ -61,6 +61,7 @@ export type {
   RequestEnd,
   RequestObserver,
   RequestRecord,
+  UpstreamEnd,
 } from "./proxy/observe/records.ts";
 export { END_REASONS, endSource, REQUEST_END_REASONS } from "./proxy/observe/records.ts";
 export { prepareConfig, type PreparedConfig, type PrepareOptions } from "./proxy/prepare.ts";

@@ -16,6 +16,23 @@ import type { Protocol } from "../../config/types.ts";
 export type EndSource = "downstream" | "upstream" | "proxy";
 
 /**
+ * The ends caused by the backend's side, the same for a connection and for a request: its server
+ * closed, reset, refused, timed out, could not be reached or failed TLS, answered with something
+ * that is not HTTP, or no server could take the connection.
+ */
+export type UpstreamEnd =
+  | "upstream-closed"
+  | "upstream-reset"
+  | "upstream-refused"
+  | "upstream-timeout"
+  | "upstream-unreachable"
+  | "upstream-tls"
+  | "upstream-invalid"
+  | "upstream-limit"
+  | "no-server-up"
+  | "server-full";
+
+/**
  * How a connection ended: the access log's `end`, the `end` label of `edgemux_connections_total`.
  * Client-side ends are named `client-*`, server-side ends `upstream-*` (docs/metrics.md says what
  * each means).
@@ -37,16 +54,7 @@ export type EndReason =
   | "keepalive-timeout"
   | "bad-request"
   | "bad-body"
-  | "upstream-closed"
-  | "upstream-reset"
-  | "upstream-refused"
-  | "upstream-timeout"
-  | "upstream-unreachable"
-  | "upstream-tls"
-  | "upstream-invalid"
-  | "upstream-limit"
-  | "no-server-up"
-  | "server-full"
+  | UpstreamEnd
   | "no-route"
   | "rejected"
   | "redirected"
@@ -141,16 +149,7 @@ export type RequestEnd =
   | "request-timeout"
   | "client-closed"
   | "client-timeout"
-  | "upstream-closed"
-  | "upstream-reset"
-  | "upstream-refused"
-  | "upstream-timeout"
-  | "upstream-unreachable"
-  | "upstream-tls"
-  | "upstream-invalid"
-  | "upstream-limit"
-  | "no-server-up"
-  | "server-full"
+  | UpstreamEnd
   | "local-resource"
   | "internal-error";
 
