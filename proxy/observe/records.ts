@@ -73,6 +73,20 @@ export type EndReason =
   | "local-resource"
   | "internal-error";
 
+/** The {@link UpstreamEnd}s, in one place for connections and requests alike. */
+const UPSTREAM_ENDS: Readonly<Record<UpstreamEnd, "upstream">> = {
+  "upstream-closed": "upstream",
+  "upstream-reset": "upstream",
+  "upstream-refused": "upstream",
+  "upstream-timeout": "upstream",
+  "upstream-unreachable": "upstream",
+  "upstream-tls": "upstream",
+  "upstream-invalid": "upstream",
+  "upstream-limit": "upstream",
+  "no-server-up": "upstream",
+  "server-full": "upstream",
+};
+
 /**
  * Every way a connection can end, with the side that ended it. Client-side ends are named
  * `client-*` (and the sniffing, PROXY header and request phases that wait on the client);
@@ -97,16 +111,7 @@ const CONNECTION_ENDS: Readonly<Record<EndReason, EndSource>> = {
   "keepalive-timeout": "downstream",
   "bad-request": "downstream",
   "bad-body": "downstream",
-  "upstream-closed": "upstream",
-  "upstream-reset": "upstream",
-  "upstream-refused": "upstream",
-  "upstream-timeout": "upstream",
-  "upstream-unreachable": "upstream",
-  "upstream-tls": "upstream",
-  "upstream-invalid": "upstream",
-  "upstream-limit": "upstream",
-  "no-server-up": "upstream",
-  "server-full": "upstream",
+  ...UPSTREAM_ENDS,
   "no-route": "proxy",
   "rejected": "proxy",
   "redirected": "proxy",
@@ -170,16 +175,7 @@ const REQUEST_ENDS: Readonly<Record<RequestEnd, EndSource>> = {
   "request-timeout": "downstream",
   "client-closed": "downstream",
   "client-timeout": "downstream",
-  "upstream-closed": "upstream",
-  "upstream-reset": "upstream",
-  "upstream-refused": "upstream",
-  "upstream-timeout": "upstream",
-  "upstream-unreachable": "upstream",
-  "upstream-tls": "upstream",
-  "upstream-invalid": "upstream",
-  "upstream-limit": "upstream",
-  "no-server-up": "upstream",
-  "server-full": "upstream",
+  ...UPSTREAM_ENDS,
   "local-resource": "proxy",
   "internal-error": "proxy",
 };

@@ -19,6 +19,7 @@ import { serveHttp2 } from "../http/h2.ts";
 import { UPSTREAMS_PER_CONNECTION, UpstreamSet } from "../http/pool.ts";
 import { BufferedReader } from "../http/reader.ts";
 import type { HttpSession } from "../http/session.ts";
+import type { EndReason, OpenAccessRecord } from "../observe/records.ts";
 import { closeQuietly, writeAll } from "../net.ts";
 import { admitToBackend } from "../limits.ts";
 import { warnUpstreamFailure } from "../backends/upstream.ts";
@@ -142,16 +143,29 @@ export async function terminate(
   });
   ctx.deadlines.disarm(handshake);
   terminator.forget(inner, info);
-  record.up += result.up;
-  record.down += result.down;
+  // From the client's side the inner half is "the server" (unless it said why it ended).
+  settle(record, handshake, result, result.end);
+  info.onClientGone?.();
+}
+
+/**
+ * Adds a terminated connection's bytes to its record and sets its end: a handshake that ran out
+ * of time says so; otherwise the inner half's own reason stands, or `fallback` when it gave none.
+ */
+function settle(
+  record: OpenAccessRecord,
+  handshake: Deadline,
+  bytes: { up: number; down: number },
+  fallback: EndReason,
+): void {
+  record.up += bytes.up;
+  record.down += bytes.down;
   if (handshake.expired) {
     record.end = "handshake-timeout";
     record.detail = "TLS handshake not finished within sniff.timeout";
   } else {
-    // From the client's side the inner half is "the server" (unless it said why it ended).
-    record.end ??= result.end;
+    record.end ??= fallback;
   }
-  info.onClientGone?.();
 }
 
 /** The idle bound of the client ↔ internal-listener relay of a terminated connection. */
@@ -225,15 +239,12 @@ async function terminateHere(
       // Torn down already.
     }
   }
-  record.up += stream.up;
-  record.down += stream.down;
-  if (handshake.expired) {
-    record.end = "handshake-timeout";
-    record.detail = "TLS handshake not finished within sniff.timeout";
-  } else if (!record.end) {
-    if (stream.failure !== null) record.end = ctx.hardStop.aborted ? "shutdown" : "client-reset";
-    else record.end = endedByClient ? "client-closed" : "upstream-closed";
-  }
+  const fallback: EndReason = stream.failure !== null
+    ? ctx.hardStop.aborted ? "shutdown" : "client-reset"
+    : endedByClient
+    ? "client-closed"
+    : "upstream-closed";
+  settle(record, handshake, stream, fallback);
 }
 
 /** The inner half: runs once the TLS handshake has finished, on either path. */
